@@ -1,0 +1,674 @@
+//! The interpreter: runs parsed command lines against a [`Host`] that provides the commands.
+//!
+//! Every command gets stdin, stdout and stderr as streams ([`Io`]), so redirections and pipes work
+//! the same for built-ins and programs. Pipelines run stage by stage, each stage's output feeding
+//! the next one's input.
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::rc::Rc;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::fmt;
+
+use crate::parse::{self, AndOr, Command, Connector, Part, RedirKind, Target, Word};
+
+/// Exit status of a command stopped by Ctrl-C (128 + SIGINT, as in Unix shells).
+pub const STATUS_INTERRUPTED: i32 = 130;
+/// Exit status of a command that was not found.
+pub const STATUS_NOT_FOUND: i32 = 127;
+/// Exit status of a syntax error.
+pub const STATUS_SYNTAX: i32 = 2;
+
+/// The console the shell runs on.
+pub trait Terminal {
+    /// Writes bytes to the screen (`\n` is a newline; the terminal handles `\r`).
+    fn write(&mut self, data: &[u8]);
+    /// Reads keyboard input for a program, blocking until some arrives. Returns 0 at end of input
+    /// (Ctrl-D) or when Ctrl-C was pressed.
+    fn read(&mut self, buf: &mut [u8]) -> usize;
+    /// True once Ctrl-C was pressed while a command runs.
+    fn interrupted(&mut self) -> bool {
+        false
+    }
+}
+
+/// Where a command's output goes.
+#[derive(Clone)]
+pub enum Sink {
+    /// The console.
+    Terminal,
+    /// Collected in memory (a pipe stage or a file redirection).
+    Buffer(Rc<RefCell<Vec<u8>>>),
+    /// Discarded.
+    Null,
+}
+
+impl Sink {
+    fn buffer() -> (Sink, Rc<RefCell<Vec<u8>>>) {
+        let b = Rc::new(RefCell::new(Vec::new()));
+        (Sink::Buffer(b.clone()), b)
+    }
+}
+
+/// Where a command's input comes from.
+pub enum Source {
+    /// The console keyboard.
+    Terminal,
+    /// Bytes from a file or the previous pipe stage.
+    Bytes { data: Vec<u8>, pos: usize },
+}
+
+/// The three standard streams of a running command.
+pub struct Io<'a> {
+    pub stdin: Source,
+    pub stdout: Sink,
+    pub stderr: Sink,
+    term: &'a mut dyn Terminal,
+}
+
+impl<'a> Io<'a> {
+    /// Streams that all lead to the console.
+    pub fn terminal(term: &'a mut dyn Terminal) -> Self {
+        Io {
+            stdin: Source::Terminal,
+            stdout: Sink::Terminal,
+            stderr: Sink::Terminal,
+            term,
+        }
+    }
+
+    fn write_to(&mut self, which: u8, data: &[u8]) {
+        let sink = if which == 1 {
+            &self.stdout
+        } else {
+            &self.stderr
+        };
+        match sink {
+            Sink::Terminal => self.term.write(data),
+            Sink::Buffer(b) => b.borrow_mut().extend_from_slice(data),
+            Sink::Null => {}
+        }
+    }
+
+    /// Writes to stdout.
+    pub fn out(&mut self, data: &[u8]) {
+        self.write_to(1, data);
+    }
+
+    /// Writes to stderr.
+    pub fn err(&mut self, data: &[u8]) {
+        self.write_to(2, data);
+    }
+
+    /// Formats to stdout.
+    pub fn print(&mut self, args: fmt::Arguments<'_>) {
+        let s = alloc::fmt::format(args);
+        self.out(s.as_bytes());
+    }
+
+    /// Formats to stderr.
+    pub fn eprint(&mut self, args: fmt::Arguments<'_>) {
+        let s = alloc::fmt::format(args);
+        self.err(s.as_bytes());
+    }
+
+    /// Reads stdin; 0 means end of input.
+    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        match &mut self.stdin {
+            Source::Terminal => self.term.read(buf),
+            Source::Bytes { data, pos } => {
+                let n = buf.len().min(data.len() - *pos);
+                buf[..n].copy_from_slice(&data[*pos..*pos + n]);
+                *pos += n;
+                n
+            }
+        }
+    }
+
+    /// Reads all of stdin.
+    pub fn read_all(&mut self) -> Vec<u8> {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 512];
+        loop {
+            let n = self.read(&mut buf);
+            if n == 0 {
+                return all;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// True when stdout is the console (programs may then colour or paginate).
+    pub fn stdout_is_terminal(&self) -> bool {
+        matches!(self.stdout, Sink::Terminal)
+    }
+
+    /// True once Ctrl-C was pressed.
+    pub fn interrupted(&mut self) -> bool {
+        self.term.interrupted()
+    }
+
+    /// The console itself.
+    pub fn terminal_mut(&mut self) -> &mut dyn Terminal {
+        self.term
+    }
+}
+
+/// What the shell needs from the system: commands, files and background jobs.
+pub trait Host {
+    /// Runs a command the interpreter does not implement itself; returns its exit status.
+    /// Return `None` when there is no such command.
+    fn run(&mut self, shell: &mut Shell, argv: &[String], io: &mut Io<'_>) -> Option<i32>;
+    /// Reads a whole file for `<` redirection (path as typed, relative to the current directory).
+    fn read_file(&mut self, shell: &Shell, path: &str) -> Result<Vec<u8>, String>;
+    /// Writes to a file for `>`/`>>` redirection, creating it; truncates first unless `append`.
+    fn write_file(
+        &mut self,
+        shell: &Shell,
+        path: &str,
+        data: &[u8],
+        append: bool,
+    ) -> Result<(), String>;
+    /// Starts a list item in the background (`cmd &`); returns its status.
+    fn background(&mut self, _shell: &mut Shell, item: &AndOr, io: &mut Io<'_>) -> i32 {
+        io.eprint(format_args!(
+            "keel: {}: background jobs are not available yet\n",
+            item.text
+        ));
+        1
+    }
+}
+
+/// One-line help for the commands the interpreter itself implements.
+pub const BUILTINS: &[(&str, &str)] = &[
+    ("echo", "echo [-n] [ARG...]: print the arguments"),
+    ("true", "true: do nothing, successfully"),
+    ("false", "false: do nothing, unsuccessfully"),
+    ("env", "env: list the environment variables"),
+    ("export", "export NAME=VALUE...: set environment variables"),
+    ("unset", "unset NAME...: remove environment variables"),
+];
+
+/// The interpreter state: variables and the last exit status.
+#[derive(Default)]
+pub struct Shell {
+    /// Environment variables (all exported to programs).
+    pub vars: BTreeMap<String, String>,
+    /// Status of the last command (`$?`).
+    pub status: i32,
+    /// Set by `exit`: the shell should stop.
+    pub exit_requested: Option<i32>,
+}
+
+fn is_assignment(s: &str) -> Option<(&str, &str)> {
+    let (name, value) = s.split_once('=')?;
+    let mut cs = name.chars();
+    let ok = cs
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    ok.then_some((name, value))
+}
+
+impl Shell {
+    /// A shell with no variables.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Value of a variable, if set.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
+    /// Expands `$` parts of a word.
+    pub fn expand(&self, w: &Word) -> String {
+        let mut s = String::new();
+        for p in &w.parts {
+            match p {
+                Part::Lit(l) => s.push_str(l),
+                Part::Var(v) => s.push_str(self.var(v).unwrap_or("")),
+                Part::Status => s.push_str(&self.status.to_string()),
+            }
+        }
+        s
+    }
+
+    /// Parses and runs one command line; returns the final status (also kept in `$?`).
+    pub fn run_line(&mut self, line: &str, host: &mut dyn Host, term: &mut dyn Terminal) -> i32 {
+        let script = match parse::parse(line) {
+            Ok(s) => s,
+            Err(e) => {
+                let col = line.get(..e.pos).map_or(e.pos, |p| p.chars().count());
+                let msg = format!("keel: {e}\n  {line}\n  {:col$}^\n", "");
+                term.write(msg.as_bytes());
+                self.status = STATUS_SYNTAX;
+                return self.status;
+            }
+        };
+        for item in &script.items {
+            if item.background {
+                let mut io = Io::terminal(term);
+                self.status = host.background(self, item, &mut io);
+                continue;
+            }
+            self.run_and_or(item, host, term);
+            if self.exit_requested.is_some() || self.status == STATUS_INTERRUPTED {
+                break;
+            }
+        }
+        self.status
+    }
+
+    fn run_and_or(&mut self, item: &AndOr, host: &mut dyn Host, term: &mut dyn Terminal) {
+        for (conn, pipeline) in &item.pipelines {
+            let run = match conn {
+                Connector::First => true,
+                Connector::And => self.status == 0,
+                Connector::Or => self.status != 0,
+            };
+            if !run {
+                continue;
+            }
+            let mut input: Option<Vec<u8>> = None;
+            let n = pipeline.commands.len();
+            for (i, cmd) in pipeline.commands.iter().enumerate() {
+                let last = i + 1 == n;
+                let (stdout, captured) = if last {
+                    (Sink::Terminal, None)
+                } else {
+                    let (s, b) = Sink::buffer();
+                    (s, Some(b))
+                };
+                let stdin = match input.take() {
+                    Some(data) => Source::Bytes { data, pos: 0 },
+                    None if i > 0 => Source::Bytes {
+                        data: Vec::new(),
+                        pos: 0,
+                    },
+                    None => Source::Terminal,
+                };
+                let io = Io {
+                    stdin,
+                    stdout,
+                    stderr: Sink::Terminal,
+                    term: &mut *term,
+                };
+                self.status = self.run_command(cmd, host, io);
+                if let Some(b) = captured {
+                    input = Some(core::mem::take(&mut *b.borrow_mut()));
+                }
+                if self.status == STATUS_INTERRUPTED || self.exit_requested.is_some() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn run_command(&mut self, cmd: &Command, host: &mut dyn Host, mut io: Io<'_>) -> i32 {
+        let mut argv: Vec<String> = cmd.words.iter().map(|w| self.expand(w)).collect();
+        // Leading NAME=VALUE words are assignments.
+        let n_assign = argv
+            .iter()
+            .take_while(|a| is_assignment(a).is_some())
+            .count();
+        let assigns: Vec<(String, String)> = argv
+            .drain(..n_assign)
+            .filter_map(|a| is_assignment(&a).map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+
+        // Redirections, left to right. Files written by `>` are filled after the command ends.
+        let mut pending: Vec<(String, Rc<RefCell<Vec<u8>>>)> = Vec::new();
+        for r in &cmd.redirects {
+            let sink_ref = |io: &mut Io<'_>, fd: u32, s: Sink| {
+                if fd == 2 {
+                    io.stderr = s;
+                } else {
+                    io.stdout = s;
+                }
+            };
+            if r.fd > 2 {
+                io.eprint(format_args!(
+                    "keel: {}: only descriptors 0, 1 and 2 can be redirected\n",
+                    r.fd
+                ));
+                return 1;
+            }
+            match (&r.target, r.kind) {
+                (Target::Fd(to), RedirKind::Dup) => {
+                    let s = match to {
+                        1 => io.stdout.clone(),
+                        2 => io.stderr.clone(),
+                        _ => {
+                            io.eprint(format_args!("keel: {to}: bad file descriptor\n"));
+                            return 1;
+                        }
+                    };
+                    sink_ref(&mut io, r.fd, s);
+                }
+                (Target::File(w), kind) => {
+                    let path = self.expand(w);
+                    if path.is_empty() {
+                        io.eprint(format_args!("keel: ambiguous redirect: empty file name\n"));
+                        return 1;
+                    }
+                    match kind {
+                        RedirKind::Read => match host.read_file(self, &path) {
+                            Ok(data) => io.stdin = Source::Bytes { data, pos: 0 },
+                            Err(e) => {
+                                io.eprint(format_args!("keel: {path}: {e}\n"));
+                                return 1;
+                            }
+                        },
+                        _ => {
+                            let append = kind == RedirKind::Append;
+                            if let Err(e) = host.write_file(self, &path, &[], append) {
+                                io.eprint(format_args!("keel: {path}: {e}\n"));
+                                return 1;
+                            }
+                            let (s, b) = Sink::buffer();
+                            sink_ref(&mut io, r.fd, s);
+                            pending.push((path, b));
+                        }
+                    }
+                }
+                (Target::Fd(_), _) => return 1,
+            }
+        }
+
+        let status = if argv.is_empty() {
+            for (k, v) in assigns {
+                self.vars.insert(k, v);
+            }
+            0
+        } else {
+            // Assignments before a command apply to that command only.
+            let saved: Vec<(String, Option<String>)> = assigns
+                .into_iter()
+                .map(|(k, v)| {
+                    let old = self.vars.insert(k.clone(), v);
+                    (k, old)
+                })
+                .collect();
+            let status = self.dispatch(&argv, host, &mut io);
+            for (k, old) in saved.into_iter().rev() {
+                match old {
+                    Some(v) => self.vars.insert(k, v),
+                    None => self.vars.remove(&k),
+                };
+            }
+            status
+        };
+
+        for (path, buf) in pending {
+            let data = core::mem::take(&mut *buf.borrow_mut());
+            if data.is_empty() {
+                continue;
+            }
+            if let Err(e) = host.write_file(self, &path, &data, true) {
+                io.term.write(format!("keel: {path}: {e}\n").as_bytes());
+                return 1;
+            }
+        }
+        status
+    }
+
+    fn dispatch(&mut self, argv: &[String], host: &mut dyn Host, io: &mut Io<'_>) -> i32 {
+        let args = &argv[1..];
+        match argv[0].as_str() {
+            "true" => 0,
+            "false" => 1,
+            "echo" => {
+                let (newline, words) = match args.first().map(String::as_str) {
+                    Some("-n") => (false, &args[1..]),
+                    _ => (true, args),
+                };
+                let mut s = words.join(" ");
+                if newline {
+                    s.push('\n');
+                }
+                io.out(s.as_bytes());
+                0
+            }
+            "env" => {
+                let mut s = String::new();
+                for (k, v) in &self.vars {
+                    s.push_str(&format!("{k}={v}\n"));
+                }
+                io.out(s.as_bytes());
+                0
+            }
+            "export" => {
+                let mut status = 0;
+                for a in args {
+                    match is_assignment(a) {
+                        Some((k, v)) => {
+                            self.vars.insert(k.to_string(), v.to_string());
+                        }
+                        None if self.vars.contains_key(a.as_str()) => {}
+                        None => {
+                            io.eprint(format_args!("export: '{a}': not NAME=VALUE\n"));
+                            status = 1;
+                        }
+                    }
+                }
+                status
+            }
+            "unset" => {
+                for a in args {
+                    self.vars.remove(a.as_str());
+                }
+                0
+            }
+            name => match host.run(self, argv, io) {
+                Some(status) => status,
+                None => {
+                    io.eprint(format_args!(
+                        "keel: {name}: command not found (try 'help')\n"
+                    ));
+                    STATUS_NOT_FOUND
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[derive(Default)]
+    struct Term {
+        out: Vec<u8>,
+    }
+
+    impl Terminal for Term {
+        fn write(&mut self, data: &[u8]) {
+            self.out.extend_from_slice(data);
+        }
+        fn read(&mut self, _: &mut [u8]) -> usize {
+            0
+        }
+    }
+
+    /// A host with `upper` (stdin to upper case), `fail N`, `count` (bytes on stdin), `say`
+    /// (stdout and stderr) and a tiny in-memory file table.
+    #[derive(Default)]
+    struct TestHost {
+        files: BTreeMap<String, Vec<u8>>,
+        ran: Vec<String>,
+    }
+
+    impl Host for TestHost {
+        fn run(&mut self, shell: &mut Shell, argv: &[String], io: &mut Io<'_>) -> Option<i32> {
+            self.ran.push(argv.join(" "));
+            Some(match argv[0].as_str() {
+                "upper" => {
+                    let d = io.read_all();
+                    io.out(&d.to_ascii_uppercase());
+                    0
+                }
+                "fail" => argv.get(1).and_then(|s| s.parse().ok()).unwrap_or(1),
+                "count" => {
+                    let n = io.read_all().len();
+                    io.print(format_args!("{n}\n"));
+                    0
+                }
+                "say" => {
+                    io.out(b"out\n");
+                    io.err(b"err\n");
+                    0
+                }
+                "getvar" => {
+                    let v = shell.var(&argv[1]).unwrap_or("-").to_string();
+                    io.print(format_args!("{v}\n"));
+                    0
+                }
+                "exit" => {
+                    shell.exit_requested = Some(0);
+                    0
+                }
+                "interrupt" => STATUS_INTERRUPTED,
+                _ => return None,
+            })
+        }
+        fn read_file(&mut self, _: &Shell, path: &str) -> Result<Vec<u8>, String> {
+            self.files
+                .get(path)
+                .cloned()
+                .ok_or_else(|| "no such file or directory".into())
+        }
+        fn write_file(
+            &mut self,
+            _: &Shell,
+            path: &str,
+            data: &[u8],
+            append: bool,
+        ) -> Result<(), String> {
+            if path.starts_with("/ro/") {
+                return Err("read-only file system".into());
+            }
+            let f = self.files.entry(path.into()).or_default();
+            if !append {
+                f.clear();
+            }
+            f.extend_from_slice(data);
+            Ok(())
+        }
+    }
+
+    fn run(lines: &[&str]) -> (String, TestHost, Shell) {
+        let mut sh = Shell::new();
+        let mut host = TestHost::default();
+        let mut term = Term::default();
+        for l in lines {
+            sh.run_line(l, &mut host, &mut term);
+        }
+        (String::from_utf8(term.out).unwrap(), host, sh)
+    }
+
+    #[test]
+    fn echo_and_variables() {
+        let (out, _, _) = run(&[
+            "echo hello   world",
+            "X=1",
+            "echo $X ${X}2 \"$X 3\" '$X'",
+            "echo -n a; echo b",
+        ]);
+        assert_eq!(out, "hello world\n1 12 1 3 $X\nab\n");
+    }
+
+    #[test]
+    fn status_and_connectors() {
+        let (out, _, sh) = run(&[
+            "fail 3",
+            "echo $?",
+            "false && echo no || echo yes",
+            "true && echo a && echo b",
+            "true || echo no",
+        ]);
+        assert_eq!(out, "3\nyes\na\nb\n");
+        assert_eq!(sh.status, 0);
+        let (out, _, sh) = run(&["nosuch"]);
+        assert!(out.contains("nosuch: command not found"));
+        assert_eq!(sh.status, STATUS_NOT_FOUND);
+    }
+
+    #[test]
+    fn pipes_between_commands() {
+        let (out, host, _) = run(&[
+            "echo abc | upper",
+            "echo abc | upper | count",
+            "say | count",
+        ]);
+        assert_eq!(out, "ABC\n4\nerr\n4\n");
+        assert_eq!(host.ran.len(), 5);
+    }
+
+    #[test]
+    fn redirections() {
+        let (out, host, _) = run(&[
+            "echo one > f",
+            "echo two >> f",
+            "upper < f",
+            "say 2> e > o",
+            "say > b 2>&1",
+            "count < nope",
+        ]);
+        assert_eq!(host.files["f"], b"one\ntwo\n");
+        assert_eq!(host.files["e"], b"err\n");
+        assert_eq!(host.files["o"], b"out\n");
+        assert_eq!(host.files["b"], b"out\nerr\n");
+        assert_eq!(out, "ONE\nTWO\nkeel: nope: no such file or directory\n");
+        let (out, host, sh) = run(&["echo x > /ro/f"]);
+        assert_eq!(out, "keel: /ro/f: read-only file system\n");
+        assert!(!host.files.contains_key("/ro/f"));
+        assert_eq!(sh.status, 1);
+        // `> f` alone creates an empty file.
+        let (_, host, _) = run(&["> empty"]);
+        assert_eq!(host.files["empty"], b"");
+    }
+
+    #[test]
+    fn syntax_errors_run_nothing() {
+        let (out, host, sh) = run(&["say; echo 'oops"]);
+        assert_eq!(
+            out,
+            "keel: syntax error at column 11: unclosed ' quote\n  say; echo 'oops\n            ^\n"
+        );
+        assert!(host.ran.is_empty());
+        assert_eq!(sh.status, STATUS_SYNTAX);
+    }
+
+    #[test]
+    fn export_unset_env_and_prefix_assignments() {
+        let (out, _, sh) = run(&[
+            "export A=1 B=2",
+            "unset A",
+            "env",
+            "C=3 getvar C",
+            "getvar C",
+            "export 1x",
+        ]);
+        assert_eq!(out, "B=2\n3\n-\nexport: '1x': not NAME=VALUE\n");
+        assert_eq!(sh.status, 1);
+    }
+
+    #[test]
+    fn exit_and_interrupt_stop_the_line() {
+        let (out, _, sh) = run(&["exit; echo after"]);
+        assert_eq!(out, "");
+        assert_eq!(sh.exit_requested, Some(0));
+        let (out, _, _) = run(&["interrupt; echo after"]);
+        assert_eq!(out, "");
+    }
+
+    #[test]
+    fn background_is_reported_until_jobs_exist() {
+        let (out, _, _) = run(&["say &"]);
+        assert!(out.contains("background jobs are not available yet"));
+        let _ = vec![0];
+    }
+}
