@@ -1,1 +1,74 @@
-fn main() {}
+//! `cargo xtask`: builds Keel's boot image, runs it in QEMU, tests and benchmarks it.
+//!
+//! Runs on the default stable toolchain; it installs the pinned nightly that builds the kernel.
+
+mod build;
+mod qemu;
+mod tests;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  build                 build the kernel and the boot files into target/keel/
+  run [options]         build, then boot Keel in QEMU with its shell on this terminal
+                        (stdin not a terminal: run it as a script, line by line)
+  test [FILTER]         host unit tests, then boot tests in QEMU (FILTER: only matching boot tests)
+  lint                  rustfmt --check and clippy -D warnings on every crate and the kernel
+  setup                 install what the build needs (pinned toolchain, QEMU)
+
+run options:
+  --gui                 open a QEMU window (machine q35) instead of the serial console only
+  --mem SIZE            guest memory, e.g. 512M, 2G (default 512M)
+  --accel auto|kvm|tcg  accelerator (default auto: KVM only with kvm_intel/kvm_amd loaded)
+  --machine microvm|q35 machine type (default microvm; --gui implies q35)
+  --append ARGS         kernel command line (e.g. quiet)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build") => build::build_all().map(|_| 0),
+        Some("run") => run(&args[1..]),
+        Some("test") => tests::run_all(&args[1..]),
+        Some("lint") => build::lint().map(|_| 0),
+        Some("setup") => build::setup().map(|_| 0),
+        Some("-h" | "--help" | "help") | None => {
+            print!("{USAGE}");
+            Ok(0)
+        }
+        Some(other) => Err(format!("unknown command '{other}'\n\n{USAGE}")),
+    };
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<i32, String> {
+    let mut opts = qemu::Options::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--gui" => opts.gui = true,
+            "--mem" => opts.mem = value("--mem")?,
+            "--accel" => opts.accel = value("--accel")?.parse()?,
+            "--machine" => opts.machine = Some(value("--machine")?),
+            "--append" => opts.append = value("--append")?,
+            other => return Err(format!("run: unknown option '{other}'\n\n{USAGE}")),
+        }
+    }
+    let image = build::build_all()?;
+    if std::io::stdin().is_terminal() || opts.gui {
+        qemu::interactive(&image, &opts)
+    } else {
+        qemu::script(&image, &opts)
+    }
+}

@@ -254,6 +254,9 @@ impl Shell {
                 continue;
             }
             self.run_and_or(item, host, term);
+            if term.interrupted() {
+                self.status = STATUS_INTERRUPTED;
+            }
             if self.exit_requested.is_some() || self.status == STATUS_INTERRUPTED {
                 break;
             }
@@ -412,6 +415,14 @@ impl Shell {
             }
         }
         status
+    }
+
+    /// Runs one already-expanded command (for built-ins such as `time CMD` that run another).
+    pub fn run_argv(&mut self, argv: &[String], host: &mut dyn Host, io: &mut Io<'_>) -> i32 {
+        if argv.is_empty() {
+            return 0;
+        }
+        self.dispatch(argv, host, io)
     }
 
     fn dispatch(&mut self, argv: &[String], host: &mut dyn Host, io: &mut Io<'_>) -> i32 {

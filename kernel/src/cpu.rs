@@ -1,0 +1,312 @@
+//! CPU tables: GDT with a TSS (separate stacks for double faults), IDT with exception reports,
+//! the legacy PIC for timer and serial interrupts.
+
+use core::fmt::Write;
+
+use pic8259::ChainedPics;
+use spin::{Lazy, Mutex};
+use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
+use x86_64::instructions::tables::load_tss;
+use x86_64::registers::control::Cr2;
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
+use x86_64::structures::tss::TaskStateSegment;
+use x86_64::VirtAddr;
+
+use crate::serial::emergency_write;
+
+/// IST slot used by the double-fault handler.
+const DOUBLE_FAULT_IST: u16 = 0;
+/// IST slot used by the page-fault handler, so a stack overflow can still be reported.
+const PAGE_FAULT_IST: u16 = 1;
+const IST_STACK_SIZE: usize = 32 * 1024;
+
+/// First vector of the remapped PIC interrupts.
+pub const PIC_OFFSET: u8 = 32;
+pub const IRQ_TIMER: u8 = PIC_OFFSET;
+pub const IRQ_COM1: u8 = PIC_OFFSET + 4;
+
+#[repr(C, align(16))]
+struct Stack([u8; IST_STACK_SIZE]);
+
+static mut DOUBLE_FAULT_STACK: Stack = Stack([0; IST_STACK_SIZE]);
+static mut PAGE_FAULT_STACK: Stack = Stack([0; IST_STACK_SIZE]);
+
+fn stack_top(stack: *const Stack) -> VirtAddr {
+    VirtAddr::from_ptr(stack) + IST_STACK_SIZE as u64
+}
+
+static TSS: Lazy<TaskStateSegment> = Lazy::new(|| {
+    let mut tss = TaskStateSegment::new();
+    tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] = stack_top(&raw const DOUBLE_FAULT_STACK);
+    tss.interrupt_stack_table[PAGE_FAULT_IST as usize] = stack_top(&raw const PAGE_FAULT_STACK);
+    tss
+});
+
+struct Selectors {
+    code: SegmentSelector,
+    data: SegmentSelector,
+    tss: SegmentSelector,
+}
+
+static GDT: Lazy<(GlobalDescriptorTable, Selectors)> = Lazy::new(|| {
+    let mut gdt = GlobalDescriptorTable::new();
+    let code = gdt.append(Descriptor::kernel_code_segment());
+    let data = gdt.append(Descriptor::kernel_data_segment());
+    let tss = gdt.append(Descriptor::tss_segment(&TSS));
+    (gdt, Selectors { code, data, tss })
+});
+
+pub static PICS: Mutex<ChainedPics> =
+    // SAFETY: the offsets 32..48 do not overlap the CPU exception vectors.
+    Mutex::new(unsafe { ChainedPics::new(PIC_OFFSET, PIC_OFFSET + 8) });
+
+static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
+    let mut idt = InterruptDescriptorTable::new();
+    idt.divide_error.set_handler_fn(divide_error);
+    idt.debug.set_handler_fn(debug);
+    idt.non_maskable_interrupt.set_handler_fn(nmi);
+    idt.breakpoint.set_handler_fn(breakpoint);
+    idt.overflow.set_handler_fn(overflow);
+    idt.bound_range_exceeded.set_handler_fn(bound_range);
+    idt.invalid_opcode.set_handler_fn(invalid_opcode);
+    idt.device_not_available
+        .set_handler_fn(device_not_available);
+    idt.invalid_tss.set_handler_fn(invalid_tss);
+    idt.segment_not_present.set_handler_fn(segment_not_present);
+    idt.stack_segment_fault.set_handler_fn(stack_segment_fault);
+    idt.general_protection_fault
+        .set_handler_fn(general_protection);
+    idt.x87_floating_point.set_handler_fn(x87_floating_point);
+    idt.alignment_check.set_handler_fn(alignment_check);
+    idt.simd_floating_point.set_handler_fn(simd_floating_point);
+    // SAFETY: the IST indices refer to stacks installed in the TSS above.
+    unsafe {
+        idt.double_fault
+            .set_handler_fn(double_fault)
+            .set_stack_index(DOUBLE_FAULT_IST);
+        idt.page_fault
+            .set_handler_fn(page_fault)
+            .set_stack_index(PAGE_FAULT_IST);
+    }
+    idt[IRQ_TIMER].set_handler_fn(timer_interrupt);
+    idt[IRQ_COM1].set_handler_fn(com1_interrupt);
+    for v in PIC_OFFSET + 8..PIC_OFFSET + 16 {
+        idt[v].set_handler_fn(spurious_slave);
+    }
+    idt[PIC_OFFSET + 7].set_handler_fn(spurious_master);
+    idt[0xff].set_handler_fn(spurious_master);
+    idt
+});
+
+/// Loads the GDT, TSS and IDT and starts the PIC with the timer and COM1 unmasked.
+pub fn init() {
+    let (gdt, sel) = &*GDT;
+    gdt.load();
+    // SAFETY: the selectors come from the GDT just loaded.
+    unsafe {
+        CS::set_reg(sel.code);
+        DS::set_reg(sel.data);
+        ES::set_reg(sel.data);
+        SS::set_reg(sel.data);
+        load_tss(sel.tss);
+    }
+    IDT.load();
+    init_local_apic();
+    let mut pics = PICS.lock();
+    // SAFETY: programs the 8259 PICs; vectors 32..48 have handlers in the IDT.
+    unsafe {
+        pics.initialize();
+        // Unmask IRQ0 (timer), IRQ2 (cascade) and IRQ4 (COM1).
+        pics.write_masks(!0b0001_0101, 0xff);
+    }
+}
+
+/// Physical (identity-mapped) address of the local APIC.
+const LAPIC_BASE: u64 = 0xfee0_0000;
+
+/// Lets the 8259 PIC reach the CPU through the local APIC: LINT0 as ExtINT, LINT1 as NMI.
+/// Firmware usually does this; on `-M microvm` nothing does.
+fn init_local_apic() {
+    let write = |reg: u64, value: u32| {
+        // SAFETY: the LAPIC's MMIO page is identity-mapped; these are architectural registers.
+        unsafe { core::ptr::write_volatile((LAPIC_BASE + reg) as *mut u32, value) };
+    };
+    // Spurious-interrupt vector register: APIC software-enabled, spurious vector 0xff.
+    write(0xf0, 0x1ff);
+    // LVT LINT0: ExtINT (the PIC), LINT1: NMI.
+    write(0x350, 0x700);
+    write(0x360, 0x400);
+}
+
+extern "x86-interrupt" fn timer_interrupt(_frame: InterruptStackFrame) {
+    crate::time::on_tick();
+    // SAFETY: IRQ_TIMER came from the PIC.
+    unsafe { PICS.lock().notify_end_of_interrupt(IRQ_TIMER) };
+}
+
+extern "x86-interrupt" fn com1_interrupt(_frame: InterruptStackFrame) {
+    crate::serial::on_interrupt();
+    // SAFETY: IRQ_COM1 came from the PIC.
+    unsafe { PICS.lock().notify_end_of_interrupt(IRQ_COM1) };
+}
+
+extern "x86-interrupt" fn spurious_master(_frame: InterruptStackFrame) {
+    // A spurious IRQ7 needs no end-of-interrupt.
+}
+
+extern "x86-interrupt" fn spurious_slave(_frame: InterruptStackFrame) {
+    // Real slave IRQs are masked; acknowledge the cascade on the master only.
+    // SAFETY: acknowledging IRQ2 on the master PIC.
+    unsafe { PICS.lock().notify_end_of_interrupt(PIC_OFFSET + 2) };
+}
+
+/// Walks the frame-pointer chain starting at `rbp` and prints return addresses.
+fn backtrace(mut rbp: u64, out: &mut dyn Write) {
+    let _ = writeln!(out, "backtrace (addr2line -e target/keel/keel.elf ADDR):");
+    for _ in 0..16 {
+        if rbp == 0 || rbp % 8 != 0 || !crate::memory::is_kernel_readable(rbp, 16) {
+            break;
+        }
+        // SAFETY: `rbp` is aligned and lies in mapped kernel memory (checked above); with frame
+        // pointers forced on, [rbp] holds the caller's rbp and [rbp+8] the return address.
+        let (next, ret) = unsafe { (*(rbp as *const u64), *((rbp + 8) as *const u64)) };
+        if ret == 0 {
+            break;
+        }
+        let _ = writeln!(out, "  {ret:#018x}");
+        if next <= rbp {
+            break;
+        }
+        rbp = next;
+    }
+}
+
+/// Reads this function's frame pointer (the handler's frame, whose saved rbp is the one of
+/// the interrupted code).
+#[inline(always)]
+fn current_rbp() -> u64 {
+    let rbp: u64;
+    // SAFETY: reads a register; no memory access.
+    unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack)) };
+    rbp
+}
+
+struct Report;
+
+impl Write for Report {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        emergency_write(format_args!("{s}"));
+        Ok(())
+    }
+}
+
+/// Prints a full exception report and stops the machine.
+fn fatal(name: &str, frame: &InterruptStackFrame, error: Option<u64>, extra: &str) -> ! {
+    x86_64::instructions::interrupts::disable();
+    let mut out = Report;
+    let _ = writeln!(out, "\n!!! KERNEL EXCEPTION: {name}");
+    let _ = writeln!(
+        out,
+        "    rip    {:#018x}",
+        frame.instruction_pointer.as_u64()
+    );
+    let _ = writeln!(out, "    rsp    {:#018x}", frame.stack_pointer.as_u64());
+    let _ = writeln!(out, "    rflags {:#018x}", frame.cpu_flags.bits());
+    let _ = writeln!(out, "    cs     {:#06x}", frame.code_segment.0);
+    if let Some(e) = error {
+        let _ = writeln!(out, "    error  {e:#x}");
+    }
+    if !extra.is_empty() {
+        let _ = writeln!(out, "    {extra}");
+    }
+    let rbp = current_rbp();
+    if crate::memory::is_kernel_readable(rbp, 8) {
+        // SAFETY: checked readable; [rbp] is the interrupted code's frame pointer.
+        let interrupted = unsafe { *(rbp as *const u64) };
+        backtrace(interrupted, &mut out);
+    }
+    crate::power::halt_after_fault()
+}
+
+macro_rules! report {
+    ($fn:ident, $name:expr) => {
+        extern "x86-interrupt" fn $fn(frame: InterruptStackFrame) {
+            fatal($name, &frame, None, "");
+        }
+    };
+    ($fn:ident, $name:expr, error) => {
+        extern "x86-interrupt" fn $fn(frame: InterruptStackFrame, code: u64) {
+            fatal($name, &frame, Some(code), "");
+        }
+    };
+}
+
+report!(divide_error, "divide error (#DE)");
+report!(debug, "debug (#DB)");
+report!(nmi, "non-maskable interrupt");
+report!(overflow, "overflow (#OF)");
+report!(bound_range, "bound range exceeded (#BR)");
+report!(invalid_opcode, "invalid opcode (#UD)");
+report!(device_not_available, "device not available (#NM)");
+report!(invalid_tss, "invalid TSS (#TS)", error);
+report!(segment_not_present, "segment not present (#NP)", error);
+report!(stack_segment_fault, "stack-segment fault (#SS)", error);
+report!(general_protection, "general protection fault (#GP)", error);
+report!(x87_floating_point, "x87 floating-point exception (#MF)");
+report!(alignment_check, "alignment check (#AC)", error);
+report!(simd_floating_point, "SIMD floating-point exception (#XM)");
+
+extern "x86-interrupt" fn breakpoint(frame: InterruptStackFrame) {
+    emergency_write(format_args!(
+        "breakpoint at {:#x}\n",
+        frame.instruction_pointer.as_u64()
+    ));
+}
+
+extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) -> ! {
+    fatal("double fault (#DF)", &frame, Some(code), "")
+}
+
+extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFaultErrorCode) {
+    let addr = Cr2::read_raw();
+    // No heap here: the fault may have hit while the heap lock was held.
+    let mut extra = FixedBuf {
+        data: [0; 256],
+        len: 0,
+    };
+    let _ = write!(extra, "address {addr:#018x} ({:?})", code);
+    if let Some(what) = crate::memory::guard_page_owner(addr) {
+        let _ = write!(
+            extra,
+            "\n    stack overflow: the address is in the guard page of {what}"
+        );
+    }
+    fatal(
+        "page fault (#PF)",
+        &frame,
+        Some(code.bits()),
+        extra.as_str(),
+    )
+}
+
+/// A small formatting buffer that needs no heap.
+struct FixedBuf {
+    data: [u8; 256],
+    len: usize,
+}
+
+impl FixedBuf {
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.data[..self.len]).unwrap_or("?")
+    }
+}
+
+impl Write for FixedBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.data.len() - self.len);
+        self.data[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}

@@ -1,0 +1,89 @@
+//! Keel: a small x86_64 kernel that runs WebAssembly programs.
+//!
+//! This crate holds the hardware and every `unsafe` block of the system; the logic lives in the
+//! `no_std` crates under `crates/`.
+#![no_std]
+#![no_main]
+#![feature(abi_x86_interrupt)]
+
+extern crate alloc;
+
+mod boot;
+mod cpu;
+mod memory;
+mod power;
+mod serial;
+mod shell;
+mod time;
+
+use core::panic::PanicInfo;
+
+use x86_64::instructions::interrupts;
+
+use crate::boot::BootInfo;
+
+/// Kernel version, as `uname` and the banner show it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Pages of the shell's kernel stack.
+const SHELL_STACK_PAGES: u64 = 64;
+
+/// Called by the PVH entry stub in long mode, with the physical address of `hvm_start_info`.
+#[no_mangle]
+pub extern "C" fn kernel_main(start_info: u32) -> ! {
+    serial::init();
+    serial::write_bytes(b"Keel: booting\n");
+    // SAFETY: `start_info` is the pointer QEMU passed in ebx; nothing has been allocated yet.
+    let Some(info) = (unsafe { BootInfo::parse(start_info) }) else {
+        crate::kprintln!("keel: not started through PVH (bad hvm_start_info magic); halting");
+        power::halt_forever();
+    };
+    serial::init_logging(info.cmdline().split_whitespace().any(|w| w == "quiet"));
+    memory::init(&info);
+    cpu::init();
+    time::init_pit();
+    interrupts::enable();
+    time::calibrate_tsc(10);
+    let date = time::init_rtc();
+    let (total, free) = memory::frame_stats();
+    log::info!(
+        "Keel {VERSION}: {} MiB RAM ({} MiB free), TSC {} MHz, {}",
+        total * 4 / 1024,
+        free * 4 / 1024,
+        time::tsc_hz() / 1_000_000,
+        match date {
+            Some(d) => alloc::format!("{d}"),
+            None => alloc::string::String::from("RTC unreadable"),
+        }
+    );
+    shell::set_boot_info(&info);
+    let Some(stack) = memory::alloc_stack(SHELL_STACK_PAGES, "the shell") else {
+        panic!("cannot allocate the shell's stack");
+    };
+    let top = stack.top;
+    // The shell's stack lives for the rest of the kernel's life.
+    core::mem::forget(stack);
+    // SAFETY: `top` is the 16-byte aligned top of a freshly mapped stack; shell_entry never
+    // returns, so nothing on the boot stack is used again.
+    unsafe {
+        core::arch::asm!(
+            "mov rsp, {top}",
+            "xor ebp, ebp",
+            "call {entry}",
+            top = in(reg) top,
+            entry = sym shell_entry,
+            options(noreturn)
+        )
+    }
+}
+
+extern "C" fn shell_entry() -> ! {
+    shell::run()
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    interrupts::disable();
+    serial::emergency_write(format_args!("\n!!! KERNEL PANIC: {info}\n"));
+    power::halt_after_fault()
+}

@@ -1,0 +1,321 @@
+//! Memory: the physical page allocator (crate `keel-pagealloc`), paging through the `x86_64`
+//! crate over the identity map, the kernel heap (`talc`, growing on demand from free pages), and
+//! kernel stacks with unmapped guard pages.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use keel_pagealloc::{PageAllocator, PAGE_SIZE};
+use spin::Mutex;
+use talc::{OomHandler, Span, Talc, Talck};
+use x86_64::instructions::interrupts;
+use x86_64::registers::control::Cr3;
+use x86_64::structures::paging::{
+    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB,
+    Translate,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+use crate::boot::BootInfo;
+
+/// The boot stub identity-maps physical memory up to here.
+pub const IDENTITY_LIMIT: u64 = 4 << 30;
+/// Physical memory below this is left alone (firmware, boot structures).
+const LOW_LIMIT: u64 = 1 << 20;
+/// Kernel stacks live in their own virtual region, each below an unmapped guard page.
+const STACK_REGION: u64 = 0xffff_c000_0000_0000;
+/// The heap grows in steps of at least this many bytes.
+const HEAP_GROW_MIN: usize = 2 << 20;
+const INITIAL_HEAP: usize = 1 << 20;
+
+/// Free physical pages. Never held while allocating from the heap.
+pub static FRAMES: Mutex<PageAllocator<4096>> = Mutex::new(PageAllocator::new());
+
+extern "C" {
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+}
+
+/// The heap grows by claiming runs of free pages when it runs out.
+pub struct GrowFromFrames;
+
+impl OomHandler for GrowFromFrames {
+    fn handle_oom(talc: &mut Talc<Self>, layout: Layout) -> Result<(), ()> {
+        let want = layout
+            .size()
+            .saturating_add(layout.align())
+            .saturating_add(64 * 1024);
+        let bytes = want.max(HEAP_GROW_MIN).next_multiple_of(PAGE_SIZE as usize);
+        let pages = bytes as u64 / PAGE_SIZE;
+        let first = FRAMES.lock().allocate(pages, 1).map_err(|_| ())?;
+        let base = (first * PAGE_SIZE) as *mut u8;
+        HEAP_CLAIMED.fetch_add(bytes as u64, Ordering::Relaxed);
+        // SAFETY: the pages were just taken from the page allocator, are identity-mapped and
+        // belong to nobody else; the heap owns them from now on.
+        unsafe { talc.claim(Span::from_base_size(base, bytes)).map(|_| ()) }
+    }
+}
+
+static HEAP_CLAIMED: AtomicU64 = AtomicU64::new(INITIAL_HEAP as u64);
+
+#[repr(C, align(4096))]
+struct Arena([u8; INITIAL_HEAP]);
+static mut INITIAL_ARENA: Arena = Arena([0; INITIAL_HEAP]);
+
+/// The kernel heap: talc behind a lock taken with interrupts disabled, so an interrupt or a task
+/// switch can never find it held.
+pub struct KernelHeap(Talck<spin::Mutex<()>, GrowFromFrames>);
+
+// SAFETY: delegates to talc, a correct allocator; the lock is only taken with interrupts off.
+unsafe impl GlobalAlloc for KernelHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        interrupts::without_interrupts(|| {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { self.0.alloc(layout) }
+        })
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        interrupts::without_interrupts(|| {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { self.0.dealloc(ptr, layout) }
+        })
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        interrupts::without_interrupts(|| {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { self.0.realloc(ptr, layout, new_size) }
+        })
+    }
+}
+
+#[global_allocator]
+static HEAP: KernelHeap = KernelHeap(Talc::new(GrowFromFrames).lock());
+
+/// Heap figures for `mem`.
+pub struct HeapStats {
+    pub claimed: u64,
+    pub allocated: u64,
+}
+
+/// Current heap usage.
+pub fn heap_stats() -> HeapStats {
+    interrupts::without_interrupts(|| {
+        let talc = HEAP.0.lock();
+        let c = talc.get_counters();
+        HeapStats {
+            claimed: HEAP_CLAIMED.load(Ordering::Relaxed),
+            allocated: c.allocated_bytes as u64,
+        }
+    })
+}
+
+fn addr_of_symbol(s: &u8) -> u64 {
+    s as *const u8 as u64
+}
+
+/// Hands usable RAM to the page allocator, minus the kernel and the ramdisk, and starts the heap.
+pub fn init(info: &BootInfo) {
+    // SAFETY: linker-defined symbols; only their addresses are used.
+    let (kstart, kend) = unsafe {
+        (
+            addr_of_symbol(&__kernel_start),
+            addr_of_symbol(&__kernel_end),
+        )
+    };
+    let mut frames = FRAMES.lock();
+    for r in info.regions().iter().filter(|r| r.kind == 1) {
+        let start = r.addr.max(LOW_LIMIT).next_multiple_of(PAGE_SIZE);
+        let end = (r.addr + r.size).min(IDENTITY_LIMIT) / PAGE_SIZE * PAGE_SIZE;
+        if end > start {
+            if let Err(e) = frames.add_region(start / PAGE_SIZE, (end - start) / PAGE_SIZE) {
+                log::warn!("memory region {start:#x}..{end:#x} ignored: {e}");
+            }
+        }
+        if r.addr + r.size > IDENTITY_LIMIT {
+            log::warn!("memory above 4 GiB is not used yet");
+        }
+    }
+    let mut reserve = |start: u64, end: u64, what: &str| {
+        let s = start / PAGE_SIZE;
+        let e = end.div_ceil(PAGE_SIZE);
+        // Reserve page by page runs that are actually in the pool.
+        let mut p = s;
+        while p < e {
+            let ranges = frames.ranges();
+            let hit = ranges.iter().find(|r| r.end() > p && r.start < e).copied();
+            match hit {
+                Some(r) => {
+                    let a = r.start.max(p);
+                    let b = r.end().min(e);
+                    if frames.reserve(a, b - a).is_err() {
+                        log::warn!("could not reserve {what}");
+                    }
+                    p = b;
+                }
+                None => break,
+            }
+        }
+    };
+    reserve(kstart, kend, "kernel image");
+    if let Some(m) = info.initrd {
+        reserve(m.addr, m.addr + m.size, "initrd");
+    }
+    drop(frames);
+    // SAFETY: the arena is a static used only here, handed to the heap once.
+    unsafe {
+        let base = (&raw mut INITIAL_ARENA).cast::<u8>();
+        let _ = HEAP
+            .0
+            .lock()
+            .claim(Span::from_base_size(base, INITIAL_HEAP));
+    }
+}
+
+/// Physical page figures: (total, free) in pages.
+pub fn frame_stats() -> (u64, u64) {
+    interrupts::without_interrupts(|| {
+        let f = FRAMES.lock();
+        (f.total_pages(), f.free_pages())
+    })
+}
+
+struct PageTableFrames;
+
+// SAFETY: returns unused, zeroed frames from the page allocator.
+unsafe impl FrameAllocator<Size4KiB> for PageTableFrames {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        let page = interrupts::without_interrupts(|| FRAMES.lock().allocate(1, 1).ok())?;
+        let addr = page * PAGE_SIZE;
+        // SAFETY: the frame is identity-mapped and now ours; page tables must start zeroed.
+        unsafe { core::ptr::write_bytes(addr as *mut u8, 0, PAGE_SIZE as usize) };
+        PhysFrame::from_start_address(PhysAddr::new(addr)).ok()
+    }
+}
+
+static PAGE_TABLES: Mutex<()> = Mutex::new(());
+
+fn with_mapper<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {
+    interrupts::without_interrupts(|| {
+        let _guard = PAGE_TABLES.lock();
+        let (frame, _) = Cr3::read();
+        // SAFETY: physical memory is identity-mapped (offset 0); the PML4 is the active one and
+        // the PAGE_TABLES lock serialises every change to it.
+        let mut mapper = unsafe {
+            let pml4 = &mut *(frame.start_address().as_u64() as *mut PageTable);
+            OffsetPageTable::new(pml4, VirtAddr::new(0))
+        };
+        f(&mut mapper)
+    })
+}
+
+/// A kernel stack with an unmapped guard page below it.
+pub struct KernelStack {
+    pub bottom: u64,
+    pub top: u64,
+    guard: u64,
+    frames: u64,
+    pages: u64,
+}
+
+const MAX_STACKS: usize = 256;
+/// Live stacks: (guard page address, name) for fault reports.
+static STACKS: Mutex<[(u64, u64, &str); MAX_STACKS]> = Mutex::new([(0, 0, ""); MAX_STACKS]);
+static NEXT_STACK_SLOT: AtomicU64 = AtomicU64::new(0);
+
+/// Allocates a stack of `pages` pages with a guard page, in the stack region.
+pub fn alloc_stack(pages: u64, name: &'static str) -> Option<KernelStack> {
+    let slot = NEXT_STACK_SLOT.fetch_add(1, Ordering::Relaxed);
+    // Every slot gets 1 MiB of address space plus a guard page.
+    const SLOT_SIZE: u64 = (1 << 20) + PAGE_SIZE;
+    if pages * PAGE_SIZE > (1 << 20) {
+        return None;
+    }
+    let guard = STACK_REGION + slot * SLOT_SIZE + ((1 << 20) - pages * PAGE_SIZE);
+    let bottom = guard + PAGE_SIZE;
+    let first = interrupts::without_interrupts(|| FRAMES.lock().allocate(pages, 1).ok())?;
+    let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
+    let ok = with_mapper(|m| {
+        for i in 0..pages {
+            let page = Page::<Size4KiB>::containing_address(VirtAddr::new(bottom + i * PAGE_SIZE));
+            let frame = PhysFrame::containing_address(PhysAddr::new((first + i) * PAGE_SIZE));
+            // SAFETY: the frame is fresh from the allocator and the page lies in the unused
+            // stack region; nothing else refers to either.
+            match unsafe { m.map_to(page, frame, flags, &mut PageTableFrames) } {
+                Ok(flush) => flush.flush(),
+                Err(_) => return false,
+            }
+        }
+        true
+    });
+    if !ok {
+        return None;
+    }
+    let mut stacks = STACKS.lock();
+    if let Some(s) = stacks.iter_mut().find(|s| s.0 == 0) {
+        *s = (guard, bottom + pages * PAGE_SIZE, name);
+    }
+    Some(KernelStack {
+        bottom,
+        top: bottom + pages * PAGE_SIZE,
+        guard,
+        frames: first,
+        pages,
+    })
+}
+
+impl Drop for KernelStack {
+    fn drop(&mut self) {
+        with_mapper(|m| {
+            for i in 0..self.pages {
+                let page = Page::<Size4KiB>::containing_address(VirtAddr::new(
+                    self.bottom + i * PAGE_SIZE,
+                ));
+                if let Ok((_, flush)) = m.unmap(page) {
+                    flush.flush();
+                }
+            }
+        });
+        let _ = interrupts::without_interrupts(|| FRAMES.lock().free(self.frames, self.pages));
+        let mut stacks = STACKS.lock();
+        if let Some(s) = stacks.iter_mut().find(|s| s.0 == self.guard) {
+            *s = (0, 0, "");
+        }
+    }
+}
+
+/// If `addr` lies in the guard page of a live kernel stack, the stack's name.
+pub fn guard_page_owner(addr: u64) -> Option<&'static str> {
+    let stacks = STACKS.try_lock()?;
+    stacks
+        .iter()
+        .find(|s| s.0 != 0 && addr >= s.0 && addr < s.0 + PAGE_SIZE)
+        .map(|s| s.2)
+}
+
+/// True if `[addr, addr+len)` can be read without faulting (used by the backtrace walker).
+pub fn is_kernel_readable(addr: u64, len: u64) -> bool {
+    let Some(end) = addr.checked_add(len) else {
+        return false;
+    };
+    if addr >= 0x1000 && end <= IDENTITY_LIMIT {
+        return true;
+    }
+    if let Some(stacks) = STACKS.try_lock() {
+        return stacks
+            .iter()
+            .any(|s| s.0 != 0 && addr >= s.0 + PAGE_SIZE && end <= s.1);
+    }
+    // Fall back to the page tables (only if no one holds them).
+    let Some(_guard) = PAGE_TABLES.try_lock() else {
+        return false;
+    };
+    let (frame, _) = Cr3::read();
+    // SAFETY: identity-mapped active PML4, only read.
+    let mapper = unsafe {
+        let pml4 = &mut *(frame.start_address().as_u64() as *mut PageTable);
+        OffsetPageTable::new(pml4, VirtAddr::new(0))
+    };
+    mapper.translate_addr(VirtAddr::new(addr)).is_some()
+}

@@ -1,0 +1,371 @@
+//! The kernel side of the shell: the console as a [`Terminal`], and the commands that need the
+//! hardware (`mem`, `uptime`, `date`, `shutdown`, ...). Parsing, editing and running command lines
+//! is the `keel-shell` crate's job.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use keel_shell::editor::Completer;
+use keel_shell::exec::BUILTINS;
+use keel_shell::{Bytes, Editor, Event, Host, Io, Shell, Terminal};
+use keel_time::{DateTime, Human};
+use spin::Mutex;
+
+use crate::boot::BootInfo;
+use crate::{memory, power, serial, time};
+
+/// Commands implemented here: (name, usage and summary, details).
+const COMMANDS: &[(&str, &str, &str)] = &[
+    ("help", "help [CMD]: list commands, or explain one", ""),
+    ("uptime", "uptime: time since boot", ""),
+    ("date", "date: current date and time (UTC, from the RTC)", ""),
+    ("mem", "mem: physical memory and kernel heap, used and free", ""),
+    ("history", "history: list the command history", "Up/Down recall earlier lines."),
+    ("clear", "clear: clear the screen", "Ctrl-L does the same while editing."),
+    ("sleep", "sleep SECONDS: wait (fractions allowed; Ctrl-C stops)", ""),
+    ("time", "time CMD [ARG...]: run a command and print its wall time", ""),
+    ("uname", "uname [-a]: system name and version", ""),
+    ("exit", "exit [N]: power off; QEMU exits with status N (default: last status)", ""),
+    ("shutdown", "shutdown: power off (QEMU exits with status 0)", ""),
+    ("reboot", "reboot: restart the machine", ""),
+    (
+        "crash",
+        "crash KIND: deliberately fault the kernel (testing the fault reports)",
+        "KIND is one of: pagefault, gpf, divide, invalid-opcode, stack-overflow, panic.\nThe kernel prints an exception report with a backtrace and stops.",
+    ),
+];
+
+static BOOT_CMDLINE: Mutex<String> = Mutex::new(String::new());
+
+/// Remembers what the boot loader said, for `uname -a`.
+pub fn set_boot_info(info: &BootInfo) {
+    *BOOT_CMDLINE.lock() = info.cmdline().to_string();
+}
+
+/// The serial console seen by the shell and by programs.
+struct Console;
+
+impl Terminal for Console {
+    fn write(&mut self, data: &[u8]) {
+        serial::write_bytes(data);
+    }
+
+    /// Cooked input: echoes, handles Backspace, returns a line at Enter, 0 at Ctrl-D or Ctrl-C.
+    fn read(&mut self, buf: &mut [u8]) -> usize {
+        let mut line: Vec<u8> = Vec::new();
+        loop {
+            let Some(b) = serial::read_interruptible() else {
+                serial::write_bytes(b"^C\n");
+                return 0;
+            };
+            match b {
+                0x04 if line.is_empty() => return 0,
+                0x04 => {}
+                b'\r' | b'\n' => {
+                    serial::write_bytes(b"\n");
+                    line.push(b'\n');
+                    break;
+                }
+                0x08 | 0x7f => {
+                    if line.pop().is_some() {
+                        serial::write_raw(b"\x08 \x08");
+                    }
+                }
+                0x1b => {}
+                b if b >= 0x20 => {
+                    line.push(b);
+                    serial::write_raw(&[b]);
+                }
+                _ => {}
+            }
+            if line.len() >= buf.len() {
+                break;
+            }
+        }
+        let n = line.len().min(buf.len());
+        buf[..n].copy_from_slice(&line[..n]);
+        n
+    }
+
+    fn interrupted(&mut self) -> bool {
+        serial::interrupt_pending()
+    }
+}
+
+struct Commands;
+
+impl Completer for Commands {
+    fn complete(&self, word: &str, first: bool) -> Vec<String> {
+        if !first {
+            return Vec::new();
+        }
+        COMMANDS
+            .iter()
+            .map(|c| c.0)
+            .chain(BUILTINS.iter().map(|b| b.0))
+            .filter(|n| n.starts_with(word))
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// The kernel's half of the shell.
+struct KernelHost {
+    editor: Editor,
+}
+
+impl Host for KernelHost {
+    fn run(&mut self, shell: &mut Shell, argv: &[String], io: &mut Io<'_>) -> Option<i32> {
+        let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+        Some(match argv[0].as_str() {
+            "help" => help(&args, io),
+            "uptime" => {
+                io.print(format_args!("up {}\n", Human(time::uptime_ns())));
+                0
+            }
+            "date" => {
+                let secs = (time::realtime_ns() / 1_000_000_000) as i64;
+                io.print(format_args!("{}\n", DateTime::from_unix(secs)));
+                0
+            }
+            "mem" => {
+                let (total, free) = memory::frame_stats();
+                let used = total - free;
+                let h = memory::heap_stats();
+                io.print(format_args!(
+                    "physical: {} total, {} used, {} free ({} pages of 4 KiB, {} free)\n",
+                    Bytes(total * 4096),
+                    Bytes(used * 4096),
+                    Bytes(free * 4096),
+                    total,
+                    free
+                ));
+                io.print(format_args!(
+                    "heap:     {} claimed, {} used, {} free\n",
+                    Bytes(h.claimed),
+                    Bytes(h.allocated),
+                    Bytes(h.claimed.saturating_sub(h.allocated))
+                ));
+                0
+            }
+            "history" => {
+                let mut s = String::new();
+                for (i, l) in self.editor.history().iter().enumerate() {
+                    s.push_str(&format!("{:5}  {l}\n", i + 1));
+                }
+                io.out(s.as_bytes());
+                0
+            }
+            "clear" => {
+                io.out(b"\x1b[2J\x1b[H");
+                0
+            }
+            "sleep" => sleep(&args, io),
+            "time" => {
+                let start = time::uptime_ns();
+                let status = shell.run_argv(&argv[1..], self, io);
+                io.eprint(format_args!("real {}\n", Human(time::uptime_ns() - start)));
+                status
+            }
+            "uname" => {
+                if args.first() == Some(&"-a") {
+                    io.print(format_args!(
+                        "Keel {} x86_64 (cmdline: {})\n",
+                        crate::VERSION,
+                        BOOT_CMDLINE.lock()
+                    ));
+                } else {
+                    io.out(b"Keel\n");
+                }
+                0
+            }
+            "exit" => {
+                let code = match args.first() {
+                    None => shell.status,
+                    Some(a) => match a.parse::<i32>() {
+                        Ok(n) => n,
+                        Err(_) => {
+                            io.eprint(format_args!("exit: {a}: numeric argument required\n"));
+                            return Some(2);
+                        }
+                    },
+                };
+                shell.exit_requested = Some(code);
+                0
+            }
+            "shutdown" => {
+                shell.exit_requested = Some(0);
+                0
+            }
+            "reboot" => {
+                io.out(b"rebooting\n");
+                power::reboot()
+            }
+            "crash" => crash(&args, io),
+            _ => return None,
+        })
+    }
+
+    fn read_file(&mut self, _shell: &Shell, _path: &str) -> Result<Vec<u8>, String> {
+        Err("no such file or directory".into())
+    }
+
+    fn write_file(&mut self, _: &Shell, _: &str, _: &[u8], _: bool) -> Result<(), String> {
+        Err("read-only file system".into())
+    }
+}
+
+fn help(args: &[&str], io: &mut Io<'_>) -> i32 {
+    if let Some(name) = args.first() {
+        if let Some(c) = COMMANDS.iter().find(|c| c.0 == *name) {
+            io.print(format_args!("{}\n", c.1));
+            if !c.2.is_empty() {
+                io.print(format_args!("{}\n", c.2));
+            }
+            return 0;
+        }
+        if let Some(b) = BUILTINS.iter().find(|b| b.0 == *name) {
+            io.print(format_args!("{}\n", b.1));
+            return 0;
+        }
+        io.eprint(format_args!("help: no such command: {name}\n"));
+        return 1;
+    }
+    let mut s = String::from("Keel shell commands:\n");
+    let mut all: Vec<(&str, &str)> = COMMANDS.iter().map(|c| (c.0, c.1)).collect();
+    all.extend(BUILTINS.iter().copied());
+    all.sort();
+    for (name, usage) in all {
+        let summary = usage.split_once(": ").map_or(usage, |p| p.1);
+        s.push_str(&format!("  {name:<10} {summary}\n"));
+    }
+    s.push_str("Operators: ; && || | < > >> 2> 2>&1, quotes, $VAR, $?. Keys: arrows, Tab, Ctrl-A/E/U/K/W/L/C.\n");
+    io.out(s.as_bytes());
+    0
+}
+
+fn sleep(args: &[&str], io: &mut Io<'_>) -> i32 {
+    let Some(arg) = args.first() else {
+        io.eprint(format_args!("sleep: missing operand (seconds)\n"));
+        return 2;
+    };
+    let secs: f64 = match arg.parse() {
+        Ok(s) if (0.0..1e7).contains(&s) => s,
+        _ => {
+            io.eprint(format_args!("sleep: invalid time interval '{arg}'\n"));
+            return 2;
+        }
+    };
+    let end = time::uptime_ns() + (secs * 1e9) as u64;
+    while time::uptime_ns() < end {
+        if io.interrupted() {
+            return keel_shell::exec::STATUS_INTERRUPTED;
+        }
+        x86_64::instructions::hlt();
+    }
+    0
+}
+
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    if depth == u64::MAX {
+        return 0;
+    }
+    let buf = [depth; 64];
+    core::hint::black_box(&buf);
+    recurse(depth + 1) + buf[3]
+}
+
+fn crash(args: &[&str], io: &mut Io<'_>) -> i32 {
+    match args.first().copied() {
+        Some("pagefault") => {
+            // SAFETY: deliberately touches an unmapped address to test the page-fault report.
+            unsafe { core::ptr::read_volatile(0x0000_4000_0000_0000 as *const u64) };
+        }
+        Some("gpf") => {
+            // SAFETY: deliberately uses a non-canonical address to raise #GP.
+            unsafe { core::ptr::read_volatile(0x8000_0000_0000_0000 as *const u64) };
+        }
+        Some("divide") => {
+            // SAFETY: deliberately divides by zero in hardware to raise #DE.
+            unsafe {
+                core::arch::asm!("xor edx, edx", "xor ecx, ecx", "div ecx", out("eax") _, out("edx") _, out("ecx") _)
+            };
+        }
+        Some("invalid-opcode") => {
+            // SAFETY: deliberately executes UD2 to raise #UD.
+            unsafe { core::arch::asm!("ud2") };
+        }
+        Some("stack-overflow") => {
+            let r = recurse(core::hint::black_box(0));
+            io.print(format_args!("{r}\n"));
+        }
+        Some("panic") => panic!("deliberate panic from the crash command"),
+        other => {
+            io.eprint(format_args!(
+                "crash: {}: expected pagefault, gpf, divide, invalid-opcode, stack-overflow or panic\n",
+                other.unwrap_or("missing argument")
+            ));
+            return 2;
+        }
+    }
+    1
+}
+
+/// Runs the interactive shell on the serial console; never returns.
+pub fn run() -> ! {
+    let mut shell = Shell::new();
+    shell.vars.insert("HOME".into(), "/".into());
+    shell.vars.insert("PWD".into(), "/".into());
+    let mut host = KernelHost {
+        editor: Editor::new("keel> "),
+    };
+    let mut console = Console;
+    let ms = time::uptime_ns() / 1_000_000;
+    crate::kprintln!(
+        "\nWelcome to Keel {} (booted in {ms} ms). Type 'help' for commands.",
+        crate::VERSION
+    );
+    let mut out = String::new();
+    loop {
+        out.clear();
+        host.editor.start(&mut out);
+        serial::write_raw(out.as_bytes());
+        let line = loop {
+            out.clear();
+            let b = serial::read_blocking();
+            let ev = host.editor.feed(b, &mut out, &Commands);
+            serial::write_raw(out.as_bytes());
+            match ev {
+                Event::Pending => {}
+                Event::Line(l) => break Some(l),
+                Event::Interrupt => {
+                    shell.status = keel_shell::exec::STATUS_INTERRUPTED;
+                    break None;
+                }
+                Event::Eof => {
+                    serial::write_bytes(b"exit\n");
+                    shell.exit_requested = Some(shell.status);
+                    break None;
+                }
+            }
+        };
+        if let Some(line) = line {
+            host.editor.add_history(&line);
+            serial::set_command_running(true);
+            shell.run_line(&line, &mut host, &mut console);
+            if serial::interrupt_pending() {
+                serial::write_bytes(b"^C\n");
+            }
+            serial::set_command_running(false);
+        }
+        if let Some(code) = shell.exit_requested {
+            match u32::try_from(code) {
+                Ok(0) => power::shutdown(),
+                Ok(c) => power::exit_qemu(c),
+                Err(_) => power::exit_qemu(1),
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Time: the PIT drives a 1 kHz tick; the TSC, calibrated against it at boot, gives a monotonic
+//! nanosecond clock; the CMOS RTC gives the wall-clock date at boot.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use keel_time::{from_bcd, DateTime};
+use x86_64::instructions::port::Port;
+
+/// Timer interrupts per second.
+pub const TICK_HZ: u64 = 1000;
+const PIT_HZ: u64 = 1_193_182;
+
+static TICKS: AtomicU64 = AtomicU64::new(0);
+static TSC_BOOT: AtomicU64 = AtomicU64::new(0);
+/// TSC ticks per second (0 until calibrated: then the tick counter is used).
+static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+/// Unix time in nanoseconds at monotonic time zero.
+static EPOCH_OFFSET_NS: AtomicU64 = AtomicU64::new(0);
+
+fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects and is available on every x86_64 CPU.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Called by the timer interrupt.
+pub fn on_tick() {
+    TICKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Timer ticks since boot.
+pub fn ticks() -> u64 {
+    TICKS.load(Ordering::Relaxed)
+}
+
+/// Programs PIT channel 0 as a rate generator at [`TICK_HZ`] and records the boot TSC.
+pub fn init_pit() {
+    TSC_BOOT.store(rdtsc(), Ordering::Relaxed);
+    let divisor = (PIT_HZ / TICK_HZ) as u16;
+    let mut cmd: Port<u8> = Port::new(0x43);
+    let mut ch0: Port<u8> = Port::new(0x40);
+    // SAFETY: standard PIT programming: channel 0, lobyte/hibyte, mode 2 (rate generator).
+    unsafe {
+        cmd.write(0x34);
+        ch0.write((divisor & 0xff) as u8);
+        ch0.write((divisor >> 8) as u8);
+    }
+}
+
+/// Measures the TSC frequency over `ms` timer ticks (interrupts must be enabled).
+pub fn calibrate_tsc(ms: u64) {
+    let start_tick = ticks();
+    while ticks() == start_tick {
+        core::hint::spin_loop();
+    }
+    let t0 = rdtsc();
+    let k0 = ticks();
+    while ticks() < k0 + ms {
+        x86_64::instructions::hlt();
+    }
+    let t1 = rdtsc();
+    let hz = (t1 - t0) * TICK_HZ / ms;
+    if hz > 0 {
+        // Keep the clock continuous: the TSC-based time starts where the ticks are now.
+        let now_ticks_ns = ticks() * (1_000_000_000 / TICK_HZ);
+        let tsc_boot =
+            t1.saturating_sub((u128::from(now_ticks_ns) * u128::from(hz) / 1_000_000_000) as u64);
+        TSC_BOOT.store(tsc_boot, Ordering::Relaxed);
+        TSC_HZ.store(hz, Ordering::Relaxed);
+    }
+}
+
+/// The calibrated TSC frequency in Hz (0 if uncalibrated).
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
+/// Monotonic nanoseconds since boot.
+pub fn uptime_ns() -> u64 {
+    let hz = TSC_HZ.load(Ordering::Relaxed);
+    if hz == 0 {
+        return ticks() * (1_000_000_000 / TICK_HZ);
+    }
+    let delta = rdtsc().saturating_sub(TSC_BOOT.load(Ordering::Relaxed));
+    (u128::from(delta) * 1_000_000_000 / u128::from(hz)) as u64
+}
+
+/// Wall-clock nanoseconds since the Unix epoch.
+pub fn realtime_ns() -> u64 {
+    EPOCH_OFFSET_NS.load(Ordering::Relaxed) + uptime_ns()
+}
+
+fn cmos_read(reg: u8) -> u8 {
+    let mut index: Port<u8> = Port::new(0x70);
+    let mut data: Port<u8> = Port::new(0x71);
+    // SAFETY: standard CMOS index/data ports; bit 7 of the index keeps NMIs disabled state as is
+    // (we leave it clear).
+    unsafe {
+        index.write(reg);
+        data.read()
+    }
+}
+
+fn rtc_snapshot() -> [u8; 7] {
+    // Wait until no update is in progress.
+    let mut spins = 0;
+    while cmos_read(0x0a) & 0x80 != 0 && spins < 100_000 {
+        spins += 1;
+        core::hint::spin_loop();
+    }
+    [
+        cmos_read(0x00),
+        cmos_read(0x02),
+        cmos_read(0x04),
+        cmos_read(0x07),
+        cmos_read(0x08),
+        cmos_read(0x09),
+        cmos_read(0x32),
+    ]
+}
+
+/// Reads the RTC (twice, until two reads agree) and sets the wall clock.
+pub fn init_rtc() -> Option<DateTime> {
+    let mut a = rtc_snapshot();
+    for _ in 0..5 {
+        let b = rtc_snapshot();
+        if a == b {
+            break;
+        }
+        a = b;
+    }
+    let status_b = cmos_read(0x0b);
+    let binary = status_b & 0x04 != 0;
+    let h24 = status_b & 0x02 != 0;
+    let conv = |v: u8| if binary { v } else { from_bcd(v) };
+    let [sec, min, hour_raw, day, month, year, century] = a;
+    let pm = hour_raw & 0x80 != 0;
+    let mut hour = conv(hour_raw & 0x7f);
+    if !h24 {
+        hour %= 12;
+        if pm {
+            hour += 12;
+        }
+    }
+    let century = match conv(century) {
+        c @ 19..=30 => i64::from(c),
+        _ => 20,
+    };
+    let dt = DateTime {
+        year: century * 100 + i64::from(conv(year)),
+        month: conv(month),
+        day: conv(day),
+        hour,
+        minute: conv(min),
+        second: conv(sec),
+    };
+    let unix = dt.to_unix().ok()?;
+    let unix_ns = u64::try_from(unix).ok()? * 1_000_000_000;
+    EPOCH_OFFSET_NS.store(unix_ns.saturating_sub(uptime_ns()), Ordering::Relaxed);
+    Some(dt)
+}

@@ -1,0 +1,392 @@
+//! Running Keel in QEMU: the command line, the interactive console, the script mode, and a
+//! driver that tests use to type into the shell and read what it prints.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::str::FromStr;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::build::{self, Image};
+
+/// The shell's prompt.
+pub const PROMPT: &str = "keel> ";
+/// Status the kernel reports after a panic or CPU exception (see kernel/src/power.rs).
+pub const FAULT_STATUS: i32 = 0x7e;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+impl FromStr for Accel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Accel::Auto),
+            "kvm" => Ok(Accel::Kvm),
+            "tcg" => Ok(Accel::Tcg),
+            _ => Err(format!("--accel: expected auto, kvm or tcg, not '{s}'")),
+        }
+    }
+}
+
+/// How to start QEMU.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub gui: bool,
+    pub mem: String,
+    pub accel: Accel,
+    pub machine: Option<String>,
+    pub append: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            gui: false,
+            mem: "512M".into(),
+            accel: Accel::Auto,
+            machine: None,
+            append: String::new(),
+        }
+    }
+}
+
+/// True when a hardware KVM module is loaded. `/dev/kvm` alone is not enough: on our machines
+/// it is backed by `kvm_pvm`, which cannot run the kernel at useful speed.
+pub fn hardware_kvm() -> bool {
+    let loaded = |m: &str| Path::new("/sys/module").join(m).exists();
+    (loaded("kvm_intel") || loaded("kvm_amd")) && Path::new("/dev/kvm").exists()
+}
+
+/// The accelerator actually used.
+pub fn accel_name(opts: &Options) -> &'static str {
+    match opts.accel {
+        Accel::Kvm => "kvm",
+        Accel::Tcg => "tcg",
+        Accel::Auto if hardware_kvm() => "kvm",
+        Accel::Auto => "tcg",
+    }
+}
+
+/// The QEMU command for an image (serial wiring is added by the caller).
+pub fn command(image: &Image, opts: &Options) -> Command {
+    let machine = opts.machine.clone().unwrap_or_else(|| {
+        if opts.gui {
+            "q35".into()
+        } else {
+            "microvm".into()
+        }
+    });
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-M", &machine, "-m", &opts.mem, "-accel", accel_name(opts)]);
+    cmd.args(["-no-user-config", "-nodefaults"]);
+    cmd.arg("-kernel").arg(&image.kernel);
+    if !opts.append.is_empty() {
+        cmd.args(["-append", &opts.append]);
+    }
+    cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    if opts.gui {
+        cmd.args(["-vga", "std"]);
+    } else {
+        cmd.args(["-display", "none"]);
+    }
+    cmd
+}
+
+/// Turns QEMU's exit status into Keel's: 0 after a power-off, N after `exit N` (debug-exit
+/// reports (N << 1) | 1).
+pub fn keel_status(qemu_status: Option<i32>) -> i32 {
+    match qemu_status {
+        Some(0) => 0,
+        Some(s) if s & 1 == 1 => s >> 1,
+        Some(s) => s,
+        None => 1,
+    }
+}
+
+fn report_status(status: i32) {
+    if status == FAULT_STATUS {
+        eprintln!("xtask: Keel stopped after a kernel fault (report above)");
+    }
+}
+
+/// Boots with the shell on this terminal. Ctrl-C goes to Keel; Ctrl-A X quits QEMU.
+pub fn interactive(image: &Image, opts: &Options) -> Result<i32, String> {
+    build::ensure_qemu()?;
+    let mut cmd = command(image, opts);
+    cmd.args([
+        "-chardev",
+        "stdio,id=con,mux=on,signal=off",
+        "-serial",
+        "chardev:con",
+        "-mon",
+        "chardev=con",
+    ]);
+    eprintln!(
+        "xtask: booting Keel ({}, {}); Ctrl-A X quits QEMU",
+        opts.machine
+            .as_deref()
+            .unwrap_or(if opts.gui { "q35" } else { "microvm" }),
+        accel_name(opts)
+    );
+    let st = cmd
+        .status()
+        .map_err(|e| format!("cannot start QEMU: {e}"))?;
+    let status = keel_status(st.code());
+    report_status(status);
+    Ok(status)
+}
+
+/// Runs stdin as a script: waits for the prompt before each line, shows the session on stdout,
+/// and shuts Keel down at the end of input, returning its status.
+pub fn script(image: &Image, opts: &Options) -> Result<i32, String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| format!("reading stdin: {e}"))?;
+    let mut vm = Vm::boot(image, opts)?;
+    vm.echo = true;
+    vm.wait_for(PROMPT, Duration::from_secs(60))?;
+    for line in input.lines() {
+        vm.send_line(line)?;
+        // Wait for the next prompt, or for the program to go quiet (it may be reading input).
+        vm.wait_prompt_or_idle(Duration::from_millis(1500));
+    }
+    vm.wait_prompt_or_idle(Duration::from_millis(1500));
+    vm.send_line("exit")?;
+    let status = vm.wait_exit(Duration::from_secs(3600))?;
+    println!();
+    report_status(status);
+    Ok(status)
+}
+
+#[derive(Default)]
+struct Shared {
+    out: Vec<u8>,
+    eof: bool,
+}
+
+/// A running Keel whose serial console is driven through pipes.
+pub struct Vm {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    shared: Arc<(Mutex<Shared>, Condvar)>,
+    /// Output before this offset has been consumed by `wait_for`.
+    mark: usize,
+    /// Copy everything Keel prints to our stdout.
+    pub echo: bool,
+    echoed: usize,
+    pub started: Instant,
+}
+
+impl Vm {
+    /// Starts QEMU with the serial console on pipes.
+    pub fn boot(image: &Image, opts: &Options) -> Result<Vm, String> {
+        build::ensure_qemu()?;
+        let mut cmd = command(image, opts);
+        cmd.args(["-serial", "stdio"]);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let started = Instant::now();
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
+        let mut stdout = child.stdout.take().ok_or("no stdout pipe")?;
+        let stdin = child.stdin.take();
+        let shared = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
+        let s2 = shared.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = stdout.read(&mut buf).unwrap_or(0);
+                let (lock, cv) = &*s2;
+                let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
+                if n == 0 {
+                    g.eof = true;
+                    cv.notify_all();
+                    return;
+                }
+                g.out.extend_from_slice(&buf[..n]);
+                cv.notify_all();
+            }
+        });
+        Ok(Vm {
+            child,
+            stdin,
+            shared,
+            mark: 0,
+            echo: false,
+            echoed: 0,
+            started,
+        })
+    }
+
+    fn flush_echo(&mut self, out: &[u8]) {
+        if self.echo && out.len() > self.echoed {
+            let text: Vec<u8> = out[self.echoed..]
+                .iter()
+                .copied()
+                .filter(|&b| b != b'\r')
+                .collect();
+            let mut so = std::io::stdout();
+            let _ = so.write_all(&text);
+            let _ = so.flush();
+            self.echoed = out.len();
+        }
+    }
+
+    /// Everything printed so far.
+    pub fn output(&self) -> String {
+        let g = self.shared.0.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&g.out).into_owned()
+    }
+
+    /// Waits until `pattern` appears after the mark; returns the text from the mark to the end
+    /// of the pattern and moves the mark there.
+    pub fn wait_for(&mut self, pattern: &str, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cv) = &*self.shared.clone();
+        let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let out = g.out.clone();
+            self.flush_echo(&out);
+            let hay = String::from_utf8_lossy(&out[self.mark.min(out.len())..]).into_owned();
+            if let Some(i) = hay.find(pattern) {
+                let end = i + pattern.len();
+                let text = hay[..end].to_string();
+                // Advance by the byte length of the lossy prefix (identical for valid UTF-8).
+                self.mark += text.len();
+                return Ok(text);
+            }
+            if g.eof {
+                return Err(format!(
+                    "QEMU exited while waiting for {pattern:?}; output since the last step:\n{hay}"
+                ));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!("timed out after {timeout:?} waiting for {pattern:?}; output since the last step:\n{hay}\n(all: {:?})", String::from_utf8_lossy(&out)));
+            }
+            g = cv
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Waits for the prompt, or until nothing has been printed for `idle`.
+    pub fn wait_prompt_or_idle(&mut self, idle: Duration) {
+        let (lock, cv) = &*self.shared.clone();
+        let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last_len = g.out.len();
+        let mut last_change = Instant::now();
+        loop {
+            let out = g.out.clone();
+            self.flush_echo(&out);
+            let tail = &out[self.mark.min(out.len())..];
+            if let Some(i) = find(tail, PROMPT.as_bytes()) {
+                self.mark += i + PROMPT.len();
+                return;
+            }
+            if g.eof {
+                return;
+            }
+            if out.len() != last_len {
+                last_len = out.len();
+                last_change = Instant::now();
+            }
+            if last_change.elapsed() >= idle {
+                self.mark = out.len();
+                return;
+            }
+            g = cv
+                .wait_timeout(g, Duration::from_millis(50))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Sends raw bytes to the serial console.
+    pub fn send(&mut self, data: &[u8]) -> Result<(), String> {
+        let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
+        stdin
+            .write_all(data)
+            .and_then(|_| stdin.flush())
+            .map_err(|e| format!("writing to QEMU: {e}"))
+    }
+
+    /// Types a line and Enter.
+    pub fn send_line(&mut self, line: &str) -> Result<(), String> {
+        self.send(line.as_bytes())?;
+        self.send(b"\r")
+    }
+
+    /// Runs a shell command: types it, waits for the next prompt, returns what it printed
+    /// (without the echoed command line and the prompt).
+    pub fn run(&mut self, line: &str, timeout: Duration) -> Result<String, String> {
+        self.send_line(line)?;
+        let text = self.wait_for(PROMPT, timeout)?;
+        let body = text.strip_suffix(PROMPT).unwrap_or(&text);
+        let body = body.split_once("\r\n").map_or("", |p| p.1);
+        Ok(body.replace("\r\n", "\n"))
+    }
+
+    /// Waits for QEMU to exit and returns Keel's status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<i32, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                // Let the reader thread drain what is left.
+                let _ = self.wait_eof(Duration::from_secs(2));
+                let out = self
+                    .shared
+                    .0
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .out
+                    .clone();
+                self.flush_echo(&out);
+                return Ok(keel_status(st.code()));
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                return Err(format!("QEMU did not exit within {timeout:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn wait_eof(&self, timeout: Duration) -> bool {
+        let (lock, cv) = &*self.shared;
+        let deadline = Instant::now() + timeout;
+        let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while !g.eof {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            g = cv
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

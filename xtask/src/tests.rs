@@ -1,0 +1,399 @@
+//! `cargo xtask test`: host unit tests, then boot tests that type into Keel's shell over serial
+//! and check what it prints. Every step has a timeout, so a hang fails fast; a kernel fault fails
+//! the test and shows the kernel's report.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::build::{self, Image};
+use crate::qemu::{Options, Vm, FAULT_STATUS, PROMPT};
+
+type TestFn = fn(&Image) -> Result<(), String>;
+
+const STEP: Duration = Duration::from_secs(20);
+/// A fresh prompt (a redraw while editing starts with a bare `\r` instead).
+const NEXT_PROMPT: &str = "\r\nkeel> ";
+
+/// Boots Keel and waits for the first prompt.
+fn boot(image: &Image) -> Result<Vm, String> {
+    boot_with(image, &Options::default())
+}
+
+fn boot_with(image: &Image, opts: &Options) -> Result<Vm, String> {
+    let mut vm = Vm::boot(image, opts)?;
+    vm.wait_for(PROMPT, Duration::from_secs(60))?;
+    Ok(vm)
+}
+
+fn check(cond: bool, what: &str, output: &str) -> Result<(), String> {
+    if cond {
+        Ok(())
+    } else {
+        Err(format!("{what}; output was:\n{output}"))
+    }
+}
+
+fn contains(output: &str, needle: &str) -> Result<(), String> {
+    check(
+        output.contains(needle),
+        &format!("expected {needle:?}"),
+        output,
+    )
+}
+
+/// Powers off through `shutdown` and checks QEMU's status is 0.
+fn shutdown(mut vm: Vm) -> Result<(), String> {
+    vm.send_line("shutdown")?;
+    let st = vm.wait_exit(STEP)?;
+    check(st == 0, &format!("shutdown exited with {st}"), &vm.output())
+}
+
+// ---- boot and basic commands ----
+
+fn boot_to_prompt(image: &Image) -> Result<(), String> {
+    let vm = boot(image)?;
+    let t = vm.started.elapsed();
+    let out = vm.output();
+    contains(&out, "Welcome to Keel")?;
+    println!(
+        "      (prompt after {:.0} ms, including QEMU start-up)",
+        t.as_secs_f64() * 1000.0
+    );
+    shutdown(vm)
+}
+
+fn echo_and_help(image: &Image) -> Result<(), String> {
+    let mut vm = boot(image)?;
+    let out = vm.run("echo hello   'big  world'", STEP)?;
+    check(out == "hello big  world\n", "echo output", &out)?;
+    let out = vm.run("help", STEP)?;
+    for cmd in [
+        "help", "echo", "uptime", "date", "mem", "shutdown", "reboot", "history",
+    ] {
+        contains(&out, &format!("  {cmd} "))?;
+    }
+    let out = vm.run("help mem", STEP)?;
+    contains(&out, "mem: physical memory")?;
+    let out = vm.run("help nosuch", STEP)?;
+    contains(&out, "help: no such command: nosuch")?;
+    shutdown(vm)
+}
+
+fn uptime_advances(image: &Image) -> Result<(), String> {
+    let mut vm = boot(image)?;
+    let parse = |s: &str| -> Option<f64> {
+        s.trim()
+            .strip_prefix("up ")?
+            .strip_suffix('s')?
+            .parse()
+            .ok()
+    };
+    let a = vm.run("uptime", STEP)?;
+    let t1 = parse(&a).ok_or(format!("uptime format: {a:?}"))?;
+    vm.run("sleep 0.3", STEP)?;
+    let b = vm.run("uptime", STEP)?;
+    let t2 = parse(&b).ok_or(format!("uptime format: {b:?}"))?;
+    check(
+        t2 - t1 >= 0.3 && t2 - t1 < 30.0,
+        &format!("uptime went from {t1} to {t2}"),
+        &b,
+    )?;
+    shutdown(vm)
+}
+
+fn date_is_the_host_date(image: &Image) -> Result<(), String> {
+    let mut vm = boot(image)?;
+    let out = vm.run("date", STEP)?;
+    // QEMU's RTC starts at the host's UTC time.
+    let host = Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let host = String::from_utf8_lossy(&host.stdout).trim().to_string();
+    contains(&out, &host)?;
+    contains(&out, " UTC")?;
+    shutdown(vm)
+}
+
+fn mem_reports_pages_and_heap(image: &Image) -> Result<(), String> {
+    let mut vm = boot_with(
+        image,
+        &Options {
+            mem: "256M".into(),
+            ..Options::default()
+        },
+    )?;
+    let out = vm.run("mem", STEP)?;
+    contains(&out, "physical: ")?;
+    contains(&out, "heap: ")?;
+    // 256 MiB of guest RAM: the usable part is a bit less.
+    let total = out
+        .split("physical: ")
+        .nth(1)
+        .and_then(|s| s.split(" MiB total").next())
+        .and_then(|s| s.parse::<f64>().ok());
+    check(
+        total.is_some_and(|t| (200.0..=256.0).contains(&t)),
+        "physical total near 256 MiB",
+        &out,
+    )?;
+    shutdown(vm)
+}
+
+fn unknown_command_and_bad_arguments(image: &Image) -> Result<(), String> {
+    let mut vm = boot(image)?;
+    let out = vm.run("frobnicate now", STEP)?;
+    contains(&out, "keel: frobnicate: command not found")?;
+    let out = vm.run("echo $?", STEP)?;
+    check(out == "127\n", "status of an unknown command", &out)?;
+    let out = vm.run("sleep forever", STEP)?;
+    contains(&out, "sleep: invalid time interval 'forever'")?;
+    let out = vm.run("crash sideways", STEP)?;
+    contains(&out, "crash: sideways: expected")?;
+    let out = vm.run("echo 'unclosed", STEP)?;
+    contains(&out, "syntax error at column 6: unclosed ' quote")?;
+    let out = vm.run("echo still alive", STEP)?;
+    check(out == "still alive\n", "shell goes on", &out)?;
+    shutdown(vm)
+}
+
+fn exit_status_reaches_the_host(image: &Image) -> Result<(), String> {
+    let mut vm = boot(image)?;
+    vm.send_line("exit 7")?;
+    let st = vm.wait_exit(STEP)?;
+    check(st == 7, &format!("exit 7 gave {st}"), &vm.output())
+}
+
+fn reboot_comes_back(image: &Image) -> Result<(), String> {
+    let mut vm = boot(image)?;
+    vm.send_line("reboot")?;
+    vm.wait_for("Welcome to Keel", STEP)?;
+    vm.wait_for(PROMPT, STEP)?;
+    let out = vm.run("echo back", STEP)?;
+    check(out == "back\n", "shell after reboot", &out)?;
+    shutdown(vm)
+}
+
+fn line_editing_over_serial(image: &Image) -> Result<(), String> {
+    let mut vm = boot(image)?;
+    // Type "eco hi", go left to fix it into "echo hi", then run it.
+    vm.send(b"eco hi\x1b[D\x1b[D\x1b[D\x1b[Dh\r")?;
+    let out = vm.wait_for(NEXT_PROMPT, STEP)?;
+    contains(&out, "\r\nhi\r\n")?;
+    // Ctrl-A, Ctrl-K kill the line; history recall with Up.
+    vm.send(b"garbage\x01\x0becho second\r")?;
+    let out = vm.wait_for(NEXT_PROMPT, STEP)?;
+    contains(&out, "\r\nsecond\r\n")?;
+    vm.send(b"\x1b[A\x1b[A\r")?;
+    let out = vm.wait_for(NEXT_PROMPT, STEP)?;
+    contains(&out, "\r\nhi\r\n")?;
+    let out = vm.run("history", STEP)?;
+    contains(&out, "1  echo hi\n")?;
+    contains(&out, "2  echo second\n")?;
+    // Ctrl-C abandons the line.
+    vm.send(b"echo never\x03")?;
+    vm.wait_for(NEXT_PROMPT, STEP)?;
+    let out = vm.run("echo $?", STEP)?;
+    check(out == "130\n", "status after Ctrl-C", &out)?;
+    // Tab completes command names.
+    vm.send(b"upti\t\r")?;
+    let out = vm.wait_for(NEXT_PROMPT, STEP)?;
+    contains(&out, "up ")?;
+    shutdown(vm)
+}
+
+fn ctrl_c_stops_sleep(image: &Image) -> Result<(), String> {
+    let mut vm = boot(image)?;
+    vm.send_line("sleep 30")?;
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    vm.send(b"\x03")?;
+    vm.wait_for(PROMPT, Duration::from_secs(5))?;
+    let took = t.elapsed();
+    let out = vm.run("echo $?", STEP)?;
+    check(out == "130\n", "status after Ctrl-C", &out)?;
+    check(
+        took < Duration::from_secs(3),
+        &format!("Ctrl-C took {took:?}"),
+        &out,
+    )?;
+    shutdown(vm)
+}
+
+fn pipes_and_connectors(image: &Image) -> Result<(), String> {
+    let mut vm = boot(image)?;
+    let out = vm.run("false && echo no || echo yes; true && echo and", STEP)?;
+    check(out == "yes\nand\n", "&& and ||", &out)?;
+    let out = vm.run("X=world; echo \"hello $X\" '$X'", STEP)?;
+    check(out == "hello world $X\n", "variables", &out)?;
+    let out = vm.run("echo a |", STEP)?;
+    contains(&out, "missing command after '|'")?;
+    shutdown(vm)
+}
+
+fn fault(image: &Image, kind: &str, expect: &[&str]) -> Result<(), String> {
+    let mut vm = boot(image)?;
+    vm.send_line(&format!("crash {kind}"))?;
+    let st = vm.wait_exit(STEP)?;
+    let out = vm.output();
+    check(
+        st == FAULT_STATUS,
+        &format!("crash {kind}: status {st}, want {FAULT_STATUS}"),
+        &out,
+    )?;
+    for e in expect {
+        contains(&out, e)?;
+    }
+    Ok(())
+}
+
+fn fault_page(image: &Image) -> Result<(), String> {
+    fault(
+        image,
+        "pagefault",
+        &[
+            "KERNEL EXCEPTION: page fault (#PF)",
+            "address 0x0000400000000000",
+            "rip ",
+            "backtrace",
+        ],
+    )
+}
+
+fn fault_gpf(image: &Image) -> Result<(), String> {
+    fault(
+        image,
+        "gpf",
+        &["KERNEL EXCEPTION: general protection fault (#GP)", "error "],
+    )
+}
+
+fn fault_divide(image: &Image) -> Result<(), String> {
+    fault(image, "divide", &["KERNEL EXCEPTION: divide error (#DE)"])
+}
+
+fn fault_invalid_opcode(image: &Image) -> Result<(), String> {
+    fault(
+        image,
+        "invalid-opcode",
+        &["KERNEL EXCEPTION: invalid opcode (#UD)"],
+    )
+}
+
+fn fault_stack_overflow(image: &Image) -> Result<(), String> {
+    fault(
+        image,
+        "stack-overflow",
+        &[
+            "page fault (#PF)",
+            "stack overflow: the address is in the guard page of the shell",
+        ],
+    )
+}
+
+fn fault_panic(image: &Image) -> Result<(), String> {
+    fault(
+        image,
+        "panic",
+        &["KERNEL PANIC", "deliberate panic from the crash command"],
+    )
+}
+
+fn q35_boots_too(image: &Image) -> Result<(), String> {
+    let mut vm = boot_with(
+        image,
+        &Options {
+            machine: Some("q35".into()),
+            ..Options::default()
+        },
+    )?;
+    let out = vm.run("echo on q35", STEP)?;
+    check(out == "on q35\n", "echo on q35", &out)?;
+    shutdown(vm)
+}
+
+const TESTS: &[(&str, TestFn)] = &[
+    ("boot::prompt", boot_to_prompt),
+    ("boot::q35", q35_boots_too),
+    ("shell::echo_and_help", echo_and_help),
+    (
+        "shell::unknown_command_and_bad_arguments",
+        unknown_command_and_bad_arguments,
+    ),
+    ("shell::line_editing", line_editing_over_serial),
+    ("shell::pipes_and_connectors", pipes_and_connectors),
+    ("shell::ctrl_c_stops_sleep", ctrl_c_stops_sleep),
+    ("time::uptime", uptime_advances),
+    ("time::date", date_is_the_host_date),
+    ("mem::report", mem_reports_pages_and_heap),
+    ("power::exit_status", exit_status_reaches_the_host),
+    ("power::reboot", reboot_comes_back),
+    ("fault::page_fault", fault_page),
+    ("fault::general_protection", fault_gpf),
+    ("fault::divide", fault_divide),
+    ("fault::invalid_opcode", fault_invalid_opcode),
+    ("fault::stack_overflow", fault_stack_overflow),
+    ("fault::panic", fault_panic),
+];
+
+/// Runs the host tests and the boot tests; returns the exit code.
+pub fn run_all(args: &[String]) -> Result<i32, String> {
+    let mut filter: Option<&str> = None;
+    let mut host = true;
+    for a in args {
+        match a.as_str() {
+            "--boot-only" => host = false,
+            f if !f.starts_with('-') => filter = Some(f),
+            other => return Err(format!("test: unknown option '{other}'")),
+        }
+    }
+    if host {
+        println!("== host tests (cargo test --workspace)");
+        let st = Command::new("cargo")
+            .args(["test", "--workspace", "--locked"])
+            .current_dir(build::root())
+            .status()
+            .map_err(|e| format!("cannot run cargo test: {e}"))?;
+        if !st.success() {
+            return Err("host tests failed".into());
+        }
+    }
+    println!("== building the boot image");
+    let image = build::build_all()?;
+    build::ensure_qemu()?;
+    println!(
+        "== boot tests in QEMU ({})",
+        crate::qemu::accel_name(&Options::default())
+    );
+    let (mut passed, mut failed) = (0, Vec::new());
+    for (name, test) in TESTS {
+        if filter.is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let t = Instant::now();
+        match test(&image) {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok ({:.1}s)", t.elapsed().as_secs_f64());
+            }
+            Err(e) => {
+                println!(
+                    "test {name} ... FAILED ({:.1}s)\n{}",
+                    t.elapsed().as_secs_f64(),
+                    indent(&e)
+                );
+                failed.push(*name);
+            }
+        }
+    }
+    println!();
+    if !failed.is_empty() {
+        println!("failed boot tests: {}", failed.join(", "));
+    }
+    println!("qemu: {passed} passed, {} failed", failed.len());
+    Ok(if failed.is_empty() { 0 } else { 1 })
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    {l}\n")).collect()
+}
