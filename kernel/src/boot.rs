@@ -182,21 +182,14 @@ impl BootInfo {
             let modlist = read_phys::<u64>(base + 16);
             let cmdline_addr = read_phys::<u64>(base + 24);
             let mut info = BootInfo {
-                regions: [MemoryRegion {
-                    addr: 0,
-                    size: 0,
-                    kind: 0,
-                }; 64],
+                regions: [MemoryRegion { addr: 0, size: 0, kind: 0 }; 64],
                 region_count: 0,
                 initrd: None,
                 cmdline: [0; 512],
                 cmdline_len: 0,
             };
             if nr_modules > 0 && modlist != 0 {
-                let m = Module {
-                    addr: read_phys(modlist),
-                    size: read_phys(modlist + 8),
-                };
+                let m = Module { addr: read_phys(modlist), size: read_phys(modlist + 8) };
                 if m.size > 0 {
                     info.initrd = Some(m);
                 }
@@ -219,11 +212,8 @@ impl BootInfo {
                 let entries = read_phys::<u32>(base + 48) as usize;
                 for i in 0..entries.min(info.regions.len()) {
                     let e = memmap + (i as u64) * 24;
-                    info.regions[i] = MemoryRegion {
-                        addr: read_phys(e),
-                        size: read_phys(e + 8),
-                        kind: read_phys(e + 16),
-                    };
+                    info.regions[i] =
+                        MemoryRegion { addr: read_phys(e), size: read_phys(e + 8), kind: read_phys(e + 16) };
                 }
                 info.region_count = entries.min(info.regions.len());
             }

@@ -70,24 +70,18 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
     idt.overflow.set_handler_fn(overflow);
     idt.bound_range_exceeded.set_handler_fn(bound_range);
     idt.invalid_opcode.set_handler_fn(invalid_opcode);
-    idt.device_not_available
-        .set_handler_fn(device_not_available);
+    idt.device_not_available.set_handler_fn(device_not_available);
     idt.invalid_tss.set_handler_fn(invalid_tss);
     idt.segment_not_present.set_handler_fn(segment_not_present);
     idt.stack_segment_fault.set_handler_fn(stack_segment_fault);
-    idt.general_protection_fault
-        .set_handler_fn(general_protection);
+    idt.general_protection_fault.set_handler_fn(general_protection);
     idt.x87_floating_point.set_handler_fn(x87_floating_point);
     idt.alignment_check.set_handler_fn(alignment_check);
     idt.simd_floating_point.set_handler_fn(simd_floating_point);
     // SAFETY: the IST indices refer to stacks installed in the TSS above.
     unsafe {
-        idt.double_fault
-            .set_handler_fn(double_fault)
-            .set_stack_index(DOUBLE_FAULT_IST);
-        idt.page_fault
-            .set_handler_fn(page_fault)
-            .set_stack_index(PAGE_FAULT_IST);
+        idt.double_fault.set_handler_fn(double_fault).set_stack_index(DOUBLE_FAULT_IST);
+        idt.page_fault.set_handler_fn(page_fault).set_stack_index(PAGE_FAULT_IST);
     }
     idt[IRQ_TIMER].set_handler_fn(timer_interrupt);
     idt[IRQ_COM1].set_handler_fn(com1_interrupt);
@@ -206,11 +200,7 @@ fn fatal(name: &str, frame: &InterruptStackFrame, error: Option<u64>, extra: &st
     x86_64::instructions::interrupts::disable();
     let mut out = Report;
     let _ = writeln!(out, "\n!!! KERNEL EXCEPTION: {name}");
-    let _ = writeln!(
-        out,
-        "    rip    {:#018x}",
-        frame.instruction_pointer.as_u64()
-    );
+    let _ = writeln!(out, "    rip    {:#018x}", frame.instruction_pointer.as_u64());
     let _ = writeln!(out, "    rsp    {:#018x}", frame.stack_pointer.as_u64());
     let _ = writeln!(out, "    rflags {:#018x}", frame.cpu_flags.bits());
     let _ = writeln!(out, "    cs     {:#06x}", frame.code_segment.0);
@@ -258,10 +248,7 @@ report!(alignment_check, "alignment check (#AC)", error);
 report!(simd_floating_point, "SIMD floating-point exception (#XM)");
 
 extern "x86-interrupt" fn breakpoint(frame: InterruptStackFrame) {
-    emergency_write(format_args!(
-        "breakpoint at {:#x}\n",
-        frame.instruction_pointer.as_u64()
-    ));
+    emergency_write(format_args!("breakpoint at {:#x}\n", frame.instruction_pointer.as_u64()));
 }
 
 extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) -> ! {
@@ -271,23 +258,12 @@ extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) ->
 extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFaultErrorCode) {
     let addr = Cr2::read_raw();
     // No heap here: the fault may have hit while the heap lock was held.
-    let mut extra = FixedBuf {
-        data: [0; 256],
-        len: 0,
-    };
+    let mut extra = FixedBuf { data: [0; 256], len: 0 };
     let _ = write!(extra, "address {addr:#018x} ({:?})", code);
     if let Some(what) = crate::memory::guard_page_owner(addr) {
-        let _ = write!(
-            extra,
-            "\n    stack overflow: the address is in the guard page of {what}"
-        );
+        let _ = write!(extra, "\n    stack overflow: the address is in the guard page of {what}");
     }
-    fatal(
-        "page fault (#PF)",
-        &frame,
-        Some(code.bits()),
-        extra.as_str(),
-    )
+    fatal("page fault (#PF)", &frame, Some(code.bits()), extra.as_str())
 }
 
 /// A small formatting buffer that needs no heap.

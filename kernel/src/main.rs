@@ -10,8 +10,10 @@ extern crate alloc;
 
 mod boot;
 mod cpu;
+mod fs;
 mod memory;
 mod power;
+mod random;
 mod serial;
 mod shell;
 mod time;
@@ -45,6 +47,11 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     interrupts::enable();
     time::calibrate_tsc(10);
     let date = time::init_rtc();
+    random::init();
+    if !random::hardware() {
+        log::warn!("no RDRAND: random numbers are seeded from timer jitter only");
+    }
+    fs::init(&info);
     let (total, free) = memory::frame_stats();
     log::info!(
         "Keel {VERSION}: {} MiB RAM ({} MiB free), TSC {} MHz, {}",

@@ -11,8 +11,7 @@ use talc::{OomHandler, Span, Talc, Talck};
 use x86_64::instructions::interrupts;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::{
-    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB,
-    Translate,
+    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB, Translate,
 };
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -41,10 +40,7 @@ pub struct GrowFromFrames;
 
 impl OomHandler for GrowFromFrames {
     fn handle_oom(talc: &mut Talc<Self>, layout: Layout) -> Result<(), ()> {
-        let want = layout
-            .size()
-            .saturating_add(layout.align())
-            .saturating_add(64 * 1024);
+        let want = layout.size().saturating_add(layout.align()).saturating_add(64 * 1024);
         let bytes = want.max(HEAP_GROW_MIN).next_multiple_of(PAGE_SIZE as usize);
         let pages = bytes as u64 / PAGE_SIZE;
         let first = FRAMES.lock().allocate(pages, 1).map_err(|_| ())?;
@@ -104,10 +100,7 @@ pub fn heap_stats() -> HeapStats {
     interrupts::without_interrupts(|| {
         let talc = HEAP.0.lock();
         let c = talc.get_counters();
-        HeapStats {
-            claimed: HEAP_CLAIMED.load(Ordering::Relaxed),
-            allocated: c.allocated_bytes as u64,
-        }
+        HeapStats { claimed: HEAP_CLAIMED.load(Ordering::Relaxed), allocated: c.allocated_bytes as u64 }
     })
 }
 
@@ -118,12 +111,7 @@ fn addr_of_symbol(s: &u8) -> u64 {
 /// Hands usable RAM to the page allocator, minus the kernel and the ramdisk, and starts the heap.
 pub fn init(info: &BootInfo) {
     // SAFETY: linker-defined symbols; only their addresses are used.
-    let (kstart, kend) = unsafe {
-        (
-            addr_of_symbol(&__kernel_start),
-            addr_of_symbol(&__kernel_end),
-        )
-    };
+    let (kstart, kend) = unsafe { (addr_of_symbol(&__kernel_start), addr_of_symbol(&__kernel_end)) };
     let mut frames = FRAMES.lock();
     for r in info.regions().iter().filter(|r| r.kind == 1) {
         let start = r.addr.max(LOW_LIMIT).next_multiple_of(PAGE_SIZE);
@@ -166,10 +154,7 @@ pub fn init(info: &BootInfo) {
     // SAFETY: the arena is a static used only here, handed to the heap once.
     unsafe {
         let base = (&raw mut INITIAL_ARENA).cast::<u8>();
-        let _ = HEAP
-            .0
-            .lock()
-            .claim(Span::from_base_size(base, INITIAL_HEAP));
+        let _ = HEAP.0.lock().claim(Span::from_base_size(base, INITIAL_HEAP));
     }
 }
 
@@ -256,22 +241,14 @@ pub fn alloc_stack(pages: u64, name: &'static str) -> Option<KernelStack> {
     if let Some(s) = stacks.iter_mut().find(|s| s.0 == 0) {
         *s = (guard, bottom + pages * PAGE_SIZE, name);
     }
-    Some(KernelStack {
-        bottom,
-        top: bottom + pages * PAGE_SIZE,
-        guard,
-        frames: first,
-        pages,
-    })
+    Some(KernelStack { bottom, top: bottom + pages * PAGE_SIZE, guard, frames: first, pages })
 }
 
 impl Drop for KernelStack {
     fn drop(&mut self) {
         with_mapper(|m| {
             for i in 0..self.pages {
-                let page = Page::<Size4KiB>::containing_address(VirtAddr::new(
-                    self.bottom + i * PAGE_SIZE,
-                ));
+                let page = Page::<Size4KiB>::containing_address(VirtAddr::new(self.bottom + i * PAGE_SIZE));
                 if let Ok((_, flush)) = m.unmap(page) {
                     flush.flush();
                 }
@@ -288,10 +265,7 @@ impl Drop for KernelStack {
 /// If `addr` lies in the guard page of a live kernel stack, the stack's name.
 pub fn guard_page_owner(addr: u64) -> Option<&'static str> {
     let stacks = STACKS.try_lock()?;
-    stacks
-        .iter()
-        .find(|s| s.0 != 0 && addr >= s.0 && addr < s.0 + PAGE_SIZE)
-        .map(|s| s.2)
+    stacks.iter().find(|s| s.0 != 0 && addr >= s.0 && addr < s.0 + PAGE_SIZE).map(|s| s.2)
 }
 
 /// True if `[addr, addr+len)` can be read without faulting (used by the backtrace walker).
@@ -303,9 +277,7 @@ pub fn is_kernel_readable(addr: u64, len: u64) -> bool {
         return true;
     }
     if let Some(stacks) = STACKS.try_lock() {
-        return stacks
-            .iter()
-            .any(|s| s.0 != 0 && addr >= s.0 + PAGE_SIZE && end <= s.1);
+        return stacks.iter().any(|s| s.0 != 0 && addr >= s.0 + PAGE_SIZE && end <= s.1);
     }
     // Fall back to the page tables (only if no one holds them).
     let Some(_guard) = PAGE_TABLES.try_lock() else {

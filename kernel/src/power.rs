@@ -47,10 +47,7 @@ pub fn reboot() -> ! {
     unsafe { kbd.write(0xfe) };
     wait_ms(100);
     // Triple fault: an empty IDT and a breakpoint.
-    let empty = x86_64::structures::DescriptorTablePointer {
-        limit: 0,
-        base: x86_64::VirtAddr::new(0),
-    };
+    let empty = x86_64::structures::DescriptorTablePointer { limit: 0, base: x86_64::VirtAddr::new(0) };
     // SAFETY: deliberately loads an empty IDT so the next exception resets the CPU.
     unsafe {
         x86_64::instructions::tables::lidt(&empty);

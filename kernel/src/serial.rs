@@ -30,11 +30,7 @@ struct Ring {
 
 impl Ring {
     const fn new() -> Self {
-        Ring {
-            buf: [0; RING_SIZE],
-            head: 0,
-            len: 0,
-        }
+        Ring { buf: [0; RING_SIZE], head: 0, len: 0 }
     }
 
     fn push(&mut self, b: u8) {
@@ -211,13 +207,7 @@ impl log::Log for Logger {
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
             let ms = crate::time::uptime_ns() / 1_000_000;
-            kprintln!(
-                "[{:>5}.{:03}] {:<5} {}",
-                ms / 1000,
-                ms % 1000,
-                record.level(),
-                record.args()
-            );
+            kprintln!("[{:>5}.{:03}] {:<5} {}", ms / 1000, ms % 1000, record.level(), record.args());
         }
     }
 
@@ -229,9 +219,5 @@ static LOGGER: Logger = Logger;
 /// Installs the serial logger; `quiet` keeps only warnings and errors.
 pub fn init_logging(quiet: bool) {
     let _ = log::set_logger(&LOGGER);
-    log::set_max_level(if quiet {
-        log::LevelFilter::Warn
-    } else {
-        log::LevelFilter::Info
-    });
+    log::set_max_level(if quiet { log::LevelFilter::Warn } else { log::LevelFilter::Info });
 }

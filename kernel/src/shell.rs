@@ -2,18 +2,19 @@
 //! hardware (`mem`, `uptime`, `date`, `shutdown`, ...). Parsing, editing and running command lines
 //! is the `keel-shell` crate's job.
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use keel_shell::editor::Completer;
-use keel_shell::exec::BUILTINS;
+use keel_shell::exec::{InputStream, OutputStream, BUILTINS};
 use keel_shell::{Bytes, Editor, Event, Host, Io, Shell, Terminal};
 use keel_time::{DateTime, Human};
 use spin::Mutex;
 
 use crate::boot::BootInfo;
-use crate::{memory, power, serial, time};
+use crate::{fs, memory, power, serial, time};
 
 /// Commands implemented here: (name, usage and summary, details).
 const COMMANDS: &[(&str, &str, &str)] = &[
@@ -93,21 +94,27 @@ impl Terminal for Console {
     }
 }
 
-struct Commands;
+/// Tab completion: command names first, paths (relative to `cwd`) after.
+struct Completion {
+    cwd: String,
+}
 
-impl Completer for Commands {
+impl Completer for Completion {
     fn complete(&self, word: &str, first: bool) -> Vec<String> {
-        if !first {
-            return Vec::new();
+        if first && !word.contains('/') {
+            return all_commands().into_iter().map(|c| c.0).filter(|n| n.starts_with(word)).map(String::from).collect();
         }
-        COMMANDS
-            .iter()
-            .map(|c| c.0)
-            .chain(BUILTINS.iter().map(|b| b.0))
-            .filter(|n| n.starts_with(word))
-            .map(String::from)
-            .collect()
+        keel_commands::complete_path(fs::vfs(), &self.cwd, word)
     }
+}
+
+/// Every command: (name, "usage: summary", details).
+fn all_commands() -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut all: Vec<(&str, &str, &str)> = COMMANDS.to_vec();
+    all.extend(keel_commands::COMMANDS.iter().copied());
+    all.extend(BUILTINS.iter().map(|b| (b.0, b.1, "")));
+    all.sort();
+    all
 }
 
 /// The kernel's half of the shell.
@@ -117,6 +124,9 @@ struct KernelHost {
 
 impl Host for KernelHost {
     fn run(&mut self, shell: &mut Shell, argv: &[String], io: &mut Io<'_>) -> Option<i32> {
+        if let Some(status) = keel_commands::run(fs::vfs(), shell, argv, io) {
+            return Some(status);
+        }
         let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
         Some(match argv[0].as_str() {
             "help" => help(&args, io),
@@ -170,11 +180,7 @@ impl Host for KernelHost {
             }
             "uname" => {
                 if args.first() == Some(&"-a") {
-                    io.print(format_args!(
-                        "Keel {} x86_64 (cmdline: {})\n",
-                        crate::VERSION,
-                        BOOT_CMDLINE.lock()
-                    ));
+                    io.print(format_args!("Keel {} x86_64 (cmdline: {})\n", crate::VERSION, BOOT_CMDLINE.lock()));
                 } else {
                     io.out(b"Keel\n");
                 }
@@ -207,36 +213,34 @@ impl Host for KernelHost {
         })
     }
 
-    fn read_file(&mut self, _shell: &Shell, _path: &str) -> Result<Vec<u8>, String> {
-        Err("no such file or directory".into())
+    fn read_file(&mut self, shell: &Shell, path: &str) -> Result<Vec<u8>, String> {
+        keel_commands::read_file(fs::vfs(), &keel_commands::cwd(shell), path).map_err(|e| e.to_string())
     }
 
-    fn write_file(&mut self, _: &Shell, _: &str, _: &[u8], _: bool) -> Result<(), String> {
-        Err("read-only file system".into())
+    fn open_input(&mut self, shell: &Shell, path: &str) -> Result<Box<dyn InputStream>, String> {
+        keel_commands::open_input(fs::vfs(), &keel_commands::cwd(shell), path)
+    }
+
+    fn open_output(&mut self, shell: &Shell, path: &str, append: bool) -> Result<Box<dyn OutputStream>, String> {
+        keel_commands::open_output(fs::vfs(), &keel_commands::cwd(shell), path, append)
     }
 }
 
 fn help(args: &[&str], io: &mut Io<'_>) -> i32 {
+    let all = all_commands();
     if let Some(name) = args.first() {
-        if let Some(c) = COMMANDS.iter().find(|c| c.0 == *name) {
+        if let Some(c) = all.iter().find(|c| c.0 == *name) {
             io.print(format_args!("{}\n", c.1));
             if !c.2.is_empty() {
                 io.print(format_args!("{}\n", c.2));
             }
             return 0;
         }
-        if let Some(b) = BUILTINS.iter().find(|b| b.0 == *name) {
-            io.print(format_args!("{}\n", b.1));
-            return 0;
-        }
         io.eprint(format_args!("help: no such command: {name}\n"));
         return 1;
     }
     let mut s = String::from("Keel shell commands:\n");
-    let mut all: Vec<(&str, &str)> = COMMANDS.iter().map(|c| (c.0, c.1)).collect();
-    all.extend(BUILTINS.iter().copied());
-    all.sort();
-    for (name, usage) in all {
+    for (name, usage, _) in all {
         let summary = usage.split_once(": ").map_or(usage, |p| p.1);
         s.push_str(&format!("  {name:<10} {summary}\n"));
     }
@@ -318,15 +322,10 @@ pub fn run() -> ! {
     let mut shell = Shell::new();
     shell.vars.insert("HOME".into(), "/".into());
     shell.vars.insert("PWD".into(), "/".into());
-    let mut host = KernelHost {
-        editor: Editor::new("keel> "),
-    };
+    let mut host = KernelHost { editor: Editor::new("keel> ") };
     let mut console = Console;
     let ms = time::uptime_ns() / 1_000_000;
-    crate::kprintln!(
-        "\nWelcome to Keel {} (booted in {ms} ms). Type 'help' for commands.",
-        crate::VERSION
-    );
+    crate::kprintln!("\nWelcome to Keel {} (booted in {ms} ms). Type 'help' for commands.", crate::VERSION);
     let mut out = String::new();
     loop {
         out.clear();
@@ -335,7 +334,8 @@ pub fn run() -> ! {
         let line = loop {
             out.clear();
             let b = serial::read_blocking();
-            let ev = host.editor.feed(b, &mut out, &Commands);
+            let completion = Completion { cwd: keel_commands::cwd(&shell) };
+            let ev = host.editor.feed(b, &mut out, &completion);
             serial::write_raw(out.as_bytes());
             match ev {
                 Event::Pending => {}

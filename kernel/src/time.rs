@@ -62,8 +62,7 @@ pub fn calibrate_tsc(ms: u64) {
     if hz > 0 {
         // Keep the clock continuous: the TSC-based time starts where the ticks are now.
         let now_ticks_ns = ticks() * (1_000_000_000 / TICK_HZ);
-        let tsc_boot =
-            t1.saturating_sub((u128::from(now_ticks_ns) * u128::from(hz) / 1_000_000_000) as u64);
+        let tsc_boot = t1.saturating_sub((u128::from(now_ticks_ns) * u128::from(hz) / 1_000_000_000) as u64);
         TSC_BOOT.store(tsc_boot, Ordering::Relaxed);
         TSC_HZ.store(hz, Ordering::Relaxed);
     }

@@ -4,8 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// What a boot needs.
+#[derive(Clone)]
 pub struct Image {
     pub kernel: PathBuf,
+    /// The archive of extra files (`-initrd`).
+    pub initrd: PathBuf,
 }
 
 /// The repository root (xtask lives one level below it).
@@ -97,35 +100,22 @@ pub fn ensure_qemu() -> Result<(), String> {
     if which("qemu-system-x86_64") {
         return Ok(());
     }
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
     if is_root && which("apt-get") {
         eprintln!("xtask: installing QEMU (apt-get install qemu-system-x86)");
         status(Command::new("apt-get").arg("update").arg("-qq"))?;
         status(
             Command::new("apt-get")
-                .args([
-                    "install",
-                    "-y",
-                    "-qq",
-                    "--no-install-recommends",
-                    "qemu-system-x86",
-                ])
+                .args(["install", "-y", "-qq", "--no-install-recommends", "qemu-system-x86"])
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
         return Ok(());
     }
-    Err(
-        "qemu-system-x86_64 not found; install it with: sudo apt-get install qemu-system-x86"
-            .into(),
-    )
+    Err("qemu-system-x86_64 not found; install it with: sudo apt-get install qemu-system-x86".into())
 }
 
 pub fn which(prog: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
 }
 
 /// `cargo xtask setup`.
@@ -149,31 +139,75 @@ pub fn build_kernel() -> Result<PathBuf, String> {
 /// Everything a boot needs.
 pub fn build_all() -> Result<Image, String> {
     let kernel = build_kernel()?;
-    Ok(Image { kernel })
+    let initrd = out_dir().join("files.tar");
+    pack(&root().join("extra_files"), &initrd)?;
+    Ok(Image { kernel, initrd })
+}
+
+/// Packs every file and directory below `dir` into a tar archive at `out` (recursively, empty
+/// directories kept, any name, long names as GNU extensions). Symlinks and unreadable files are
+/// errors: nothing is silently left out. The archive is rewritten only when it changes.
+pub fn pack(dir: &Path, out: &Path) -> Result<(), String> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.mode(tar::HeaderMode::Complete);
+    if dir.exists() {
+        add_tree(&mut builder, dir, Path::new(""))?;
+    }
+    let data = builder.into_inner().map_err(|e| format!("{}: {e}", out.display()))?;
+    if std::fs::read(out).ok().as_deref() != Some(&data[..]) {
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(out, &data).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    Ok(())
+}
+
+fn add_tree(builder: &mut tar::Builder<Vec<u8>>, dir: &Path, rel: &Path) -> Result<(), String> {
+    let here = dir.join(rel);
+    let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(&here)
+        .map_err(|e| format!("{}: cannot read directory: {e}", here.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", here.display()))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let rel_path = rel.join(&name);
+        let full = dir.join(&rel_path);
+        if name.to_str().is_none() {
+            return Err(format!("{}: file name is not UTF-8", full.display()));
+        }
+        let meta = std::fs::symlink_metadata(&full).map_err(|e| format!("{}: {e}", full.display()))?;
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            return Err(format!(
+                "{}: symlinks are not supported in extra_files (copy the file instead)",
+                full.display()
+            ));
+        } else if ft.is_dir() {
+            builder.append_dir(&rel_path, &full).map_err(|e| format!("{}: {e}", full.display()))?;
+            add_tree(builder, dir, &rel_path)?;
+        } else if ft.is_file() {
+            let mut f = std::fs::File::open(&full).map_err(|e| format!("{}: cannot read: {e}", full.display()))?;
+            builder.append_file(&rel_path, &mut f).map_err(|e| format!("{}: cannot read: {e}", full.display()))?;
+        } else {
+            return Err(format!("{}: not a regular file or directory", full.display()));
+        }
+    }
+    Ok(())
 }
 
 /// rustfmt and clippy, on the host crates and on the kernel.
 pub fn lint() -> Result<(), String> {
     ensure_toolchain()?;
     let root = root();
-    status(
-        Command::new("cargo")
-            .args(["fmt", "--all", "--check"])
-            .current_dir(&root),
-    )?;
-    status(
-        Command::new("cargo")
-            .args([
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--locked",
-                "--",
-                "-D",
-                "warnings",
-            ])
-            .current_dir(&root),
-    )?;
+    let host = || -> Result<Command, String> {
+        let mut c = kernel_cargo()?;
+        c.current_dir(&root).env("CARGO_TARGET_DIR", root.join("target/lint"));
+        Ok(c)
+    };
+    status(host()?.args(["fmt", "--all", "--check"]))?;
+    status(host()?.args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     status(kernel_cargo()?.args(["fmt", "--check"]))?;
     status(kernel_cargo()?.args(["clippy", "--release", "--locked", "--", "-D", "warnings"]))?;
     Ok(())

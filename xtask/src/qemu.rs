@@ -46,13 +46,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            gui: false,
-            mem: "512M".into(),
-            accel: Accel::Auto,
-            machine: None,
-            append: String::new(),
-        }
+        Options { gui: false, mem: "512M".into(), accel: Accel::Auto, machine: None, append: String::new() }
     }
 }
 
@@ -75,17 +69,13 @@ pub fn accel_name(opts: &Options) -> &'static str {
 
 /// The QEMU command for an image (serial wiring is added by the caller).
 pub fn command(image: &Image, opts: &Options) -> Command {
-    let machine = opts.machine.clone().unwrap_or_else(|| {
-        if opts.gui {
-            "q35".into()
-        } else {
-            "microvm".into()
-        }
-    });
+    let machine = opts.machine.clone().unwrap_or_else(|| if opts.gui { "q35".into() } else { "microvm".into() });
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-M", &machine, "-m", &opts.mem, "-accel", accel_name(opts)]);
     cmd.args(["-no-user-config", "-nodefaults"]);
+    cmd.args(["-cpu", "qemu64,+rdrand"]);
     cmd.arg("-kernel").arg(&image.kernel);
+    cmd.arg("-initrd").arg(&image.initrd);
     if !opts.append.is_empty() {
         cmd.args(["-append", &opts.append]);
     }
@@ -119,24 +109,13 @@ fn report_status(status: i32) {
 pub fn interactive(image: &Image, opts: &Options) -> Result<i32, String> {
     build::ensure_qemu()?;
     let mut cmd = command(image, opts);
-    cmd.args([
-        "-chardev",
-        "stdio,id=con,mux=on,signal=off",
-        "-serial",
-        "chardev:con",
-        "-mon",
-        "chardev=con",
-    ]);
+    cmd.args(["-chardev", "stdio,id=con,mux=on,signal=off", "-serial", "chardev:con", "-mon", "chardev=con"]);
     eprintln!(
         "xtask: booting Keel ({}, {}); Ctrl-A X quits QEMU",
-        opts.machine
-            .as_deref()
-            .unwrap_or(if opts.gui { "q35" } else { "microvm" }),
+        opts.machine.as_deref().unwrap_or(if opts.gui { "q35" } else { "microvm" }),
         accel_name(opts)
     );
-    let st = cmd
-        .status()
-        .map_err(|e| format!("cannot start QEMU: {e}"))?;
+    let st = cmd.status().map_err(|e| format!("cannot start QEMU: {e}"))?;
     let status = keel_status(st.code());
     report_status(status);
     Ok(status)
@@ -146,9 +125,7 @@ pub fn interactive(image: &Image, opts: &Options) -> Result<i32, String> {
 /// and shuts Keel down at the end of input, returning its status.
 pub fn script(image: &Image, opts: &Options) -> Result<i32, String> {
     let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .map_err(|e| format!("reading stdin: {e}"))?;
+    std::io::stdin().read_to_string(&mut input).map_err(|e| format!("reading stdin: {e}"))?;
     let mut vm = Vm::boot(image, opts)?;
     vm.echo = true;
     vm.wait_for(PROMPT, Duration::from_secs(60))?;
@@ -190,9 +167,7 @@ impl Vm {
         build::ensure_qemu()?;
         let mut cmd = command(image, opts);
         cmd.args(["-serial", "stdio"]);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         let started = Instant::now();
         let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
         let mut stdout = child.stdout.take().ok_or("no stdout pipe")?;
@@ -214,24 +189,12 @@ impl Vm {
                 cv.notify_all();
             }
         });
-        Ok(Vm {
-            child,
-            stdin,
-            shared,
-            mark: 0,
-            echo: false,
-            echoed: 0,
-            started,
-        })
+        Ok(Vm { child, stdin, shared, mark: 0, echo: false, echoed: 0, started })
     }
 
     fn flush_echo(&mut self, out: &[u8]) {
         if self.echo && out.len() > self.echoed {
-            let text: Vec<u8> = out[self.echoed..]
-                .iter()
-                .copied()
-                .filter(|&b| b != b'\r')
-                .collect();
+            let text: Vec<u8> = out[self.echoed..].iter().copied().filter(|&b| b != b'\r').collect();
             let mut so = std::io::stdout();
             let _ = so.write_all(&text);
             let _ = so.flush();
@@ -263,18 +226,13 @@ impl Vm {
                 return Ok(text);
             }
             if g.eof {
-                return Err(format!(
-                    "QEMU exited while waiting for {pattern:?}; output since the last step:\n{hay}"
-                ));
+                return Err(format!("QEMU exited while waiting for {pattern:?}; output since the last step:\n{hay}"));
             }
             let now = Instant::now();
             if now >= deadline {
                 return Err(format!("timed out after {timeout:?} waiting for {pattern:?}; output since the last step:\n{hay}\n(all: {:?})", String::from_utf8_lossy(&out)));
             }
-            g = cv
-                .wait_timeout(g, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            g = cv.wait_timeout(g, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 
@@ -303,20 +261,14 @@ impl Vm {
                 self.mark = out.len();
                 return;
             }
-            g = cv
-                .wait_timeout(g, Duration::from_millis(50))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            g = cv.wait_timeout(g, Duration::from_millis(50)).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 
     /// Sends raw bytes to the serial console.
     pub fn send(&mut self, data: &[u8]) -> Result<(), String> {
         let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
-        stdin
-            .write_all(data)
-            .and_then(|_| stdin.flush())
-            .map_err(|e| format!("writing to QEMU: {e}"))
+        stdin.write_all(data).and_then(|_| stdin.flush()).map_err(|e| format!("writing to QEMU: {e}"))
     }
 
     /// Types a line and Enter.
@@ -342,13 +294,7 @@ impl Vm {
             if let Ok(Some(st)) = self.child.try_wait() {
                 // Let the reader thread drain what is left.
                 let _ = self.wait_eof(Duration::from_secs(2));
-                let out = self
-                    .shared
-                    .0
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .out
-                    .clone();
+                let out = self.shared.0.lock().unwrap_or_else(|e| e.into_inner()).out.clone();
                 self.flush_echo(&out);
                 return Ok(keel_status(st.code()));
             }
@@ -369,10 +315,7 @@ impl Vm {
             if now >= deadline {
                 return false;
             }
-            g = cv
-                .wait_timeout(g, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            g = cv.wait_timeout(g, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
         true
     }

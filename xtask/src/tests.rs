@@ -34,11 +34,7 @@ fn check(cond: bool, what: &str, output: &str) -> Result<(), String> {
 }
 
 fn contains(output: &str, needle: &str) -> Result<(), String> {
-    check(
-        output.contains(needle),
-        &format!("expected {needle:?}"),
-        output,
-    )
+    check(output.contains(needle), &format!("expected {needle:?}"), output)
 }
 
 /// Powers off through `shutdown` and checks QEMU's status is 0.
@@ -55,10 +51,7 @@ fn boot_to_prompt(image: &Image) -> Result<(), String> {
     let t = vm.started.elapsed();
     let out = vm.output();
     contains(&out, "Welcome to Keel")?;
-    println!(
-        "      (prompt after {:.0} ms, including QEMU start-up)",
-        t.as_secs_f64() * 1000.0
-    );
+    println!("      (prompt after {:.0} ms, including QEMU start-up)", t.as_secs_f64() * 1000.0);
     shutdown(vm)
 }
 
@@ -67,9 +60,7 @@ fn echo_and_help(image: &Image) -> Result<(), String> {
     let out = vm.run("echo hello   'big  world'", STEP)?;
     check(out == "hello big  world\n", "echo output", &out)?;
     let out = vm.run("help", STEP)?;
-    for cmd in [
-        "help", "echo", "uptime", "date", "mem", "shutdown", "reboot", "history",
-    ] {
+    for cmd in ["help", "echo", "uptime", "date", "mem", "shutdown", "reboot", "history"] {
         contains(&out, &format!("  {cmd} "))?;
     }
     let out = vm.run("help mem", STEP)?;
@@ -81,23 +72,13 @@ fn echo_and_help(image: &Image) -> Result<(), String> {
 
 fn uptime_advances(image: &Image) -> Result<(), String> {
     let mut vm = boot(image)?;
-    let parse = |s: &str| -> Option<f64> {
-        s.trim()
-            .strip_prefix("up ")?
-            .strip_suffix('s')?
-            .parse()
-            .ok()
-    };
+    let parse = |s: &str| -> Option<f64> { s.trim().strip_prefix("up ")?.strip_suffix('s')?.parse().ok() };
     let a = vm.run("uptime", STEP)?;
     let t1 = parse(&a).ok_or(format!("uptime format: {a:?}"))?;
     vm.run("sleep 0.3", STEP)?;
     let b = vm.run("uptime", STEP)?;
     let t2 = parse(&b).ok_or(format!("uptime format: {b:?}"))?;
-    check(
-        t2 - t1 >= 0.3 && t2 - t1 < 30.0,
-        &format!("uptime went from {t1} to {t2}"),
-        &b,
-    )?;
+    check(t2 - t1 >= 0.3 && t2 - t1 < 30.0, &format!("uptime went from {t1} to {t2}"), &b)?;
     shutdown(vm)
 }
 
@@ -105,10 +86,7 @@ fn date_is_the_host_date(image: &Image) -> Result<(), String> {
     let mut vm = boot(image)?;
     let out = vm.run("date", STEP)?;
     // QEMU's RTC starts at the host's UTC time.
-    let host = Command::new("date")
-        .args(["-u", "+%Y-%m-%d"])
-        .output()
-        .map_err(|e| e.to_string())?;
+    let host = Command::new("date").args(["-u", "+%Y-%m-%d"]).output().map_err(|e| e.to_string())?;
     let host = String::from_utf8_lossy(&host.stdout).trim().to_string();
     contains(&out, &host)?;
     contains(&out, " UTC")?;
@@ -116,27 +94,14 @@ fn date_is_the_host_date(image: &Image) -> Result<(), String> {
 }
 
 fn mem_reports_pages_and_heap(image: &Image) -> Result<(), String> {
-    let mut vm = boot_with(
-        image,
-        &Options {
-            mem: "256M".into(),
-            ..Options::default()
-        },
-    )?;
+    let mut vm = boot_with(image, &Options { mem: "256M".into(), ..Options::default() })?;
     let out = vm.run("mem", STEP)?;
     contains(&out, "physical: ")?;
     contains(&out, "heap: ")?;
     // 256 MiB of guest RAM: the usable part is a bit less.
-    let total = out
-        .split("physical: ")
-        .nth(1)
-        .and_then(|s| s.split(" MiB total").next())
-        .and_then(|s| s.parse::<f64>().ok());
-    check(
-        total.is_some_and(|t| (200.0..=256.0).contains(&t)),
-        "physical total near 256 MiB",
-        &out,
-    )?;
+    let total =
+        out.split("physical: ").nth(1).and_then(|s| s.split(" MiB total").next()).and_then(|s| s.parse::<f64>().ok());
+    check(total.is_some_and(|t| (200.0..=256.0).contains(&t)), "physical total near 256 MiB", &out)?;
     shutdown(vm)
 }
 
@@ -212,11 +177,7 @@ fn ctrl_c_stops_sleep(image: &Image) -> Result<(), String> {
     let took = t.elapsed();
     let out = vm.run("echo $?", STEP)?;
     check(out == "130\n", "status after Ctrl-C", &out)?;
-    check(
-        took < Duration::from_secs(3),
-        &format!("Ctrl-C took {took:?}"),
-        &out,
-    )?;
+    check(took < Duration::from_secs(3), &format!("Ctrl-C took {took:?}"), &out)?;
     shutdown(vm)
 }
 
@@ -236,11 +197,7 @@ fn fault(image: &Image, kind: &str, expect: &[&str]) -> Result<(), String> {
     vm.send_line(&format!("crash {kind}"))?;
     let st = vm.wait_exit(STEP)?;
     let out = vm.output();
-    check(
-        st == FAULT_STATUS,
-        &format!("crash {kind}: status {st}, want {FAULT_STATUS}"),
-        &out,
-    )?;
+    check(st == FAULT_STATUS, &format!("crash {kind}: status {st}, want {FAULT_STATUS}"), &out)?;
     for e in expect {
         contains(&out, e)?;
     }
@@ -251,21 +208,12 @@ fn fault_page(image: &Image) -> Result<(), String> {
     fault(
         image,
         "pagefault",
-        &[
-            "KERNEL EXCEPTION: page fault (#PF)",
-            "address 0x0000400000000000",
-            "rip ",
-            "backtrace",
-        ],
+        &["KERNEL EXCEPTION: page fault (#PF)", "address 0x0000400000000000", "rip ", "backtrace"],
     )
 }
 
 fn fault_gpf(image: &Image) -> Result<(), String> {
-    fault(
-        image,
-        "gpf",
-        &["KERNEL EXCEPTION: general protection fault (#GP)", "error "],
-    )
+    fault(image, "gpf", &["KERNEL EXCEPTION: general protection fault (#GP)", "error "])
 }
 
 fn fault_divide(image: &Image) -> Result<(), String> {
@@ -273,42 +221,164 @@ fn fault_divide(image: &Image) -> Result<(), String> {
 }
 
 fn fault_invalid_opcode(image: &Image) -> Result<(), String> {
-    fault(
-        image,
-        "invalid-opcode",
-        &["KERNEL EXCEPTION: invalid opcode (#UD)"],
-    )
+    fault(image, "invalid-opcode", &["KERNEL EXCEPTION: invalid opcode (#UD)"])
 }
 
 fn fault_stack_overflow(image: &Image) -> Result<(), String> {
     fault(
         image,
         "stack-overflow",
-        &[
-            "page fault (#PF)",
-            "stack overflow: the address is in the guard page of the shell",
-        ],
+        &["page fault (#PF)", "stack overflow: the address is in the guard page of the shell"],
     )
 }
 
 fn fault_panic(image: &Image) -> Result<(), String> {
-    fault(
-        image,
-        "panic",
-        &["KERNEL PANIC", "deliberate panic from the crash command"],
-    )
+    fault(image, "panic", &["KERNEL PANIC", "deliberate panic from the crash command"])
 }
 
 fn q35_boots_too(image: &Image) -> Result<(), String> {
-    let mut vm = boot_with(
-        image,
-        &Options {
-            machine: Some("q35".into()),
-            ..Options::default()
-        },
-    )?;
+    let mut vm = boot_with(image, &Options { machine: Some("q35".into()), ..Options::default() })?;
     let out = vm.run("echo on q35", STEP)?;
     check(out == "on q35\n", "echo on q35", &out)?;
+    shutdown(vm)
+}
+
+// ---- extra files and the filesystem ----
+
+/// Deterministic pseudo-random bytes (xorshift), so test files are reproducible.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Files of the test tree: (relative path, contents).
+fn test_tree() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("top.txt", b"top level\n".to_vec()),
+        ("nested/deeper/deepest/leaf.txt", b"a leaf\n".to_vec()),
+        ("with space/file with spaces.txt", b"spaces are fine\n".to_vec()),
+        ("unicode/héllo wörld ✓.txt", "unicode ✓\n".as_bytes().to_vec()),
+        ("bin/random-5MiB.bin", noise(5 << 20, 42)),
+        ("bin/empty-file", Vec::new()),
+    ]
+}
+
+/// Builds an image whose extra files are a generated test tree (plus an empty directory).
+fn image_with_tree(base: &Image, name: &str, files: &[(&str, Vec<u8>)]) -> Result<Image, String> {
+    let dir = build::out_dir().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    for (path, data) in files {
+        let p = dir.join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(&p, data).map_err(|e| e.to_string())?;
+    }
+    std::fs::create_dir_all(dir.join("empty dir")).map_err(|e| e.to_string())?;
+    let tar = build::out_dir().join(format!("{name}.tar"));
+    build::pack(&dir, &tar)?;
+    Ok(Image { kernel: base.kernel.clone(), initrd: tar })
+}
+
+fn extra_files_match_the_host(image: &Image) -> Result<(), String> {
+    let files = test_tree();
+    let img = image_with_tree(image, "test-tree", &files)?;
+    let mut vm = boot(&img)?;
+    for (path, data) in &files {
+        let out = vm.run(&format!("sha256sum '/extra_files/{path}'"), STEP)?;
+        let want = format!("{}  /extra_files/{path}\n", sha256_hex(data));
+        check(out == want, &format!("sha256 of {path}"), &out)?;
+    }
+    let out = vm.run("ls /extra_files | cat", STEP)?;
+    check(out == "bin\nempty dir\nnested\ntop.txt\nunicode\nwith space\n", "top-level listing", &out)?;
+    let out = vm.run("ls '/extra_files/empty dir' | cat; echo status $?", STEP)?;
+    check(out == "status 0\n", "empty directory kept", &out)?;
+    let out = vm.run("stat /extra_files/bin/random-5MiB.bin", STEP)?;
+    contains(&out, &format!("Size: {}", 5 << 20))?;
+    shutdown(vm)
+}
+
+fn extra_files_are_read_only(image: &Image) -> Result<(), String> {
+    let mut vm = boot(image)?;
+    let out = vm.run("touch /extra_files/x", STEP)?;
+    check(out == "touch: cannot touch '/extra_files/x': read-only file system\n", "touch", &out)?;
+    let out = vm.run("echo no > /extra_files/welcome.txt", STEP)?;
+    check(out == "keel: /extra_files/welcome.txt: read-only file system\n", "redirect", &out)?;
+    let out = vm.run("rm /extra_files/welcome.txt", STEP)?;
+    contains(&out, "read-only file system")?;
+    let out = vm.run("mkdir /extra_files/d", STEP)?;
+    contains(&out, "read-only file system")?;
+    let out = vm.run("cat /nope", STEP)?;
+    check(out == "cat: /nope: no such file or directory\n", "cat error", &out)?;
+    shutdown(vm)
+}
+
+fn tmp_works_like_unix_tmp(image: &Image) -> Result<(), String> {
+    // Small memory, so filling /tmp (half of RAM) is quick.
+    let mut vm = boot_with(image, &Options { mem: "96M".into(), ..Options::default() })?;
+    let out = vm.run(
+        "mkdir -p /tmp/a/b && cd /tmp/a && echo hello > b/f.txt && echo more >> b/f.txt && cat b/f.txt && pwd",
+        STEP,
+    )?;
+    check(out == "hello\nmore\n/tmp/a\n", "write, append, cd", &out)?;
+    let out = vm.run("cp b/f.txt copy.txt && mv copy.txt moved.txt && ls | cat && cat < moved.txt", STEP)?;
+    check(out == "b\nmoved.txt\nhello\nmore\n", "cp, mv, <", &out)?;
+    let out = vm.run("rm -r /tmp/a && ls /tmp | cat && echo gone", STEP)?;
+    check(out == "gone\n", "rm -r", &out)?;
+    let out = vm.run("cat /dev/zero > /tmp/full; echo $?; rm /tmp/full; echo ok > /tmp/o && cat /tmp/o", STEP)?;
+    check(out == "keel: /tmp/full: no space left on device\n1\nok\n", "full /tmp is an error, not a crash", &out)?;
+    let out = vm.run("hexdump /dev/zero | cat > /dev/null; echo $?", STEP)?;
+    contains(&out, "pipe buffer full")?;
+    let out = vm.run("ls /dev | cat", STEP)?;
+    check(out == "null\nrandom\nurandom\nzero\n", "devices", &out)?;
+    shutdown(vm)
+}
+
+fn source_runs_scripts(image: &Image) -> Result<(), String> {
+    let mut vm = boot(image)?;
+    let out = vm.run("source /extra_files/scripts/demo.sh", STEP)?;
+    contains(&out, "Keel demo script\nwritten by demo.sh\n")?;
+    let out = vm.run("echo 'echo from tmp; Y=5' > /tmp/s.sh; . /tmp/s.sh; echo $Y", STEP)?;
+    check(out == "from tmp\n5\n", "source from /tmp", &out)?;
+    shutdown(vm)
+}
+
+fn tab_completes_paths(image: &Image) -> Result<(), String> {
+    let mut vm = boot(image)?;
+    vm.send(b"cat /extra_files/wel\t\r")?;
+    let out = vm.wait_for(NEXT_PROMPT, STEP)?;
+    contains(&out, "Welcome to Keel!")?;
+    shutdown(vm)
+}
+
+fn big_extra_files_are_not_copied(image: &Image) -> Result<(), String> {
+    let files = vec![("big/64MiB.bin", noise(64 << 20, 7))];
+    let img = image_with_tree(image, "test-big", &files)?;
+    let mut vm = boot(&img)?;
+    let out = vm.run("mem", STEP)?;
+    // Served in place: the heap holds none of the 64 MiB.
+    let heap_used = out
+        .split("heap:")
+        .nth(1)
+        .and_then(|s| s.split(" claimed, ").nth(1))
+        .and_then(|s| s.split(" used").next())
+        .unwrap_or("?")
+        .to_string();
+    check(heap_used.ends_with("KiB") || heap_used.ends_with(" B"), &format!("heap use {heap_used}"), &out)?;
+    let out = vm.run("stat /extra_files/big/64MiB.bin", STEP)?;
+    contains(&out, &format!("Size: {}", 64 << 20))?;
     shutdown(vm)
 }
 
@@ -316,10 +386,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("boot::prompt", boot_to_prompt),
     ("boot::q35", q35_boots_too),
     ("shell::echo_and_help", echo_and_help),
-    (
-        "shell::unknown_command_and_bad_arguments",
-        unknown_command_and_bad_arguments,
-    ),
+    ("shell::unknown_command_and_bad_arguments", unknown_command_and_bad_arguments),
     ("shell::line_editing", line_editing_over_serial),
     ("shell::pipes_and_connectors", pipes_and_connectors),
     ("shell::ctrl_c_stops_sleep", ctrl_c_stops_sleep),
@@ -328,6 +395,12 @@ const TESTS: &[(&str, TestFn)] = &[
     ("mem::report", mem_reports_pages_and_heap),
     ("power::exit_status", exit_status_reaches_the_host),
     ("power::reboot", reboot_comes_back),
+    ("fs::extra_files_match_the_host", extra_files_match_the_host),
+    ("fs::extra_files_are_read_only", extra_files_are_read_only),
+    ("fs::tmp_works_like_unix_tmp", tmp_works_like_unix_tmp),
+    ("fs::big_extra_files_are_not_copied", big_extra_files_are_not_copied),
+    ("shell::source", source_runs_scripts),
+    ("shell::tab_completes_paths", tab_completes_paths),
     ("fault::page_fault", fault_page),
     ("fault::general_protection", fault_gpf),
     ("fault::divide", fault_divide),
@@ -361,10 +434,7 @@ pub fn run_all(args: &[String]) -> Result<i32, String> {
     println!("== building the boot image");
     let image = build::build_all()?;
     build::ensure_qemu()?;
-    println!(
-        "== boot tests in QEMU ({})",
-        crate::qemu::accel_name(&Options::default())
-    );
+    println!("== boot tests in QEMU ({})", crate::qemu::accel_name(&Options::default()));
     let (mut passed, mut failed) = (0, Vec::new());
     for (name, test) in TESTS {
         if filter.is_some_and(|f| !name.contains(f)) {
@@ -377,11 +447,7 @@ pub fn run_all(args: &[String]) -> Result<i32, String> {
                 println!("test {name} ... ok ({:.1}s)", t.elapsed().as_secs_f64());
             }
             Err(e) => {
-                println!(
-                    "test {name} ... FAILED ({:.1}s)\n{}",
-                    t.elapsed().as_secs_f64(),
-                    indent(&e)
-                );
+                println!("test {name} ... FAILED ({:.1}s)\n{}", t.elapsed().as_secs_f64(), indent(&e));
                 failed.push(*name);
             }
         }

@@ -73,11 +73,7 @@ impl fmt::Display for Error {
                 write!(f, "bad member name at byte {offset}: {reason}")
             }
             Error::Unsupported { offset, typeflag } => {
-                write!(
-                    f,
-                    "unsupported member type '{}' at byte {offset}",
-                    char::from(*typeflag)
-                )
+                write!(f, "unsupported member type '{}' at byte {offset}", char::from(*typeflag))
             }
             Error::Conflict { offset } => {
                 write!(f, "duplicate or conflicting member at byte {offset}")
@@ -89,10 +85,7 @@ impl fmt::Display for Error {
 
 /// Parses a numeric header field: NUL/space-terminated octal, or GNU base-256.
 fn number(field: &[u8], offset: usize, name: &'static str) -> Result<u64, Error> {
-    let err = Error::BadNumber {
-        offset,
-        field: name,
-    };
+    let err = Error::BadNumber { offset, field: name };
     if field.first().is_some_and(|b| b & 0x80 != 0) {
         // Base-256: big-endian, first byte's top bit is the marker (negative values rejected).
         if field[0] & 0x40 != 0 {
@@ -100,10 +93,7 @@ fn number(field: &[u8], offset: usize, name: &'static str) -> Result<u64, Error>
         }
         let mut v: u64 = u64::from(field[0] & 0x3f);
         for &b in &field[1..] {
-            v = v
-                .checked_mul(256)
-                .and_then(|v| v.checked_add(u64::from(b)))
-                .ok_or(err.clone())?;
+            v = v.checked_mul(256).and_then(|v| v.checked_add(u64::from(b))).ok_or(err.clone())?;
         }
         return Ok(v);
     }
@@ -114,10 +104,7 @@ fn number(field: &[u8], offset: usize, name: &'static str) -> Result<u64, Error>
         match b {
             b'0'..=b'7' if !ended => {
                 seen_digit = true;
-                v = v
-                    .checked_mul(8)
-                    .and_then(|v| v.checked_add(u64::from(b - b'0')))
-                    .ok_or(err.clone())?;
+                v = v.checked_mul(8).and_then(|v| v.checked_add(u64::from(b - b'0'))).ok_or(err.clone())?;
             }
             b' ' if !seen_digit => {}
             0 | b' ' => ended = true,
@@ -165,11 +152,11 @@ fn is_zero_block(b: &[u8]) -> bool {
     b.iter().all(|&x| x == 0)
 }
 
+/// Overrides from a PAX header: path, link target, size.
+type PaxOverrides = (Option<Vec<u8>>, Option<Vec<u8>>, Option<u64>);
+
 /// Parses PAX records (`LEN key=value\n`), returning (path, linkpath, size) overrides.
-fn parse_pax(
-    data: &[u8],
-    offset: usize,
-) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>, Option<u64>), Error> {
+fn parse_pax(data: &[u8], offset: usize) -> Result<PaxOverrides, Error> {
     let err = Error::BadPax { offset };
     let (mut path, mut link, mut size) = (None, None, None);
     let mut rest = data;
@@ -178,10 +165,7 @@ fn parse_pax(
             break;
         }
         let sp = rest.iter().position(|&b| b == b' ').ok_or(err.clone())?;
-        let len: usize = core::str::from_utf8(&rest[..sp])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or(err.clone())?;
+        let len: usize = core::str::from_utf8(&rest[..sp]).ok().and_then(|s| s.parse().ok()).ok_or(err.clone())?;
         if len <= sp + 1 || len > rest.len() || rest[len - 1] != b'\n' {
             return Err(err);
         }
@@ -192,10 +176,7 @@ fn parse_pax(
             b"path" => path = Some(value.to_vec()),
             b"linkpath" => link = Some(value.to_vec()),
             b"size" => {
-                let s = core::str::from_utf8(value)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .ok_or(err.clone())?;
+                let s = core::str::from_utf8(value).ok().and_then(|s| s.parse::<u64>().ok()).ok_or(err.clone())?;
                 size = Some(s);
             }
             _ => {}
@@ -215,26 +196,15 @@ pub fn parse(archive: &[u8]) -> Result<Vec<Entry>, Error> {
     let mut pax_size: Option<u64> = None;
     while pos < archive.len() {
         let offset = pos;
-        let header = archive
-            .get(pos..pos + BLOCK)
-            .ok_or(Error::Truncated { offset })?;
+        let header = archive.get(pos..pos + BLOCK).ok_or(Error::Truncated { offset })?;
         if is_zero_block(header) {
             // End of archive (one or two zero blocks; anything after is padding).
             break;
         }
         // Checksum: sum of all bytes with the checksum field counted as spaces.
         let stored = number(&header[148..156], offset, "checksum")?;
-        let sum: u64 = header
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u64::from(b)
-                }
-            })
-            .sum();
+        let sum: u64 =
+            header.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) }).sum();
         if stored != sum {
             return Err(Error::BadChecksum { offset });
         }
@@ -247,19 +217,12 @@ pub fn parse(archive: &[u8]) -> Result<Vec<Entry>, Error> {
         let mtime = number(&header[136..148], offset, "mtime")?;
         let data_start = pos + BLOCK;
         let size_usize = usize::try_from(size).map_err(|_| Error::Truncated { offset })?;
-        let data_end = data_start
-            .checked_add(size_usize)
-            .ok_or(Error::Truncated { offset })?;
+        let data_end = data_start.checked_add(size_usize).ok_or(Error::Truncated { offset })?;
         if data_end > archive.len() {
             return Err(Error::Truncated { offset });
         }
-        let padded = size_usize
-            .div_ceil(BLOCK)
-            .checked_mul(BLOCK)
-            .ok_or(Error::Truncated { offset })?;
-        let next = data_start
-            .checked_add(padded)
-            .ok_or(Error::Truncated { offset })?;
+        let padded = size_usize.div_ceil(BLOCK).checked_mul(BLOCK).ok_or(Error::Truncated { offset })?;
+        let next = data_start.checked_add(padded).ok_or(Error::Truncated { offset })?;
         let data = &archive[data_start..data_end];
 
         let ustar = &header[257..263] == b"ustar\0" || &header[257..263] == b"ustar ";
@@ -267,11 +230,7 @@ pub fn parse(archive: &[u8]) -> Result<Vec<Entry>, Error> {
             Some(n) => n,
             None => {
                 let name = cstr(&header[0..100]);
-                let prefix = if ustar && &header[257..263] == b"ustar\0" {
-                    cstr(&header[345..500])
-                } else {
-                    &[]
-                };
+                let prefix = if ustar && &header[257..263] == b"ustar\0" { cstr(&header[345..500]) } else { &[] };
                 if prefix.is_empty() {
                     name.to_vec()
                 } else {
@@ -282,9 +241,7 @@ pub fn parse(archive: &[u8]) -> Result<Vec<Entry>, Error> {
                 }
             }
         };
-        let link_raw: Vec<u8> = long_link
-            .take()
-            .unwrap_or_else(|| cstr(&header[157..257]).to_vec());
+        let link_raw: Vec<u8> = long_link.take().unwrap_or_else(|| cstr(&header[157..257]).to_vec());
         pos = next;
         match typeflag {
             b'L' => {
@@ -309,50 +266,29 @@ pub fn parse(archive: &[u8]) -> Result<Vec<Entry>, Error> {
         let kind = match typeflag {
             b'0' | 0 | b'7' => {
                 if path.is_empty() || name_raw.ends_with(b"/") {
-                    return Err(Error::BadPath {
-                        offset,
-                        reason: "file name ends with '/'",
-                    });
+                    return Err(Error::BadPath { offset, reason: "file name ends with '/'" });
                 }
                 Kind::File(data_start..data_end)
             }
             b'5' => Kind::Dir,
             b'2' => {
-                let target = core::str::from_utf8(&link_raw).map_err(|_| Error::BadPath {
-                    offset,
-                    reason: "link target not UTF-8",
-                })?;
+                let target = core::str::from_utf8(&link_raw)
+                    .map_err(|_| Error::BadPath { offset, reason: "link target not UTF-8" })?;
                 if target.is_empty() || target.contains('\0') {
-                    return Err(Error::BadPath {
-                        offset,
-                        reason: "empty link target",
-                    });
+                    return Err(Error::BadPath { offset, reason: "empty link target" });
                 }
                 Kind::Symlink(String::from(target))
             }
-            t => {
-                return Err(Error::Unsupported {
-                    offset,
-                    typeflag: t,
-                })
-            }
+            t => return Err(Error::Unsupported { offset, typeflag: t }),
         };
         if path.is_empty() {
             // "./" itself: the root directory.
             if kind == Kind::Dir {
                 continue;
             }
-            return Err(Error::BadPath {
-                offset,
-                reason: "empty name",
-            });
+            return Err(Error::BadPath { offset, reason: "empty name" });
         }
-        entries.push(Entry {
-            path,
-            kind,
-            mode: mode & 0o7777,
-            mtime,
-        });
+        entries.push(Entry { path, kind, mode: mode & 0o7777, mtime });
         let _ = offset;
     }
     complete_tree(entries)
@@ -364,12 +300,7 @@ fn complete_tree(mut entries: Vec<Entry>) -> Result<Vec<Entry>, Error> {
     for e in &entries {
         let mut p = e.path.as_str();
         while let Some((parent, _)) = p.rsplit_once('/') {
-            extra.push(Entry {
-                path: String::from(parent),
-                kind: Kind::Dir,
-                mode: 0o755,
-                mtime: e.mtime,
-            });
+            extra.push(Entry { path: String::from(parent), kind: Kind::Dir, mode: 0o755, mtime: e.mtime });
             p = parent;
         }
     }
@@ -439,10 +370,7 @@ mod tests {
         });
         let es = parse(&ar).unwrap();
         let paths: Vec<&str> = es.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            vec!["a.txt", "empty", "wasm", "wasm/deep", "wasm/deep/x.bin"]
-        );
+        assert_eq!(paths, vec!["a.txt", "empty", "wasm", "wasm/deep", "wasm/deep/x.bin"]);
         let Kind::File(r) = &es[0].kind else { panic!() };
         assert_eq!(&ar[r.clone()], b"hello");
         assert_eq!(es[1].kind, Kind::Dir);
@@ -476,10 +404,7 @@ mod tests {
     fn truncated_archives_are_errors() {
         let ar = build(|b| file(b, "a", &[9; 1000]));
         for cut in [1, 100, 511, 600, 1000, 1500] {
-            assert!(
-                matches!(parse(&ar[..cut]), Err(Error::Truncated { .. })),
-                "cut at {cut}"
-            );
+            assert!(matches!(parse(&ar[..cut]), Err(Error::Truncated { .. })), "cut at {cut}");
         }
     }
 
@@ -499,17 +424,8 @@ mod tests {
         h[156] = typeflag;
         h[257..263].copy_from_slice(b"ustar\0");
         h[263..265].copy_from_slice(b"00");
-        let sum: u32 = h
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u32::from(b)
-                }
-            })
-            .sum();
+        let sum: u32 =
+            h.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) }).sum();
         let cs = format!("{sum:06o}\0 ");
         h[148..156].copy_from_slice(cs.as_bytes());
         h
@@ -525,11 +441,7 @@ mod tests {
         ] {
             let mut ar = raw_header(name, b'0', b"00000000000");
             ar.extend_from_slice(&[0; 1024]);
-            assert_eq!(
-                parse(&ar),
-                Err(Error::BadPath { offset: 0, reason }),
-                "{name:?}"
-            );
+            assert_eq!(parse(&ar), Err(Error::BadPath { offset: 0, reason }), "{name:?}");
         }
     }
 
@@ -540,28 +452,13 @@ mod tests {
         assert_eq!(parse(&ar), Err(Error::Truncated { offset: 0 }));
         let mut ar = raw_header(b"a", b'0', b"0000000009x");
         ar.extend_from_slice(&[0; 1024]);
-        assert_eq!(
-            parse(&ar),
-            Err(Error::BadNumber {
-                offset: 0,
-                field: "size"
-            })
-        );
+        assert_eq!(parse(&ar), Err(Error::BadNumber { offset: 0, field: "size" }));
         // Base-256 size of 2^62 bytes.
         let mut h = raw_header(b"a", b'0', b"");
         h[124] = 0x80;
         h[128] = 0x40;
-        let sum: u32 = h
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u32::from(b)
-                }
-            })
-            .sum();
+        let sum: u32 =
+            h.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) }).sum();
         h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
         assert_eq!(parse(&h), Err(Error::Truncated { offset: 0 }));
     }
@@ -570,13 +467,7 @@ mod tests {
     fn unsupported_types_and_conflicts() {
         let mut ar = raw_header(b"dev", b'3', b"00000000000");
         ar.extend_from_slice(&[0; 1024]);
-        assert_eq!(
-            parse(&ar),
-            Err(Error::Unsupported {
-                offset: 0,
-                typeflag: b'3'
-            })
-        );
+        assert_eq!(parse(&ar), Err(Error::Unsupported { offset: 0, typeflag: b'3' }));
         let ar = build(|b| {
             file(b, "x", b"1");
             file(b, "x", b"2");

@@ -82,12 +82,7 @@ impl<const N: usize> Default for PageAllocator<N> {
 impl<const N: usize> PageAllocator<N> {
     /// An allocator that manages no memory yet.
     pub const fn new() -> Self {
-        Self {
-            ranges: [Range { start: 0, count: 0 }; N],
-            len: 0,
-            free: 0,
-            managed: 0,
-        }
+        Self { ranges: [Range { start: 0, count: 0 }; N], len: 0, free: 0, managed: 0 }
     }
 
     /// Hands a region of usable memory to the allocator (at boot). It counts towards the total.
@@ -200,22 +195,13 @@ impl<const N: usize> PageAllocator<N> {
             return Err(Error::ZeroCount);
         }
         let end = start.checked_add(count).ok_or(Error::Overflow)?;
-        let i = self
-            .upper_bound(start)
-            .checked_sub(1)
-            .ok_or(Error::NotFree)?;
+        let i = self.upper_bound(start).checked_sub(1).ok_or(Error::NotFree)?;
         let r = self.ranges[i];
         if r.end() < end || r.start > start {
             return Err(Error::NotFree);
         }
-        let before = Range {
-            start: r.start,
-            count: start - r.start,
-        };
-        let after = Range {
-            start: end,
-            count: r.end() - end,
-        };
+        let before = Range { start: r.start, count: start - r.start };
+        let after = Range { start: end, count: r.end() - end };
         match (before.count > 0, after.count > 0) {
             (false, false) => self.remove_at(i),
             (true, false) => self.ranges[i] = before,
@@ -266,13 +252,7 @@ mod tests {
         assert_eq!(p % 64, 0);
         assert_eq!(p, 128);
         // The skipped pages before it stay free.
-        assert_eq!(
-            a.ranges()[0],
-            Range {
-                start: 100,
-                count: 28
-            }
-        );
+        assert_eq!(a.ranges()[0], Range { start: 100, count: 28 });
         assert_eq!(a.allocate(1, 3), Err(Error::BadAlignment));
         assert_eq!(a.allocate(1, 0), Err(Error::BadAlignment));
     }
@@ -288,13 +268,7 @@ mod tests {
         // z merged with the tail; x stands alone.
         assert_eq!(a.ranges().len(), 2);
         a.free(y, 10).unwrap();
-        assert_eq!(
-            a.ranges(),
-            &[Range {
-                start: 100,
-                count: 1000
-            }]
-        );
+        assert_eq!(a.ranges(), &[Range { start: 100, count: 1000 }]);
     }
 
     #[test]
@@ -322,19 +296,7 @@ mod tests {
     fn reserve_splits_a_range() {
         let mut a = alloc();
         a.reserve(200, 50).unwrap();
-        assert_eq!(
-            a.ranges(),
-            &[
-                Range {
-                    start: 100,
-                    count: 100
-                },
-                Range {
-                    start: 250,
-                    count: 850
-                }
-            ]
-        );
+        assert_eq!(a.ranges(), &[Range { start: 100, count: 100 }, Range { start: 250, count: 850 }]);
         assert_eq!(a.total_pages(), 950);
         assert_eq!(a.reserve(220, 1), Err(Error::NotFree));
     }
@@ -347,12 +309,6 @@ mod tests {
         assert_eq!(a.add_region(40, 10), Err(Error::TableFull));
         // Adjacent regions merge, so they still fit.
         a.add_region(10, 5).unwrap();
-        assert_eq!(
-            a.ranges()[0],
-            Range {
-                start: 0,
-                count: 15
-            }
-        );
+        assert_eq!(a.ranges()[0], Range { start: 0, count: 15 });
     }
 }

@@ -19,12 +19,7 @@ fn check_invariants(a: &PageAllocator<256>, live: &[(u64, u64)], regions: &[(u64
     let ranges = a.ranges();
     for w in ranges.windows(2) {
         // Sorted, disjoint, and never two adjacent free ranges (merging with both neighbours).
-        assert!(
-            w[0].end() < w[1].start,
-            "free ranges {:?} and {:?} touch or overlap",
-            w[0],
-            w[1]
-        );
+        assert!(w[0].end() < w[1].start, "free ranges {:?} and {:?} touch or overlap", w[0], w[1]);
     }
     let free: u64 = ranges.iter().map(|r| r.count).sum();
     assert_eq!(free, a.free_pages());

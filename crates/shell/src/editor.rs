@@ -142,8 +142,7 @@ impl Editor {
             }
             Esc::Csi(n) => {
                 if byte.is_ascii_digit() {
-                    self.esc =
-                        Esc::Csi(n.saturating_mul(10).saturating_add(u16::from(byte - b'0')));
+                    self.esc = Esc::Csi(n.saturating_mul(10).saturating_add(u16::from(byte - b'0')));
                     return Event::Pending;
                 }
                 if byte == b';' {
@@ -386,10 +385,7 @@ impl Editor {
     }
 
     fn complete(&mut self, out: &mut String, completer: &dyn Completer) {
-        let start = self.buf[..self.cursor]
-            .iter()
-            .rposition(|c| *c == ' ')
-            .map_or(0, |p| p + 1);
+        let start = self.buf[..self.cursor].iter().rposition(|c| *c == ' ').map_or(0, |p| p + 1);
         let word: String = self.buf[start..self.cursor].iter().collect();
         let first = self.buf[..start].iter().all(|c| *c == ' ');
         let mut cands = completer.complete(&word, first);
@@ -441,13 +437,7 @@ fn common_prefix(words: &[String]) -> String {
     };
     let mut n = first.len();
     for w in &words[1..] {
-        n = n.min(
-            first
-                .bytes()
-                .zip(w.bytes())
-                .take_while(|(a, b)| a == b)
-                .count(),
-        );
+        n = n.min(first.bytes().zip(w.bytes()).take_while(|(a, b)| a == b).count());
     }
     while !first.is_char_boundary(n) {
         n -= 1;
@@ -465,11 +455,7 @@ mod tests {
 
     impl Completer for Words {
         fn complete(&self, word: &str, _first: bool) -> Vec<String> {
-            self.0
-                .iter()
-                .filter(|w| w.starts_with(word))
-                .map(|w| w.to_string())
-                .collect()
+            self.0.iter().filter(|w| w.starts_with(word)).map(|w| w.to_string()).collect()
         }
     }
 
@@ -600,14 +586,7 @@ mod tests {
         // A whole script pasted at once gives every line in order.
         let mut ed = Editor::new("> ");
         let (evs, _) = run(&mut ed, b"one\rtwo\r\nthree\n");
-        assert_eq!(
-            evs,
-            vec![
-                Event::Line("one".into()),
-                Event::Line("two".into()),
-                Event::Line("three".into())
-            ]
-        );
+        assert_eq!(evs, vec![Event::Line("one".into()), Event::Line("two".into()), Event::Line("three".into())]);
     }
 
     #[test]

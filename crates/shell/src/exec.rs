@@ -3,6 +3,7 @@
 //! Every command gets stdin, stdout and stderr as streams ([`Io`]), so redirections and pipes work
 //! the same for built-ins and programs. Pipelines run stage by stage, each stage's output feeding
 //! the next one's input.
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::rc::Rc;
@@ -33,21 +34,61 @@ pub trait Terminal {
     }
 }
 
+/// Most bytes a pipe stage may hold before its writer is stopped (pipes are buffered between
+/// stages until commands run concurrently).
+pub const PIPE_LIMIT: usize = 32 << 20;
+
+/// A file (or device) that output is streamed into.
+pub trait OutputStream {
+    /// Writes all of `data`.
+    fn write(&mut self, data: &[u8]) -> Result<(), String>;
+}
+
+/// A file that input is streamed from.
+pub trait InputStream {
+    /// Reads up to `buf.len()` bytes; 0 at the end.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, String>;
+}
+
+/// Output collected for the next pipe stage.
+pub struct PipeBuffer {
+    pub data: Vec<u8>,
+    /// Set when the stage wrote more than [`PIPE_LIMIT`].
+    pub full: bool,
+}
+
+/// An output file and the first error writing to it.
+pub struct StreamState {
+    stream: Box<dyn OutputStream>,
+    error: Option<String>,
+}
+
 /// Where a command's output goes.
 #[derive(Clone)]
 pub enum Sink {
     /// The console.
     Terminal,
-    /// Collected in memory (a pipe stage or a file redirection).
-    Buffer(Rc<RefCell<Vec<u8>>>),
+    /// Collected in memory for the next pipe stage.
+    Buffer(Rc<RefCell<PipeBuffer>>),
+    /// Streamed into a file.
+    Stream(Rc<RefCell<StreamState>>),
     /// Discarded.
     Null,
 }
 
 impl Sink {
-    fn buffer() -> (Sink, Rc<RefCell<Vec<u8>>>) {
-        let b = Rc::new(RefCell::new(Vec::new()));
+    fn buffer() -> (Sink, Rc<RefCell<PipeBuffer>>) {
+        let b = Rc::new(RefCell::new(PipeBuffer { data: Vec::new(), full: false }));
         (Sink::Buffer(b.clone()), b)
+    }
+
+    /// True once writing can no longer succeed (pipe full, file error).
+    fn broken(&self) -> bool {
+        match self {
+            Sink::Buffer(b) => b.borrow().full,
+            Sink::Stream(s) => s.borrow().error.is_some(),
+            _ => false,
+        }
     }
 }
 
@@ -55,8 +96,10 @@ impl Sink {
 pub enum Source {
     /// The console keyboard.
     Terminal,
-    /// Bytes from a file or the previous pipe stage.
+    /// Bytes from the previous pipe stage.
     Bytes { data: Vec<u8>, pos: usize },
+    /// A file.
+    Stream(Box<dyn InputStream>),
 }
 
 /// The three standard streams of a running command.
@@ -70,23 +113,30 @@ pub struct Io<'a> {
 impl<'a> Io<'a> {
     /// Streams that all lead to the console.
     pub fn terminal(term: &'a mut dyn Terminal) -> Self {
-        Io {
-            stdin: Source::Terminal,
-            stdout: Sink::Terminal,
-            stderr: Sink::Terminal,
-            term,
-        }
+        Io { stdin: Source::Terminal, stdout: Sink::Terminal, stderr: Sink::Terminal, term }
     }
 
     fn write_to(&mut self, which: u8, data: &[u8]) {
-        let sink = if which == 1 {
-            &self.stdout
-        } else {
-            &self.stderr
-        };
+        let sink = if which == 1 { &self.stdout } else { &self.stderr };
         match sink {
             Sink::Terminal => self.term.write(data),
-            Sink::Buffer(b) => b.borrow_mut().extend_from_slice(data),
+            Sink::Buffer(b) => {
+                let mut b = b.borrow_mut();
+                // Memory may run out before the limit: that also ends the stage, never the kernel.
+                if b.full || b.data.len() + data.len() > PIPE_LIMIT || b.data.try_reserve(data.len()).is_err() {
+                    b.full = true;
+                } else {
+                    b.data.extend_from_slice(data);
+                }
+            }
+            Sink::Stream(s) => {
+                let mut s = s.borrow_mut();
+                if s.error.is_none() {
+                    if let Err(e) = s.stream.write(data) {
+                        s.error = Some(e);
+                    }
+                }
+            }
             Sink::Null => {}
         }
     }
@@ -123,6 +173,13 @@ impl<'a> Io<'a> {
                 *pos += n;
                 n
             }
+            Source::Stream(s) => match s.read(buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.eprint(format_args!("keel: read error: {e}\n"));
+                    0
+                }
+            },
         }
     }
 
@@ -144,9 +201,15 @@ impl<'a> Io<'a> {
         matches!(self.stdout, Sink::Terminal)
     }
 
-    /// True once Ctrl-C was pressed.
+    /// True once stdout can take no more (a full pipe or a failing file).
+    pub fn output_broken(&self) -> bool {
+        self.stdout.broken()
+    }
+
+    /// True once Ctrl-C was pressed, or once stdout can take no more (a full pipe or a failing
+    /// file): a command should then stop, as a Unix program does on SIGPIPE.
     pub fn interrupted(&mut self) -> bool {
-        self.term.interrupted()
+        self.stdout.broken() || self.term.interrupted()
     }
 
     /// The console itself.
@@ -160,22 +223,15 @@ pub trait Host {
     /// Runs a command the interpreter does not implement itself; returns its exit status.
     /// Return `None` when there is no such command.
     fn run(&mut self, shell: &mut Shell, argv: &[String], io: &mut Io<'_>) -> Option<i32>;
-    /// Reads a whole file for `<` redirection (path as typed, relative to the current directory).
+    /// Reads a whole file (for `source`; path as typed, relative to the current directory).
     fn read_file(&mut self, shell: &Shell, path: &str) -> Result<Vec<u8>, String>;
-    /// Writes to a file for `>`/`>>` redirection, creating it; truncates first unless `append`.
-    fn write_file(
-        &mut self,
-        shell: &Shell,
-        path: &str,
-        data: &[u8],
-        append: bool,
-    ) -> Result<(), String>;
+    /// Opens a file for `<` redirection.
+    fn open_input(&mut self, shell: &Shell, path: &str) -> Result<Box<dyn InputStream>, String>;
+    /// Opens a file for `>`/`>>` redirection, creating it; truncating it unless `append`.
+    fn open_output(&mut self, shell: &Shell, path: &str, append: bool) -> Result<Box<dyn OutputStream>, String>;
     /// Starts a list item in the background (`cmd &`); returns its status.
     fn background(&mut self, _shell: &mut Shell, item: &AndOr, io: &mut Io<'_>) -> i32 {
-        io.eprint(format_args!(
-            "keel: {}: background jobs are not available yet\n",
-            item.text
-        ));
+        io.eprint(format_args!("keel: {}: background jobs are not available yet\n", item.text));
         1
     }
 }
@@ -188,7 +244,11 @@ pub const BUILTINS: &[(&str, &str)] = &[
     ("env", "env: list the environment variables"),
     ("export", "export NAME=VALUE...: set environment variables"),
     ("unset", "unset NAME...: remove environment variables"),
+    ("source", "source FILE: run the commands in FILE (also: . FILE)"),
 ];
+
+/// How deeply `source` may nest (a script sourcing itself stops here).
+pub const MAX_SOURCE_DEPTH: u32 = 16;
 
 /// The interpreter state: variables and the last exit status.
 #[derive(Default)]
@@ -199,14 +259,13 @@ pub struct Shell {
     pub status: i32,
     /// Set by `exit`: the shell should stop.
     pub exit_requested: Option<i32>,
+    source_depth: u32,
 }
 
 fn is_assignment(s: &str) -> Option<(&str, &str)> {
     let (name, value) = s.split_once('=')?;
     let mut cs = name.chars();
-    let ok = cs
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let ok = cs.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && cs.all(|c| c.is_ascii_alphanumeric() || c == '_');
     ok.then_some((name, value))
 }
@@ -286,21 +345,22 @@ impl Shell {
                 };
                 let stdin = match input.take() {
                     Some(data) => Source::Bytes { data, pos: 0 },
-                    None if i > 0 => Source::Bytes {
-                        data: Vec::new(),
-                        pos: 0,
-                    },
+                    None if i > 0 => Source::Bytes { data: Vec::new(), pos: 0 },
                     None => Source::Terminal,
                 };
-                let io = Io {
-                    stdin,
-                    stdout,
-                    stderr: Sink::Terminal,
-                    term: &mut *term,
-                };
+                let io = Io { stdin, stdout, stderr: Sink::Terminal, term: &mut *term };
                 self.status = self.run_command(cmd, host, io);
                 if let Some(b) = captured {
-                    input = Some(core::mem::take(&mut *b.borrow_mut()));
+                    let mut b = b.borrow_mut();
+                    if b.full {
+                        let msg = format!(
+                            "keel: pipe buffer full ({} MiB): output of stage {} truncated\n",
+                            PIPE_LIMIT >> 20,
+                            i + 1
+                        );
+                        term.write(msg.as_bytes());
+                    }
+                    input = Some(core::mem::take(&mut b.data));
                 }
                 if self.status == STATUS_INTERRUPTED || self.exit_requested.is_some() {
                     return;
@@ -312,17 +372,14 @@ impl Shell {
     fn run_command(&mut self, cmd: &Command, host: &mut dyn Host, mut io: Io<'_>) -> i32 {
         let mut argv: Vec<String> = cmd.words.iter().map(|w| self.expand(w)).collect();
         // Leading NAME=VALUE words are assignments.
-        let n_assign = argv
-            .iter()
-            .take_while(|a| is_assignment(a).is_some())
-            .count();
+        let n_assign = argv.iter().take_while(|a| is_assignment(a).is_some()).count();
         let assigns: Vec<(String, String)> = argv
             .drain(..n_assign)
             .filter_map(|a| is_assignment(&a).map(|(k, v)| (k.to_string(), v.to_string())))
             .collect();
 
-        // Redirections, left to right. Files written by `>` are filled after the command ends.
-        let mut pending: Vec<(String, Rc<RefCell<Vec<u8>>>)> = Vec::new();
+        // Redirections, left to right. Output files are streamed into as the command writes.
+        let mut outputs: Vec<(String, Rc<RefCell<StreamState>>)> = Vec::new();
         for r in &cmd.redirects {
             let sink_ref = |io: &mut Io<'_>, fd: u32, s: Sink| {
                 if fd == 2 {
@@ -332,10 +389,7 @@ impl Shell {
                 }
             };
             if r.fd > 2 {
-                io.eprint(format_args!(
-                    "keel: {}: only descriptors 0, 1 and 2 can be redirected\n",
-                    r.fd
-                ));
+                io.eprint(format_args!("keel: {}: only descriptors 0, 1 and 2 can be redirected\n", r.fd));
                 return 1;
             }
             match (&r.target, r.kind) {
@@ -357,8 +411,8 @@ impl Shell {
                         return 1;
                     }
                     match kind {
-                        RedirKind::Read => match host.read_file(self, &path) {
-                            Ok(data) => io.stdin = Source::Bytes { data, pos: 0 },
+                        RedirKind::Read => match host.open_input(self, &path) {
+                            Ok(stream) => io.stdin = Source::Stream(stream),
                             Err(e) => {
                                 io.eprint(format_args!("keel: {path}: {e}\n"));
                                 return 1;
@@ -366,13 +420,16 @@ impl Shell {
                         },
                         _ => {
                             let append = kind == RedirKind::Append;
-                            if let Err(e) = host.write_file(self, &path, &[], append) {
-                                io.eprint(format_args!("keel: {path}: {e}\n"));
-                                return 1;
-                            }
-                            let (s, b) = Sink::buffer();
-                            sink_ref(&mut io, r.fd, s);
-                            pending.push((path, b));
+                            let stream = match host.open_output(self, &path, append) {
+                                Ok(s) => s,
+                                Err(e) => {
+                                    io.eprint(format_args!("keel: {path}: {e}\n"));
+                                    return 1;
+                                }
+                            };
+                            let state = Rc::new(RefCell::new(StreamState { stream, error: None }));
+                            sink_ref(&mut io, r.fd, Sink::Stream(state.clone()));
+                            outputs.push((path, state));
                         }
                     }
                 }
@@ -404,16 +461,44 @@ impl Shell {
             status
         };
 
-        for (path, buf) in pending {
-            let data = core::mem::take(&mut *buf.borrow_mut());
-            if data.is_empty() {
-                continue;
-            }
-            if let Err(e) = host.write_file(self, &path, &data, true) {
+        for (path, state) in outputs {
+            if let Some(e) = state.borrow_mut().error.take() {
                 io.term.write(format!("keel: {path}: {e}\n").as_bytes());
-                return 1;
+                return if status == 0 { 1 } else { status };
             }
         }
+        status
+    }
+
+    fn source(&mut self, args: &[String], host: &mut dyn Host, io: &mut Io<'_>) -> i32 {
+        let Some(path) = args.first() else {
+            io.eprint(format_args!("source: missing file operand\n"));
+            return 2;
+        };
+        if self.source_depth >= MAX_SOURCE_DEPTH {
+            io.eprint(format_args!("source: {path}: nested too deeply\n"));
+            return 1;
+        }
+        let data = match host.read_file(self, path) {
+            Ok(d) => d,
+            Err(e) => {
+                io.eprint(format_args!("source: {path}: {e}\n"));
+                return 1;
+            }
+        };
+        let Ok(text) = core::str::from_utf8(&data) else {
+            io.eprint(format_args!("source: {path}: not a text file\n"));
+            return 1;
+        };
+        self.source_depth += 1;
+        let mut status = 0;
+        for line in text.lines() {
+            status = self.run_line(line, host, io.terminal_mut());
+            if self.exit_requested.is_some() || status == STATUS_INTERRUPTED {
+                break;
+            }
+        }
+        self.source_depth -= 1;
         status
     }
 
@@ -472,12 +557,11 @@ impl Shell {
                 }
                 0
             }
+            "source" | "." => self.source(args, host, io),
             name => match host.run(self, argv, io) {
                 Some(status) => status,
                 None => {
-                    io.eprint(format_args!(
-                        "keel: {name}: command not found (try 'help')\n"
-                    ));
+                    io.eprint(format_args!("keel: {name}: command not found (try 'help')\n"));
                     STATUS_NOT_FOUND
                 }
             },
@@ -488,7 +572,6 @@ impl Shell {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec;
 
     #[derive(Default)]
     struct Term {
@@ -506,10 +589,50 @@ mod tests {
 
     /// A host with `upper` (stdin to upper case), `fail N`, `count` (bytes on stdin), `say`
     /// (stdout and stderr) and a tiny in-memory file table.
+    type Files = Rc<RefCell<BTreeMap<String, Vec<u8>>>>;
+
     #[derive(Default)]
     struct TestHost {
-        files: BTreeMap<String, Vec<u8>>,
+        shared: Files,
         ran: Vec<String>,
+    }
+
+    impl TestHost {
+        fn file(&self, p: &str) -> Vec<u8> {
+            self.shared.borrow()[p].clone()
+        }
+        fn has(&self, p: &str) -> bool {
+            self.shared.borrow().contains_key(p)
+        }
+    }
+
+    struct MemIn(Vec<u8>, usize);
+
+    impl InputStream for MemIn {
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, String> {
+            let n = buf.len().min(self.0.len() - self.1);
+            buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+            self.1 += n;
+            Ok(n)
+        }
+    }
+
+    struct MemOut {
+        files: Files,
+        path: String,
+        limit: usize,
+    }
+
+    impl OutputStream for MemOut {
+        fn write(&mut self, data: &[u8]) -> Result<(), String> {
+            let mut f = self.files.borrow_mut();
+            let v = f.entry(self.path.clone()).or_default();
+            if v.len() + data.len() > self.limit {
+                return Err("no space left on device".into());
+            }
+            v.extend_from_slice(data);
+            Ok(())
+        }
     }
 
     impl Host for TestHost {
@@ -525,6 +648,16 @@ mod tests {
                 "count" => {
                     let n = io.read_all().len();
                     io.print(format_args!("{n}\n"));
+                    0
+                }
+                "flood" => {
+                    // Writes until told to stop, like `cat /dev/zero`.
+                    let mut n = 0u64;
+                    while !io.interrupted() {
+                        io.out(&[0u8; 4096]);
+                        n += 1;
+                    }
+                    io.eprint(format_args!("flood stopped after {n} blocks\n"));
                     0
                 }
                 "say" => {
@@ -546,27 +679,23 @@ mod tests {
             })
         }
         fn read_file(&mut self, _: &Shell, path: &str) -> Result<Vec<u8>, String> {
-            self.files
-                .get(path)
-                .cloned()
-                .ok_or_else(|| "no such file or directory".into())
+            self.shared.borrow().get(path).cloned().ok_or_else(|| "no such file or directory".into())
         }
-        fn write_file(
-            &mut self,
-            _: &Shell,
-            path: &str,
-            data: &[u8],
-            append: bool,
-        ) -> Result<(), String> {
+        fn open_input(&mut self, shell: &Shell, path: &str) -> Result<Box<dyn InputStream>, String> {
+            let data = self.read_file(shell, path)?;
+            Ok(Box::new(MemIn(data, 0)))
+        }
+        fn open_output(&mut self, _: &Shell, path: &str, append: bool) -> Result<Box<dyn OutputStream>, String> {
             if path.starts_with("/ro/") {
                 return Err("read-only file system".into());
             }
-            let f = self.files.entry(path.into()).or_default();
+            let mut files = self.shared.borrow_mut();
+            let f = files.entry(path.into()).or_default();
             if !append {
                 f.clear();
             }
-            f.extend_from_slice(data);
-            Ok(())
+            let limit = if path == "small" { 4 } else { usize::MAX };
+            Ok(Box::new(MemOut { files: self.shared.clone(), path: path.into(), limit }))
         }
     }
 
@@ -582,24 +711,14 @@ mod tests {
 
     #[test]
     fn echo_and_variables() {
-        let (out, _, _) = run(&[
-            "echo hello   world",
-            "X=1",
-            "echo $X ${X}2 \"$X 3\" '$X'",
-            "echo -n a; echo b",
-        ]);
+        let (out, _, _) = run(&["echo hello   world", "X=1", "echo $X ${X}2 \"$X 3\" '$X'", "echo -n a; echo b"]);
         assert_eq!(out, "hello world\n1 12 1 3 $X\nab\n");
     }
 
     #[test]
     fn status_and_connectors() {
-        let (out, _, sh) = run(&[
-            "fail 3",
-            "echo $?",
-            "false && echo no || echo yes",
-            "true && echo a && echo b",
-            "true || echo no",
-        ]);
+        let (out, _, sh) =
+            run(&["fail 3", "echo $?", "false && echo no || echo yes", "true && echo a && echo b", "true || echo no"]);
         assert_eq!(out, "3\nyes\na\nb\n");
         assert_eq!(sh.status, 0);
         let (out, _, sh) = run(&["nosuch"]);
@@ -609,60 +728,53 @@ mod tests {
 
     #[test]
     fn pipes_between_commands() {
-        let (out, host, _) = run(&[
-            "echo abc | upper",
-            "echo abc | upper | count",
-            "say | count",
-        ]);
+        let (out, host, _) = run(&["echo abc | upper", "echo abc | upper | count", "say | count"]);
         assert_eq!(out, "ABC\n4\nerr\n4\n");
         assert_eq!(host.ran.len(), 5);
     }
 
     #[test]
     fn redirections() {
-        let (out, host, _) = run(&[
-            "echo one > f",
-            "echo two >> f",
-            "upper < f",
-            "say 2> e > o",
-            "say > b 2>&1",
-            "count < nope",
-        ]);
-        assert_eq!(host.files["f"], b"one\ntwo\n");
-        assert_eq!(host.files["e"], b"err\n");
-        assert_eq!(host.files["o"], b"out\n");
-        assert_eq!(host.files["b"], b"out\nerr\n");
+        let (out, host, _) =
+            run(&["echo one > f", "echo two >> f", "upper < f", "say 2> e > o", "say > b 2>&1", "count < nope"]);
+        assert_eq!(host.file("f"), b"one\ntwo\n");
+        assert_eq!(host.file("e"), b"err\n");
+        assert_eq!(host.file("o"), b"out\n");
+        assert_eq!(host.file("b"), b"out\nerr\n");
         assert_eq!(out, "ONE\nTWO\nkeel: nope: no such file or directory\n");
         let (out, host, sh) = run(&["echo x > /ro/f"]);
         assert_eq!(out, "keel: /ro/f: read-only file system\n");
-        assert!(!host.files.contains_key("/ro/f"));
+        assert!(!host.has("/ro/f"));
         assert_eq!(sh.status, 1);
         // `> f` alone creates an empty file.
         let (_, host, _) = run(&["> empty"]);
-        assert_eq!(host.files["empty"], b"");
+        assert_eq!(host.file("empty"), b"");
+    }
+
+    #[test]
+    fn full_pipes_and_files_stop_the_writer() {
+        let (out, _, _) = run(&["flood | count"]);
+        let blocks = PIPE_LIMIT / 4096 + 1;
+        assert!(out.contains(&format!("flood stopped after {blocks} blocks")), "{out}");
+        assert!(out.contains("keel: pipe buffer full (32 MiB): output of stage 1 truncated"), "{out}");
+        assert!(out.ends_with(&format!("{}\n", blocks * 4096 - 4096)), "{out}");
+        let (out, host, sh) = run(&["echo 12345 > small"]);
+        assert_eq!(out, "keel: small: no space left on device\n");
+        assert_eq!(sh.status, 1);
+        assert_eq!(host.file("small"), b"");
     }
 
     #[test]
     fn syntax_errors_run_nothing() {
         let (out, host, sh) = run(&["say; echo 'oops"]);
-        assert_eq!(
-            out,
-            "keel: syntax error at column 11: unclosed ' quote\n  say; echo 'oops\n            ^\n"
-        );
+        assert_eq!(out, "keel: syntax error at column 11: unclosed ' quote\n  say; echo 'oops\n            ^\n");
         assert!(host.ran.is_empty());
         assert_eq!(sh.status, STATUS_SYNTAX);
     }
 
     #[test]
     fn export_unset_env_and_prefix_assignments() {
-        let (out, _, sh) = run(&[
-            "export A=1 B=2",
-            "unset A",
-            "env",
-            "C=3 getvar C",
-            "getvar C",
-            "export 1x",
-        ]);
+        let (out, _, sh) = run(&["export A=1 B=2", "unset A", "env", "C=3 getvar C", "getvar C", "export 1x"]);
         assert_eq!(out, "B=2\n3\n-\nexport: '1x': not NAME=VALUE\n");
         assert_eq!(sh.status, 1);
     }
@@ -680,6 +792,5 @@ mod tests {
     fn background_is_reported_until_jobs_exist() {
         let (out, _, _) = run(&["say &"]);
         assert!(out.contains("background jobs are not available yet"));
-        let _ = vec![0];
     }
 }

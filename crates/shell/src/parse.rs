@@ -193,11 +193,7 @@ struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     fn new(src: &'a str) -> Self {
-        Self {
-            src,
-            chars: src.char_indices().collect(),
-            i: 0,
-        }
+        Self { src, chars: src.char_indices().collect(), i: 0 }
     }
 
     fn peek(&self) -> Option<char> {
@@ -248,10 +244,7 @@ impl<'a> Lexer<'a> {
                     }
                     if matches!(self.peek_at(k), Some('<' | '>')) {
                         let digits: String = (0..k).filter_map(|j| self.peek_at(j)).collect();
-                        let fd = digits.parse::<u32>().map_err(|_| ParseError {
-                            pos,
-                            kind: ErrorKind::BadFd,
-                        })?;
+                        let fd = digits.parse::<u32>().map_err(|_| ParseError { pos, kind: ErrorKind::BadFd })?;
                         self.i += k;
                         out.push((pos, self.redir(Some(fd))));
                     } else {
@@ -285,10 +278,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn word(&mut self) -> Result<Word, ParseError> {
-        let mut w = Word {
-            parts: Vec::new(),
-            pos: self.pos(),
-        };
+        let mut w = Word { parts: Vec::new(), pos: self.pos() };
         let mut lit = String::new();
         let flush = |lit: &mut String, w: &mut Word| {
             if !lit.is_empty() {
@@ -316,12 +306,7 @@ impl<'a> Lexer<'a> {
                     quoted = true;
                     loop {
                         match self.peek() {
-                            None => {
-                                return Err(ParseError {
-                                    pos: start,
-                                    kind: ErrorKind::UnclosedQuote('\''),
-                                })
-                            }
+                            None => return Err(ParseError { pos: start, kind: ErrorKind::UnclosedQuote('\'') }),
                             Some('\'') => {
                                 self.i += 1;
                                 break;
@@ -339,12 +324,7 @@ impl<'a> Lexer<'a> {
                     quoted = true;
                     loop {
                         match self.peek() {
-                            None => {
-                                return Err(ParseError {
-                                    pos: start,
-                                    kind: ErrorKind::UnclosedQuote('"'),
-                                })
-                            }
+                            None => return Err(ParseError { pos: start, kind: ErrorKind::UnclosedQuote('"') }),
                             Some('"') => {
                                 self.i += 1;
                                 break;
@@ -409,12 +389,7 @@ impl<'a> Lexer<'a> {
                 let mut name = String::new();
                 loop {
                     match self.peek() {
-                        None => {
-                            return Err(ParseError {
-                                pos: start,
-                                kind: ErrorKind::UnclosedBrace,
-                            })
-                        }
+                        None => return Err(ParseError { pos: start, kind: ErrorKind::UnclosedBrace }),
                         Some('}') => {
                             self.i += 1;
                             break;
@@ -430,10 +405,7 @@ impl<'a> Lexer<'a> {
                 }
                 let mut cs = name.chars();
                 if !cs.next().is_some_and(is_name_start) || !cs.all(is_name_char) {
-                    return Err(ParseError {
-                        pos: start,
-                        kind: ErrorKind::BadVariable,
-                    });
+                    return Err(ParseError { pos: start, kind: ErrorKind::BadVariable });
                 }
                 Ok(Some(Part::Var(name)))
             }
@@ -477,23 +449,14 @@ pub fn parse(line: &str) -> Result<Script, ParseError> {
                             let target = match (toks.get(i), kind) {
                                 (Some((_, Tok::Word(w))), RedirKind::Dup) => {
                                     let n = w.literal().and_then(|s| s.parse::<u32>().ok());
-                                    Target::Fd(n.ok_or(ParseError {
-                                        pos: w.pos,
-                                        kind: ErrorKind::BadFd,
-                                    })?)
+                                    Target::Fd(n.ok_or(ParseError { pos: w.pos, kind: ErrorKind::BadFd })?)
                                 }
                                 (Some((_, Tok::Word(w))), _) => Target::File(w.clone()),
                                 (Some((p, _)), _) => {
-                                    return Err(ParseError {
-                                        pos: *p,
-                                        kind: ErrorKind::MissingRedirectTarget,
-                                    })
+                                    return Err(ParseError { pos: *p, kind: ErrorKind::MissingRedirectTarget })
                                 }
                                 (None, _) => {
-                                    return Err(ParseError {
-                                        pos: *pos,
-                                        kind: ErrorKind::MissingRedirectTarget,
-                                    })
+                                    return Err(ParseError { pos: *pos, kind: ErrorKind::MissingRedirectTarget })
                                 }
                             };
                             i += 1;
@@ -505,17 +468,11 @@ pub fn parse(line: &str) -> Result<Script, ParseError> {
                 if cmd.words.is_empty() && cmd.redirects.is_empty() {
                     // An operator (or the end) where a command should be.
                     return Err(match toks.get(i) {
-                        Some((p, t)) => ParseError {
-                            pos: *p,
-                            kind: ErrorKind::UnexpectedOperator(op_name(t)),
-                        },
+                        Some((p, t)) => ParseError { pos: *p, kind: ErrorKind::UnexpectedOperator(op_name(t)) },
                         None => {
                             let (p, t) = &toks[i - 1];
                             let _ = end_pos;
-                            ParseError {
-                                pos: *p,
-                                kind: ErrorKind::MissingCommand(op_name(t)),
-                            }
+                            ParseError { pos: *p, kind: ErrorKind::MissingCommand(op_name(t)) }
                         }
                     });
                 }
@@ -544,12 +501,7 @@ pub fn parse(line: &str) -> Result<Script, ParseError> {
                 i += 1;
                 *p
             }
-            Some((p, t)) => {
-                return Err(ParseError {
-                    pos: *p,
-                    kind: ErrorKind::UnexpectedOperator(op_name(t)),
-                })
-            }
+            Some((p, t)) => return Err(ParseError { pos: *p, kind: ErrorKind::UnexpectedOperator(op_name(t)) }),
             None => line.len(),
         };
         item.text = String::from(line.get(item_start..item_end).unwrap_or("").trim());
@@ -570,11 +522,7 @@ mod tests {
 
     fn words(line: &str) -> Vec<Vec<Part>> {
         let s = parse(line).unwrap();
-        s.items[0].pipelines[0].1.commands[0]
-            .words
-            .iter()
-            .map(|w| w.parts.clone())
-            .collect()
+        s.items[0].pipelines[0].1.commands[0].words.iter().map(|w| w.parts.clone()).collect()
     }
 
     fn err(line: &str) -> ParseError {
@@ -583,10 +531,7 @@ mod tests {
 
     #[test]
     fn splits_words_and_ignores_blanks_and_comments() {
-        assert_eq!(
-            words("  echo   a\tb  # c d"),
-            vec![vec![lit("echo")], vec![lit("a")], vec![lit("b")]]
-        );
+        assert_eq!(words("  echo   a\tb  # c d"), vec![vec![lit("echo")], vec![lit("a")], vec![lit("b")]]);
         assert_eq!(parse("").unwrap().items.len(), 0);
         assert_eq!(parse("   # only a comment").unwrap().items.len(), 0);
         // A # inside a word is not a comment.
@@ -595,10 +540,7 @@ mod tests {
 
     #[test]
     fn quotes_and_escapes() {
-        assert_eq!(
-            words(r#"echo 'a  b' "c d" e\ f"#)[1..],
-            [vec![lit("a  b")], vec![lit("c d")], vec![lit("e f")]]
-        );
+        assert_eq!(words(r#"echo 'a  b' "c d" e\ f"#)[1..], [vec![lit("a  b")], vec![lit("c d")], vec![lit("e f")]]);
         assert_eq!(
             words(r#"echo '$HOME' "\$x\"\\" \|"#)[1..],
             [vec![lit("$HOME")], vec![lit("$x\"\\")], vec![lit("|")]]
@@ -648,14 +590,7 @@ mod tests {
         let r = &p.commands[1].redirects;
         assert_eq!((r[0].fd, r[0].kind), (2, RedirKind::Write));
         assert_eq!((r[1].fd, r[1].kind), (1, RedirKind::Append));
-        assert_eq!(
-            r[2],
-            Redirect {
-                fd: 2,
-                kind: RedirKind::Dup,
-                target: Target::Fd(1)
-            }
-        );
+        assert_eq!(r[2], Redirect { fd: 2, kind: RedirKind::Dup, target: Target::Fd(1) });
         assert_eq!((r[3].fd, r[3].kind), (1, RedirKind::Write));
         // Digits not followed by a redirection are a word.
         assert_eq!(words("echo 2 3x")[1..], [vec![lit("2")], vec![lit("3x")]]);
@@ -668,46 +603,22 @@ mod tests {
         assert_eq!(err("echo 'abc").kind, ErrorKind::UnclosedQuote('\''));
         assert_eq!(err("echo 'abc").pos, 5);
         assert_eq!(err("echo \"abc").kind, ErrorKind::UnclosedQuote('"'));
-        assert_eq!(
-            err("| x"),
-            ParseError {
-                pos: 0,
-                kind: ErrorKind::UnexpectedOperator("|")
-            }
-        );
-        assert_eq!(
-            err("a |"),
-            ParseError {
-                pos: 2,
-                kind: ErrorKind::MissingCommand("|")
-            }
-        );
+        assert_eq!(err("| x"), ParseError { pos: 0, kind: ErrorKind::UnexpectedOperator("|") });
+        assert_eq!(err("a |"), ParseError { pos: 2, kind: ErrorKind::MissingCommand("|") });
         assert_eq!(err("a && && b").kind, ErrorKind::UnexpectedOperator("&&"));
         assert_eq!(err("a &&").kind, ErrorKind::MissingCommand("&&"));
         assert_eq!(err("a ||").kind, ErrorKind::MissingCommand("||"));
         assert_eq!(err("; a").kind, ErrorKind::UnexpectedOperator(";"));
         assert_eq!(err("a ;; b").kind, ErrorKind::UnexpectedOperator(";"));
-        assert_eq!(
-            err("echo >"),
-            ParseError {
-                pos: 5,
-                kind: ErrorKind::MissingRedirectTarget
-            }
-        );
+        assert_eq!(err("echo >"), ParseError { pos: 5, kind: ErrorKind::MissingRedirectTarget });
         assert_eq!(err("echo > | x").kind, ErrorKind::MissingRedirectTarget);
         assert_eq!(err("echo 2>&x").kind, ErrorKind::BadFd);
         assert_eq!(err("echo 99999999999>x").kind, ErrorKind::BadFd);
-        assert_eq!(
-            err("a |").to_string(),
-            "syntax error at column 3: missing command after '|'"
-        );
+        assert_eq!(err("a |").to_string(), "syntax error at column 3: missing command after '|'");
     }
 
     #[test]
     fn unicode_is_kept() {
-        assert_eq!(
-            words("echo héllo 'wörld ✓'")[1..],
-            [vec![lit("héllo")], vec![lit("wörld ✓")]]
-        );
+        assert_eq!(words("echo héllo 'wörld ✓'")[1..], [vec![lit("héllo")], vec![lit("wörld ✓")]]);
     }
 }

@@ -77,10 +77,7 @@ impl DateTime {
             return Err(InvalidDate);
         }
         let days = days_from_civil(self.year, self.month, self.day);
-        Ok(days * 86_400
-            + i64::from(self.hour) * 3600
-            + i64::from(self.minute) * 60
-            + i64::from(self.second))
+        Ok(days * 86_400 + i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second))
     }
 
     /// Converts seconds since the Unix epoch to a UTC date.
@@ -88,14 +85,7 @@ impl DateTime {
         let days = secs.div_euclid(86_400);
         let rem = secs.rem_euclid(86_400);
         let (year, month, day) = civil_from_days(days);
-        DateTime {
-            year,
-            month,
-            day,
-            hour: (rem / 3600) as u8,
-            minute: (rem / 60 % 60) as u8,
-            second: (rem % 60) as u8,
-        }
+        DateTime { year, month, day, hour: (rem / 3600) as u8, minute: (rem / 60 % 60) as u8, second: (rem % 60) as u8 }
     }
 
     /// Day of the week, 0 = Sunday.
@@ -160,34 +150,13 @@ mod tests {
 
     #[test]
     fn epoch_and_known_dates() {
-        let e = DateTime {
-            year: 1970,
-            month: 1,
-            day: 1,
-            hour: 0,
-            minute: 0,
-            second: 0,
-        };
+        let e = DateTime { year: 1970, month: 1, day: 1, hour: 0, minute: 0, second: 0 };
         assert_eq!(e.to_unix(), Ok(0));
-        let d = DateTime {
-            year: 2026,
-            month: 11,
-            day: 26,
-            hour: 6,
-            minute: 10,
-            second: 0,
-        };
+        let d = DateTime { year: 2026, month: 11, day: 26, hour: 6, minute: 10, second: 0 };
         assert_eq!(d.to_unix(), Ok(1_795_673_400));
         assert_eq!(DateTime::from_unix(1_795_673_400), d);
         assert_eq!(d.to_string(), "Thu 2026-11-26 06:10:00 UTC");
-        let leap = DateTime {
-            year: 2000,
-            month: 2,
-            day: 29,
-            hour: 23,
-            minute: 59,
-            second: 59,
-        };
+        let leap = DateTime { year: 2000, month: 2, day: 29, hour: 23, minute: 59, second: 59 };
         assert_eq!(DateTime::from_unix(leap.to_unix().unwrap()), leap);
     }
 
@@ -203,32 +172,11 @@ mod tests {
 
     #[test]
     fn rejects_invalid_dates() {
-        let bad = DateTime {
-            year: 2023,
-            month: 2,
-            day: 29,
-            hour: 0,
-            minute: 0,
-            second: 0,
-        };
+        let bad = DateTime { year: 2023, month: 2, day: 29, hour: 0, minute: 0, second: 0 };
         assert_eq!(bad.to_unix(), Err(InvalidDate));
-        let bad = DateTime {
-            year: 2023,
-            month: 13,
-            day: 1,
-            hour: 0,
-            minute: 0,
-            second: 0,
-        };
+        let bad = DateTime { year: 2023, month: 13, day: 1, hour: 0, minute: 0, second: 0 };
         assert_eq!(bad.to_unix(), Err(InvalidDate));
-        let bad = DateTime {
-            year: 2023,
-            month: 1,
-            day: 1,
-            hour: 24,
-            minute: 0,
-            second: 0,
-        };
+        let bad = DateTime { year: 2023, month: 1, day: 1, hour: 24, minute: 0, second: 0 };
         assert_eq!(bad.to_unix(), Err(InvalidDate));
     }
 

@@ -33,11 +33,7 @@ impl FileSystem for DevFs {
         if dir != ROOT {
             return Err(Error::NotADirectory);
         }
-        DEVICES
-            .iter()
-            .find(|d| d.0 == name)
-            .map(|d| d.1)
-            .ok_or(Error::NotFound)
+        DEVICES.iter().find(|d| d.0 == name).map(|d| d.1).ok_or(Error::NotFound)
     }
 
     fn stat(&self, ino: Ino) -> Result<Stat> {
@@ -47,16 +43,7 @@ impl FileSystem for DevFs {
             _ => return Err(Error::Stale),
         };
         let t = self.boot_time;
-        Ok(Stat {
-            dev: 0,
-            ino,
-            kind,
-            size: 0,
-            nlink: 1,
-            atime: t,
-            mtime: t,
-            ctime: t,
-        })
+        Ok(Stat { dev: 0, ino, kind, size: 0, nlink: 1, atime: t, mtime: t, ctime: t })
     }
 
     fn read(&self, ino: Ino, _offset: u64, buf: &mut [u8]) -> Result<usize> {
@@ -94,22 +81,10 @@ impl FileSystem for DevFs {
         if dir != ROOT {
             return Err(Error::NotADirectory);
         }
-        Ok(DEVICES
-            .iter()
-            .map(|d| DirEntry {
-                name: String::from(d.0),
-                ino: d.1,
-                kind: FileType::CharDevice,
-            })
-            .collect())
+        Ok(DEVICES.iter().map(|d| DirEntry { name: String::from(d.0), ino: d.1, kind: FileType::CharDevice }).collect())
     }
 
     fn info(&self) -> FsInfo {
-        FsInfo {
-            kind: "devfs",
-            total_bytes: 0,
-            used_bytes: 0,
-            readonly: false,
-        }
+        FsInfo { kind: "devfs", total_bytes: 0, used_bytes: 0, readonly: false }
     }
 }

@@ -80,24 +80,9 @@ impl MemFs {
         let mut nodes = BTreeMap::new();
         nodes.insert(
             ROOT,
-            Node {
-                data: Data::Dir(BTreeMap::new()),
-                nlink: 2,
-                open: 0,
-                atime: now,
-                mtime: now,
-                ctime: now,
-            },
+            Node { data: Data::Dir(BTreeMap::new()), nlink: 2, open: 0, atime: now, mtime: now, ctime: now },
         );
-        MemFs {
-            inner: Mutex::new(Inner {
-                nodes,
-                next: ROOT + 1,
-                used: NODE_COST,
-            }),
-            capacity,
-            clock,
-        }
+        MemFs { inner: Mutex::new(Inner { nodes, next: ROOT + 1, used: NODE_COST }), capacity, clock }
     }
 }
 
@@ -134,10 +119,7 @@ impl Inner {
 
     /// Frees a node once it has no names and no open handles.
     fn maybe_free(&mut self, ino: Ino) {
-        let dead = self
-            .nodes
-            .get(&ino)
-            .is_some_and(|n| n.nlink == 0 && n.open == 0);
+        let dead = self.nodes.get(&ino).is_some_and(|n| n.nlink == 0 && n.open == 0);
         if dead {
             if let Some(n) = self.nodes.remove(&ino) {
                 self.used = self.used.saturating_sub(n.cost());
@@ -166,18 +148,13 @@ impl Inner {
         }
         let new_us = usize::try_from(new).map_err(|_| Error::FileTooLarge)?;
         if new_us > v.len() {
-            v.try_reserve(new_us - v.len())
-                .map_err(|_| Error::NoSpace)?;
+            v.try_reserve(new_us - v.len()).map_err(|_| Error::NoSpace)?;
         }
         v.resize(new_us, 0);
         if new_us < v.capacity() / 2 {
             v.shrink_to_fit();
         }
-        self.used = if new >= old {
-            used + (new - old)
-        } else {
-            used - (old - new)
-        };
+        self.used = if new >= old { used + (new - old) } else { used - (old - new) };
         match &mut self.node_mut(ino)?.data {
             Data::File(v) => Ok(v),
             _ => Err(Error::Io),
@@ -230,9 +207,7 @@ impl FileSystem for MemFs {
     fn write(&self, ino: Ino, offset: u64, data: &[u8]) -> Result<usize> {
         let now = (self.clock)();
         let mut g = self.inner.lock();
-        let end = offset
-            .checked_add(data.len() as u64)
-            .ok_or(Error::FileTooLarge)?;
+        let end = offset.checked_add(data.len() as u64).ok_or(Error::FileTooLarge)?;
         let cur = g.node(ino)?.size();
         let kind = g.node(ino)?.kind();
         if kind != FileType::File {
@@ -263,11 +238,7 @@ impl FileSystem for MemFs {
         let mut out = Vec::with_capacity(m.len());
         for (name, &ino) in m {
             let kind = g.node(ino).map(Node::kind).unwrap_or(FileType::File);
-            out.push(DirEntry {
-                name: name.clone(),
-                ino,
-                kind,
-            });
+            out.push(DirEntry { name: name.clone(), ino, kind });
         }
         Ok(out)
     }
@@ -284,14 +255,7 @@ impl FileSystem for MemFs {
             NewNode::Dir => (Data::Dir(BTreeMap::new()), 2),
             NewNode::Symlink(t) => (Data::Symlink(t), 1),
         };
-        let node = Node {
-            data,
-            nlink,
-            open: 0,
-            atime: now,
-            mtime: now,
-            ctime: now,
-        };
+        let node = Node { data, nlink, open: 0, atime: now, mtime: now, ctime: now };
         let cost = node.cost();
         if g.used.saturating_add(cost) > self.capacity {
             return Err(Error::NoSpace);
@@ -372,11 +336,7 @@ impl FileSystem for MemFs {
             }
             g.dir_mut(to_dir)?.remove(to);
             let n = g.node_mut(dst)?;
-            n.nlink = if dst_kind == FileType::Dir {
-                0
-            } else {
-                n.nlink.saturating_sub(1)
-            };
+            n.nlink = if dst_kind == FileType::Dir { 0 } else { n.nlink.saturating_sub(1) };
             g.maybe_free(dst);
         }
         g.dir_mut(from_dir)?.remove(from);
@@ -411,12 +371,7 @@ impl FileSystem for MemFs {
 
     fn info(&self) -> FsInfo {
         let g = self.inner.lock();
-        FsInfo {
-            kind: "memfs",
-            total_bytes: self.capacity,
-            used_bytes: g.used,
-            readonly: false,
-        }
+        FsInfo { kind: "memfs", total_bytes: self.capacity, used_bytes: g.used, readonly: false }
     }
 
     fn retain(&self, ino: Ino) {

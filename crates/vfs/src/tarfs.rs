@@ -11,18 +11,9 @@ use crate::error::{Error, Result};
 use crate::fs::{DirEntry, FileSystem, FileType, FsInfo, Ino, Stat};
 
 enum Node {
-    File {
-        range: Range<usize>,
-        mtime: u64,
-    },
-    Dir {
-        children: BTreeMap<String, Ino>,
-        mtime: u64,
-    },
-    Symlink {
-        target: String,
-        mtime: u64,
-    },
+    File { range: Range<usize>, mtime: u64 },
+    Dir { children: BTreeMap<String, Ino>, mtime: u64 },
+    Symlink { target: String, mtime: u64 },
 }
 
 /// The archive filesystem.
@@ -38,10 +29,7 @@ impl TarFs {
     /// Indexes an archive. Fails (without panicking) on any malformed or hostile archive.
     pub fn new(data: &'static [u8]) -> core::result::Result<TarFs, keel_archive::Error> {
         let entries: Vec<Entry> = keel_archive::parse(data)?;
-        let mut nodes = alloc::vec![Node::Dir {
-            children: BTreeMap::new(),
-            mtime: 0
-        }];
+        let mut nodes = alloc::vec![Node::Dir { children: BTreeMap::new(), mtime: 0 }];
         let mut by_path: BTreeMap<String, Ino> = BTreeMap::new();
         // Entries come sorted by path, so parents precede children.
         for e in entries {
@@ -49,10 +37,7 @@ impl TarFs {
             let mtime = e.mtime.saturating_mul(1_000_000_000);
             nodes.push(match e.kind {
                 Kind::File(range) => Node::File { range, mtime },
-                Kind::Dir => Node::Dir {
-                    children: BTreeMap::new(),
-                    mtime,
-                },
+                Kind::Dir => Node::Dir { children: BTreeMap::new(), mtime },
                 Kind::Symlink(target) => Node::Symlink { target, mtime },
             });
             let (parent, name) = match e.path.rsplit_once('/') {
@@ -68,9 +53,7 @@ impl TarFs {
     }
 
     fn node(&self, ino: Ino) -> Result<&Node> {
-        ino.checked_sub(1)
-            .and_then(|i| self.nodes.get(i as usize))
-            .ok_or(Error::Stale)
+        ino.checked_sub(1).and_then(|i| self.nodes.get(i as usize)).ok_or(Error::Stale)
     }
 
     fn kind(n: &Node) -> FileType {
@@ -106,16 +89,7 @@ impl FileSystem for TarFs {
             Node::Dir { children, mtime } => (children.len() as u64, *mtime, 2),
             Node::Symlink { target, mtime } => (target.len() as u64, *mtime, 1),
         };
-        Ok(Stat {
-            dev: 0,
-            ino,
-            kind: Self::kind(n),
-            size,
-            nlink,
-            atime: mtime,
-            mtime,
-            ctime: mtime,
-        })
+        Ok(Stat { dev: 0, ino, kind: Self::kind(n), size, nlink, atime: mtime, mtime, ctime: mtime })
     }
 
     fn read(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> Result<usize> {

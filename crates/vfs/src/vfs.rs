@@ -49,15 +49,9 @@ pub struct Lookup {
 
 impl Lookup {
     /// Follow symlinks, not confined (the shell).
-    pub const FOLLOW: Lookup = Lookup {
-        follow: true,
-        confine: false,
-    };
+    pub const FOLLOW: Lookup = Lookup { follow: true, confine: false };
     /// Do not follow a final symlink, not confined.
-    pub const NOFOLLOW: Lookup = Lookup {
-        follow: false,
-        confine: false,
-    };
+    pub const NOFOLLOW: Lookup = Lookup { follow: false, confine: false };
 }
 
 /// How to open a file.
@@ -78,28 +72,15 @@ pub struct OpenOptions {
 impl OpenOptions {
     /// Read only.
     pub fn read() -> Self {
-        OpenOptions {
-            read: true,
-            ..Default::default()
-        }
+        OpenOptions { read: true, ..Default::default() }
     }
     /// Write, create, truncate (`>`).
     pub fn write_new() -> Self {
-        OpenOptions {
-            write: true,
-            create: true,
-            truncate: true,
-            ..Default::default()
-        }
+        OpenOptions { write: true, create: true, truncate: true, ..Default::default() }
     }
     /// Write, create, append (`>>`).
     pub fn append() -> Self {
-        OpenOptions {
-            write: true,
-            create: true,
-            append: true,
-            ..Default::default()
-        }
+        OpenOptions { write: true, create: true, append: true, ..Default::default() }
     }
 }
 
@@ -126,22 +107,13 @@ fn join(dir: &str, name: &str) -> String {
 }
 
 fn components(path: &str) -> VecDeque<String> {
-    path.split('/')
-        .filter(|c| !c.is_empty())
-        .map(String::from)
-        .collect()
+    path.split('/').filter(|c| !c.is_empty()).map(String::from).collect()
 }
 
 impl Vfs {
     /// A namespace with `root` mounted at `/`.
     pub fn new(root: Arc<dyn FileSystem>) -> Vfs {
-        Vfs {
-            mounts: Mutex::new(alloc::vec![Mount {
-                path: String::from("/"),
-                fs: root,
-                dev: 1
-            }]),
-        }
+        Vfs { mounts: Mutex::new(alloc::vec![Mount { path: String::from("/"), fs: root, dev: 1 }]) }
     }
 
     /// Mounts `fs` at the absolute `path`, creating the directory in the parent filesystem if it
@@ -165,22 +137,13 @@ impl Vfs {
 
     /// The mounted filesystems: (mount point, usage), sorted by path.
     pub fn mounts(&self) -> Vec<(String, FsInfo)> {
-        let mut v: Vec<(String, FsInfo)> = self
-            .mounts
-            .lock()
-            .iter()
-            .map(|m| (m.path.clone(), m.fs.info()))
-            .collect();
+        let mut v: Vec<(String, FsInfo)> = self.mounts.lock().iter().map(|m| (m.path.clone(), m.fs.info())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
 
     fn mount_at(&self, path: &str) -> Option<(Arc<dyn FileSystem>, u64)> {
-        self.mounts
-            .lock()
-            .iter()
-            .find(|m| m.path == path)
-            .map(|m| (m.fs.clone(), m.dev))
+        self.mounts.lock().iter().find(|m| m.path == path).map(|m| (m.fs.clone(), m.dev))
     }
 
     fn is_mount_point(&self, path: &str) -> bool {
@@ -190,12 +153,7 @@ impl Vfs {
     fn root_node(&self) -> Node {
         let m = self.mounts.lock();
         let r = &m[0];
-        Node {
-            fs: r.fs.clone(),
-            ino: r.fs.root(),
-            dev: r.dev,
-            path: String::from("/"),
-        }
+        Node { fs: r.fs.clone(), ino: r.fs.root(), dev: r.dev, path: String::from("/") }
     }
 
     /// Walks `path` (relative to the real absolute directory `base`, or absolute).
@@ -206,17 +164,17 @@ impl Vfs {
         if path.contains('\0') {
             return Err(Error::InvalidPath);
         }
-        // The base directory's own chain of nodes (its path is real: no symlinks to follow).
-        let mut stack: Vec<Node> = alloc::vec![self.root_node()];
-        let mut pending = components(base);
-        self.walk(&mut stack, &mut pending, 1, Lookup::FOLLOW, &mut 0)?;
-        let floor = if how.confine { stack.len() } else { 1 };
-        if path.starts_with('/') {
-            if how.confine {
-                return Err(Error::Escape);
-            }
-            stack.truncate(1);
+        if path.starts_with('/') && how.confine {
+            return Err(Error::Escape);
         }
+        // The base directory's own chain of nodes (its path is real: no symlinks to follow).
+        // An absolute path does not need it (the base may even be gone).
+        let mut stack: Vec<Node> = alloc::vec![self.root_node()];
+        if !path.starts_with('/') {
+            let mut pending = components(base);
+            self.walk(&mut stack, &mut pending, 1, Lookup::FOLLOW, &mut 0)?;
+        }
+        let floor = if how.confine { stack.len() } else { 1 };
         let mut pending = components(path);
         let mut links = 0;
         self.walk(&mut stack, &mut pending, floor, how, &mut links)?;
@@ -256,21 +214,11 @@ impl Vfs {
                     if top.fs.stat(top.ino)?.kind != FileType::Dir {
                         return Err(Error::NotADirectory);
                     }
-                    Node {
-                        ino: fs.root(),
-                        fs,
-                        dev,
-                        path: child_path,
-                    }
+                    Node { ino: fs.root(), fs, dev, path: child_path }
                 }
                 None => {
                     let ino = top.fs.lookup(top.ino, &comp)?;
-                    Node {
-                        fs: top.fs.clone(),
-                        ino,
-                        dev: top.dev,
-                        path: child_path,
-                    }
+                    Node { fs: top.fs.clone(), ino, dev: top.dev, path: child_path }
                 }
             };
             let last = pending.is_empty();
@@ -303,11 +251,7 @@ impl Vfs {
     pub fn resolve_parent(&self, base: &str, path: &str, how: Lookup) -> Result<(Node, String)> {
         let trimmed = path.trim_end_matches('/');
         if trimmed.is_empty() {
-            return Err(if path.starts_with('/') {
-                Error::Busy
-            } else {
-                Error::InvalidPath
-            });
+            return Err(if path.starts_with('/') { Error::Busy } else { Error::InvalidPath });
         }
         let (dir, name) = match trimmed.rsplit_once('/') {
             Some(("", n)) => ("/", n),
@@ -318,14 +262,7 @@ impl Vfs {
             return Err(Error::InvalidPath);
         }
         check_name(name)?;
-        let dir_node = self.resolve(
-            base,
-            dir,
-            Lookup {
-                follow: true,
-                confine: how.confine,
-            },
-        )?;
+        let dir_node = self.resolve(base, dir, Lookup { follow: true, confine: how.confine })?;
         if dir_node.stat()?.kind != FileType::Dir {
             return Err(Error::NotADirectory);
         }
@@ -342,31 +279,16 @@ impl Vfs {
 
     /// Opens (and with `create`, creates) a file or directory.
     pub fn open(&self, base: &str, path: &str, opts: OpenOptions, confine: bool) -> Result<Handle> {
-        let how = Lookup {
-            follow: !opts.nofollow,
-            confine,
-        };
+        let how = Lookup { follow: !opts.nofollow, confine };
         let node = if opts.create {
             let (dir, name) = self.resolve_parent(base, path, how)?;
-            match self.resolve(
-                &dir.path,
-                &name,
-                Lookup {
-                    follow: !opts.nofollow,
-                    confine: false,
-                },
-            ) {
+            match self.resolve(&dir.path, &name, Lookup { follow: !opts.nofollow, confine: false }) {
                 Ok(_) if opts.exclusive => return Err(Error::AlreadyExists),
                 Ok(n) => n,
                 Err(Error::NotFound) => {
                     Self::writable(&dir)?;
                     let ino = dir.fs.create(dir.ino, &name, NewNode::File)?;
-                    Node {
-                        fs: dir.fs.clone(),
-                        ino,
-                        dev: dir.dev,
-                        path: join(&dir.path, &name),
-                    }
+                    Node { fs: dir.fs.clone(), ino, dev: dir.dev, path: join(&dir.path, &name) }
                 }
                 Err(e) => return Err(e),
             }
@@ -394,13 +316,7 @@ impl Vfs {
             node.fs.set_size(node.ino, 0)?;
         }
         node.fs.retain(node.ino);
-        Ok(Handle {
-            node,
-            pos: 0,
-            read: opts.read,
-            write,
-            append: opts.append,
-        })
+        Ok(Handle { node, pos: 0, read: opts.read, write, append: opts.append })
     }
 
     /// Metadata of a path.
@@ -410,14 +326,7 @@ impl Vfs {
 
     /// Creates a directory.
     pub fn mkdir(&self, base: &str, path: &str, confine: bool) -> Result<()> {
-        let (dir, name) = self.resolve_parent(
-            base,
-            path,
-            Lookup {
-                follow: true,
-                confine,
-            },
-        )?;
+        let (dir, name) = self.resolve_parent(base, path, Lookup { follow: true, confine })?;
         if self.is_mount_point(&join(&dir.path, &name)) {
             return Err(Error::AlreadyExists);
         }
@@ -444,14 +353,7 @@ impl Vfs {
 
     /// Removes an empty directory.
     pub fn rmdir(&self, base: &str, path: &str, confine: bool) -> Result<()> {
-        let (dir, name) = self.resolve_parent(
-            base,
-            path,
-            Lookup {
-                follow: true,
-                confine,
-            },
-        )?;
+        let (dir, name) = self.resolve_parent(base, path, Lookup { follow: true, confine })?;
         let target = join(&dir.path, &name);
         if self.is_mount_point(&target) {
             return Err(Error::Busy);
@@ -466,14 +368,7 @@ impl Vfs {
 
     /// Removes a file or symlink.
     pub fn unlink(&self, base: &str, path: &str, confine: bool) -> Result<()> {
-        let (dir, name) = self.resolve_parent(
-            base,
-            path,
-            Lookup {
-                follow: true,
-                confine,
-            },
-        )?;
+        let (dir, name) = self.resolve_parent(base, path, Lookup { follow: true, confine })?;
         if self.is_mount_point(&join(&dir.path, &name)) {
             return Err(Error::IsADirectory);
         }
@@ -486,18 +381,8 @@ impl Vfs {
     }
 
     /// Moves `from` to `to` (both relative to their bases).
-    pub fn rename(
-        &self,
-        from_base: &str,
-        from: &str,
-        to_base: &str,
-        to: &str,
-        confine: bool,
-    ) -> Result<()> {
-        let how = Lookup {
-            follow: true,
-            confine,
-        };
+    pub fn rename(&self, from_base: &str, from: &str, to_base: &str, to: &str, confine: bool) -> Result<()> {
+        let how = Lookup { follow: true, confine };
         let (fdir, fname) = self.resolve_parent(from_base, from, how)?;
         let (tdir, tname) = self.resolve_parent(to_base, to, how)?;
         let src_path = join(&fdir.path, &fname);
@@ -521,18 +406,9 @@ impl Vfs {
         if target.is_empty() || target.contains('\0') || target.len() > MAX_PATH {
             return Err(Error::InvalidPath);
         }
-        let (dir, name) = self.resolve_parent(
-            base,
-            path,
-            Lookup {
-                follow: true,
-                confine,
-            },
-        )?;
+        let (dir, name) = self.resolve_parent(base, path, Lookup { follow: true, confine })?;
         Self::writable(&dir)?;
-        dir.fs
-            .create(dir.ino, &name, NewNode::Symlink(String::from(target)))
-            .map(|_| ())
+        dir.fs.create(dir.ino, &name, NewNode::Symlink(String::from(target))).map(|_| ())
     }
 
     /// Creates a hard link `new` to the existing `old`.
@@ -546,14 +422,7 @@ impl Vfs {
         confine: bool,
     ) -> Result<()> {
         let src = self.resolve(old_base, old, Lookup { follow, confine })?;
-        let (dir, name) = self.resolve_parent(
-            new_base,
-            new,
-            Lookup {
-                follow: true,
-                confine,
-            },
-        )?;
+        let (dir, name) = self.resolve_parent(new_base, new, Lookup { follow: true, confine })?;
         if src.dev != dir.dev {
             return Err(Error::CrossDevice);
         }
@@ -563,39 +432,18 @@ impl Vfs {
 
     /// The target of a symlink.
     pub fn readlink(&self, base: &str, path: &str, confine: bool) -> Result<String> {
-        let n = self.resolve(
-            base,
-            path,
-            Lookup {
-                follow: false,
-                confine,
-            },
-        )?;
+        let n = self.resolve(base, path, Lookup { follow: false, confine })?;
         n.fs.readlink(n.ino)
     }
 
     /// The entries of a directory.
     pub fn readdir(&self, base: &str, path: &str, confine: bool) -> Result<Vec<DirEntry>> {
-        let n = self.resolve(
-            base,
-            path,
-            Lookup {
-                follow: true,
-                confine,
-            },
-        )?;
+        let n = self.resolve(base, path, Lookup { follow: true, confine })?;
         n.fs.readdir(n.ino)
     }
 
     /// Sets times (None leaves one unchanged).
-    pub fn set_times(
-        &self,
-        base: &str,
-        path: &str,
-        how: Lookup,
-        atime: Option<u64>,
-        mtime: Option<u64>,
-    ) -> Result<()> {
+    pub fn set_times(&self, base: &str, path: &str, how: Lookup, atime: Option<u64>, mtime: Option<u64>) -> Result<()> {
         let n = self.resolve(base, path, how)?;
         Self::writable(&n)?;
         n.fs.set_times(n.ino, atime, mtime)
@@ -614,13 +462,7 @@ pub struct Handle {
 impl Clone for Handle {
     fn clone(&self) -> Self {
         self.node.fs.retain(self.node.ino);
-        Handle {
-            node: self.node.clone(),
-            pos: self.pos,
-            read: self.read,
-            write: self.write,
-            append: self.append,
-        }
+        Handle { node: self.node.clone(), pos: self.pos, read: self.read, write: self.write, append: self.append }
     }
 }
 
@@ -699,9 +541,7 @@ impl Handle {
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
             SeekFrom::End(d) => self.node.fs.stat(self.node.ino)?.size.checked_add_signed(d),
         };
-        let new = new
-            .filter(|&p| p <= i64::MAX as u64)
-            .ok_or(Error::InvalidArgument)?;
+        let new = new.filter(|&p| p <= i64::MAX as u64).ok_or(Error::InvalidArgument)?;
         self.pos = new;
         Ok(new)
     }
