@@ -24,6 +24,7 @@ const IST_STACK_SIZE: usize = 32 * 1024;
 /// First vector of the remapped PIC interrupts.
 pub const PIC_OFFSET: u8 = 32;
 pub const IRQ_TIMER: u8 = PIC_OFFSET;
+pub const IRQ_KEYBOARD: u8 = PIC_OFFSET + 1;
 pub const IRQ_COM1: u8 = PIC_OFFSET + 4;
 
 #[repr(C, align(16))]
@@ -85,6 +86,7 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
     }
     idt[IRQ_TIMER].set_handler_fn(timer_interrupt);
     idt[IRQ_COM1].set_handler_fn(com1_interrupt);
+    idt[IRQ_KEYBOARD].set_handler_fn(keyboard_interrupt);
     for v in PIC_OFFSET + 8..PIC_OFFSET + 16 {
         idt[v].set_handler_fn(spurious_slave);
     }
@@ -111,8 +113,8 @@ pub fn init() {
     // SAFETY: programs the 8259 PICs; vectors 32..48 have handlers in the IDT.
     unsafe {
         pics.initialize();
-        // Unmask IRQ0 (timer), IRQ2 (cascade) and IRQ4 (COM1).
-        pics.write_masks(!0b0001_0101, 0xff);
+        // Unmask IRQ0 (timer), IRQ1 (keyboard), IRQ2 (cascade) and IRQ4 (COM1).
+        pics.write_masks(!0b0001_0111, 0xff);
     }
 }
 
@@ -143,6 +145,12 @@ extern "x86-interrupt" fn com1_interrupt(_frame: InterruptStackFrame) {
     crate::serial::on_interrupt();
     // SAFETY: IRQ_COM1 came from the PIC.
     unsafe { PICS.lock().notify_end_of_interrupt(IRQ_COM1) };
+}
+
+extern "x86-interrupt" fn keyboard_interrupt(_frame: InterruptStackFrame) {
+    crate::console::on_keyboard_interrupt();
+    // SAFETY: IRQ_KEYBOARD came from the PIC.
+    unsafe { PICS.lock().notify_end_of_interrupt(IRQ_KEYBOARD) };
 }
 
 extern "x86-interrupt" fn spurious_master(_frame: InterruptStackFrame) {

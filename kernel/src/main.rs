@@ -9,6 +9,7 @@
 extern crate alloc;
 
 mod boot;
+mod console;
 mod cpu;
 mod fs;
 mod memory;
@@ -34,6 +35,7 @@ const SHELL_STACK_PAGES: u64 = 64;
 #[no_mangle]
 pub extern "C" fn kernel_main(start_info: u32) -> ! {
     serial::init();
+    console::init();
     serial::write_bytes(b"Keel: booting\n");
     // SAFETY: `start_info` is the pointer QEMU passed in ebx; nothing has been allocated yet.
     let Some(info) = (unsafe { BootInfo::parse(start_info) }) else {

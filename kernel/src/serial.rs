@@ -61,26 +61,46 @@ pub fn init() {
 
 /// Writes raw bytes, turning `\n` into `\r\n` for the terminal.
 pub fn write_bytes(data: &[u8]) {
-    interrupts::without_interrupts(|| {
-        let mut guard = PORT.lock();
-        if let Some(port) = guard.as_mut() {
-            for &b in data {
-                if b == b'\n' {
-                    port.send_raw(b'\r');
-                }
-                port.send_raw(b);
-            }
+    let mut chunk = [0u8; 256];
+    let mut n = 0;
+    for &b in data {
+        if b == b'\n' {
+            chunk[n] = b'\r';
+            n += 1;
         }
-    });
+        chunk[n] = b;
+        n += 1;
+        if n >= chunk.len() - 1 {
+            write_raw(&chunk[..n]);
+            n = 0;
+        }
+    }
+    write_raw(&chunk[..n]);
 }
 
-/// Writes bytes exactly as given (the line editor produces its own `\r\n`).
+/// Writes bytes exactly as given (the line editor produces its own `\r\n`), to the serial
+/// port and the screen console.
 pub fn write_raw(data: &[u8]) {
     interrupts::without_interrupts(|| {
         let mut guard = PORT.lock();
         if let Some(port) = guard.as_mut() {
             for &b in data {
                 port.send_raw(b);
+            }
+        }
+        crate::console::write(data);
+    });
+}
+
+/// Adds keyboard input from another console (the PS/2 keyboard) to the input queue.
+pub fn push_input(bytes: &[u8]) {
+    interrupts::without_interrupts(|| {
+        let mut input = INPUT.lock();
+        for &b in bytes {
+            if b == 0x03 && COMMAND_RUNNING.load(Ordering::SeqCst) {
+                INTERRUPT.store(true, Ordering::SeqCst);
+            } else {
+                input.push(b);
             }
         }
     });

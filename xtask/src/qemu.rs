@@ -42,11 +42,20 @@ pub struct Options {
     pub accel: Accel,
     pub machine: Option<String>,
     pub append: String,
+    /// More QEMU arguments (tests: a VGA card without a window, a monitor socket).
+    pub extra: Vec<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { gui: false, mem: "512M".into(), accel: Accel::Auto, machine: None, append: String::new() }
+        Options {
+            gui: false,
+            mem: "512M".into(),
+            accel: Accel::Auto,
+            machine: None,
+            append: String::new(),
+            extra: Vec::new(),
+        }
     }
 }
 
@@ -85,7 +94,90 @@ pub fn command(image: &Image, opts: &Options) -> Command {
     } else {
         cmd.args(["-display", "none"]);
     }
+    cmd.args(&opts.extra);
     cmd
+}
+
+/// A QEMU monitor on a Unix socket (tests type on the PS/2 keyboard and read guest memory).
+pub struct Monitor {
+    stream: std::os::unix::net::UnixStream,
+}
+
+impl Monitor {
+    /// Connects to the socket QEMU was started with (`-monitor unix:PATH,server,nowait`).
+    pub fn connect(path: &Path) -> Result<Monitor, String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(stream) => {
+                    stream.set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
+                    let mut m = Monitor { stream };
+                    m.read_until_prompt()?;
+                    return Ok(m);
+                }
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => return Err(format!("monitor {}: {e}", path.display())),
+            }
+        }
+    }
+
+    fn read_until_prompt(&mut self) -> Result<String, String> {
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        while !out.ends_with(b"(qemu) ") {
+            if Instant::now() > deadline {
+                return Err("monitor did not answer".into());
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Err("monitor closed".into()),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Runs a monitor command and returns its output.
+    pub fn command(&mut self, cmd: &str) -> Result<String, String> {
+        self.stream.write_all(format!("{cmd}\n").as_bytes()).map_err(|e| e.to_string())?;
+        self.read_until_prompt()
+    }
+
+    /// Types text on the PS/2 keyboard (letters, digits, space, a few symbols; `\n` is Enter).
+    pub fn type_text(&mut self, text: &str) -> Result<(), String> {
+        for c in text.chars() {
+            let key = match c {
+                ' ' => "spc".to_string(),
+                '\n' => "ret".to_string(),
+                '-' => "minus".to_string(),
+                '/' => "slash".to_string(),
+                '.' => "dot".to_string(),
+                '_' => "shift-minus".to_string(),
+                c if c.is_ascii_uppercase() => format!("shift-{}", c.to_ascii_lowercase()),
+                c if c.is_ascii_alphanumeric() => c.to_string(),
+                c => return Err(format!("cannot type {c:?}")),
+            };
+            self.command(&format!("sendkey {key}"))?;
+        }
+        Ok(())
+    }
+
+    /// The 80x25 VGA text screen, read from guest memory, as lines.
+    pub fn vga_text(&mut self) -> Result<Vec<String>, String> {
+        let out = self.command("xp /2000hx 0xb8000")?;
+        let mut chars = Vec::new();
+        for line in out.lines() {
+            let Some((_, words)) = line.split_once(": ") else { continue };
+            for w in words.split_whitespace() {
+                if let Ok(v) = u16::from_str_radix(w.trim_start_matches("0x"), 16) {
+                    let ch = (v & 0xff) as u8;
+                    chars.push(if (0x20..0x7f).contains(&ch) { ch as char } else { '?' });
+                }
+            }
+        }
+        Ok(chars.chunks(80).map(|r| r.iter().collect::<String>().trim_end().to_string()).collect())
+    }
 }
 
 /// Turns QEMU's exit status into Keel's: 0 after a power-off, N after `exit N` (debug-exit

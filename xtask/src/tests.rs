@@ -189,6 +189,12 @@ fn pipes_and_connectors(image: &Image) -> Result<(), String> {
     check(out == "hello world $X\n", "variables", &out)?;
     let out = vm.run("echo a |", STEP)?;
     contains(&out, "missing command after '|'")?;
+    let out = vm.run("echo piped through | cat | cat", STEP)?;
+    check(out == "piped through\n", "pipe between built-ins", &out)?;
+    let out = vm.run("cat /nope 2> /tmp/err; echo status $?; cat /tmp/err", STEP)?;
+    check(out == "status 1\ncat: /nope: no such file or directory\n", "2> redirection", &out)?;
+    let out = vm.run("time sleep 0.1", STEP)?;
+    contains(&out, "real 0.1")?;
     shutdown(vm)
 }
 
@@ -234,6 +240,31 @@ fn fault_stack_overflow(image: &Image) -> Result<(), String> {
 
 fn fault_panic(image: &Image) -> Result<(), String> {
     fault(image, "panic", &["KERNEL PANIC", "deliberate panic from the crash command"])
+}
+
+fn screen_console_and_keyboard(image: &Image) -> Result<(), String> {
+    let sock = build::out_dir().join("test-monitor.sock");
+    let _ = std::fs::remove_file(&sock);
+    let opts = Options {
+        machine: Some("q35".into()),
+        extra: vec!["-vga".into(), "std".into(), "-monitor".into(), format!("unix:{},server,nowait", sock.display())],
+        ..Options::default()
+    };
+    let mut vm = boot_with(image, &opts)?;
+    let mut mon = crate::qemu::Monitor::connect(&sock)?;
+    // Typed on the PS/2 keyboard; the shell answers on both consoles.
+    mon.type_text("echo Typed On The Keyboard\n")?;
+    let out = vm.wait_for(NEXT_PROMPT, STEP)?;
+    contains(&out, "Typed On The Keyboard")?;
+    let screen = mon.vga_text()?.join("\n");
+    contains(&screen, "keel> echo Typed On The Keyboard\nTyped On The Keyboard\nkeel>")?;
+    // Editing keys work from the keyboard too.
+    mon.type_text("echo ac")?;
+    mon.command("sendkey left")?;
+    mon.type_text("b\n")?;
+    let out = vm.wait_for(NEXT_PROMPT, STEP)?;
+    contains(&out, "\r\nabc\r\n")?;
+    shutdown(vm)
 }
 
 fn q35_boots_too(image: &Image) -> Result<(), String> {
@@ -385,6 +416,7 @@ fn big_extra_files_are_not_copied(image: &Image) -> Result<(), String> {
 const TESTS: &[(&str, TestFn)] = &[
     ("boot::prompt", boot_to_prompt),
     ("boot::q35", q35_boots_too),
+    ("console::screen_and_keyboard", screen_console_and_keyboard),
     ("shell::echo_and_help", echo_and_help),
     ("shell::unknown_command_and_bad_arguments", unknown_command_and_bad_arguments),
     ("shell::line_editing", line_editing_over_serial),
