@@ -1,0 +1,19 @@
+//! WASI preview1 for Keel: all 46 functions of `wasi_snapshot_preview1`, implemented over the
+//! VFS with a capability sandbox (a guest reaches only its preopened directories).
+//!
+//! This crate knows no WASM engine. Each function takes the guest's linear memory as a byte
+//! slice and returns an errno, or an [`Abort`]: the guest exits, traps, or must be suspended
+//! (stdin has no data yet, `poll_oneoff` must wait, output must be flushed). Suspension lets the
+//! kernel block a program without blocking inside the engine: the runner waits, then calls
+//! [`WasiCtx::complete`] and resumes the guest with the errno it returns.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod ctx;
+pub mod mem;
+pub mod types;
+
+pub use ctx::{Abort, Config, Pending, Preopen, System, WasiCtx, OUTPUT_FLUSH_AT};
+pub use types::{errno, Errno, FUNCTIONS};

@@ -1,0 +1,100 @@
+//! Driving a [`Process`] to its end on behalf of a host that provides stdio, time and Ctrl-C.
+//! The kernel's `wasm` command and the host tests use the same loop.
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use keel_wasi::Pending;
+
+use crate::{Process, Step};
+
+/// How a program ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit status.
+    Exited(i32),
+    /// A trap, described.
+    Trapped(String),
+    /// Stopped by Ctrl-C.
+    Interrupted,
+}
+
+/// Ctrl-C was pressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interrupted;
+
+/// What the program's environment does for it.
+pub trait Host {
+    /// Output to stdout (1) or stderr (2).
+    fn output(&mut self, fd: u32, data: &[u8]);
+    /// Waits for stdin: some bytes, `None` at end of input, or `Err` on Ctrl-C. With a
+    /// `deadline` (monotonic ns), gives up then with `Ok(Some(empty))`.
+    fn stdin(&mut self, deadline: Option<u64>) -> Result<Option<Vec<u8>>, Interrupted>;
+    /// Sleeps until the monotonic `deadline`, or `Err` on Ctrl-C.
+    fn sleep_until(&mut self, deadline: u64) -> Result<(), Interrupted>;
+    /// True once Ctrl-C was pressed (checked between slices: stops runaway loops too).
+    fn interrupted(&mut self) -> bool;
+    /// Monotonic nanoseconds.
+    fn now(&self) -> u64;
+    /// A slice ended: a chance to let others run.
+    fn yield_now(&mut self) {}
+}
+
+fn flush(p: &mut Process, host: &mut dyn Host) {
+    for fd in [1, 2] {
+        let out = p.wasi().take_output(fd);
+        if !out.is_empty() {
+            host.output(fd, &out);
+        }
+    }
+}
+
+/// Runs `p` until it exits, traps or is interrupted.
+pub fn run(p: &mut Process, host: &mut dyn Host) -> Outcome {
+    loop {
+        let step = p.run();
+        flush(p, host);
+        match step {
+            Step::Exited(code) => return Outcome::Exited(code),
+            Step::Trapped(msg) => return Outcome::Trapped(msg),
+            Step::Preempted => {
+                if host.interrupted() {
+                    return Outcome::Interrupted;
+                }
+                host.yield_now();
+            }
+            Step::Blocked => {
+                if let Err(Interrupted) = wait(p, host) {
+                    return Outcome::Interrupted;
+                }
+            }
+        }
+    }
+}
+
+/// Waits until the blocked call can complete.
+fn wait(p: &mut Process, host: &mut dyn Host) -> Result<(), Interrupted> {
+    loop {
+        if host.interrupted() {
+            return Err(Interrupted);
+        }
+        let now = host.now();
+        if p.wasi().ready(now) {
+            return Ok(());
+        }
+        let (deadline, wants_stdin) = match p.wasi().pending() {
+            Some(Pending::StdinRead { .. }) => (None, true),
+            Some(Pending::Poll { deadline, wants_stdin, .. }) => (*deadline, *wants_stdin),
+            _ => (None, false),
+        };
+        if wants_stdin {
+            match host.stdin(deadline)? {
+                Some(data) => p.wasi().push_stdin(&data),
+                None => p.wasi().close_stdin(),
+            }
+        } else if let Some(d) = deadline {
+            host.sleep_until(d)?;
+        } else {
+            host.yield_now();
+        }
+    }
+}
