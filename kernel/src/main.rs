@@ -18,6 +18,7 @@ mod random;
 mod serial;
 mod shell;
 mod time;
+mod wasm;
 
 use core::panic::PanicInfo;
 

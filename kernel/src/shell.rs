@@ -97,12 +97,15 @@ impl Terminal for Console {
 /// Tab completion: command names first, paths (relative to `cwd`) after.
 struct Completion {
     cwd: String,
+    programs: Vec<String>,
 }
 
 impl Completer for Completion {
     fn complete(&self, word: &str, first: bool) -> Vec<String> {
         if first && !word.contains('/') {
-            return all_commands().into_iter().map(|c| c.0).filter(|n| n.starts_with(word)).map(String::from).collect();
+            let mut names: Vec<String> = all_commands().into_iter().map(|c| String::from(c.0)).collect();
+            names.extend(self.programs.iter().cloned());
+            return names.into_iter().filter(|n| n.starts_with(word)).collect();
         }
         keel_commands::complete_path(fs::vfs(), &self.cwd, word)
     }
@@ -209,7 +212,14 @@ impl Host for KernelHost {
                 power::reboot()
             }
             "crash" => crash(&args, io),
-            _ => return None,
+            "wasm" => crate::wasm::command(shell, argv, io),
+            name => {
+                let file = crate::wasm::find_on_path(shell, name).or_else(|| {
+                    // A path to a module runs too: ./prog.wasm, /tmp/x.wasm.
+                    (name.contains('/') && name.ends_with(".wasm")).then(|| name.to_string())
+                })?;
+                crate::wasm::run_by_name(shell, file, argv, io)
+            }
         })
     }
 
@@ -322,6 +332,7 @@ pub fn run() -> ! {
     let mut shell = Shell::new();
     shell.vars.insert("HOME".into(), "/".into());
     shell.vars.insert("PWD".into(), "/".into());
+    shell.vars.insert("PATH".into(), "/extra_files/wasm".into());
     let mut host = KernelHost { editor: Editor::new("keel> ") };
     let mut console = Console;
     let ms = time::uptime_ns() / 1_000_000;
@@ -334,7 +345,8 @@ pub fn run() -> ! {
         let line = loop {
             out.clear();
             let b = serial::read_blocking();
-            let completion = Completion { cwd: keel_commands::cwd(&shell) };
+            let completion =
+                Completion { cwd: keel_commands::cwd(&shell), programs: crate::wasm::programs_on_path(&shell) };
             let ev = host.editor.feed(b, &mut out, &completion);
             serial::write_raw(out.as_bytes());
             match ev {

@@ -92,6 +92,94 @@ pub fn ensure_toolchain() -> Result<(), String> {
             "rust-src,rustfmt,clippy",
         ]))?;
     }
+    let has_wasm = sysroot.as_ref().is_some_and(|s| s.join("lib/rustlib/wasm32-wasip1").exists());
+    if !has_wasm {
+        eprintln!("xtask: adding the wasm32-wasip1 target to {tc}");
+        status(Command::new("rustup").args(["target", "add", "wasm32-wasip1", "--toolchain", &tc]))?;
+    }
+    Ok(())
+}
+
+/// Makes sure clang with wasi-libc is there for the C programs (apt-get as root). Returns false
+/// (after saying why) where it cannot be installed: the C programs are then left out.
+pub fn ensure_clang() -> bool {
+    let sysroot = Path::new("/usr/share/wasi-sysroot");
+    if which("clang") && sysroot.exists() {
+        return true;
+    }
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if is_root && which("apt-get") {
+        eprintln!("xtask: installing clang and wasi-libc for the C programs");
+        let ok = status(Command::new("apt-get").arg("update").arg("-qq")).is_ok()
+            && status(
+                Command::new("apt-get")
+                    .args([
+                        "install",
+                        "-y",
+                        "-qq",
+                        "--no-install-recommends",
+                        "clang",
+                        "lld",
+                        "wasi-libc",
+                        "libclang-rt-dev-wasm32",
+                    ])
+                    .env("DEBIAN_FRONTEND", "noninteractive"),
+            )
+            .is_ok();
+        if ok {
+            return true;
+        }
+    }
+    eprintln!("xtask: warning: clang/wasi-libc missing (sudo apt-get install clang lld wasi-libc libclang-rt-dev-wasm32): C programs left out");
+    false
+}
+
+/// Builds the WASI programs in apps/ into target/keel/wasm/NAME.wasm.
+pub fn build_apps() -> Result<PathBuf, String> {
+    ensure_toolchain()?;
+    let apps = root().join("apps");
+    let out = out_dir().join("wasm");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut cargo = kernel_cargo()?;
+    cargo.current_dir(&apps).args(["build", "--release", "--locked", "--target", "wasm32-wasip1"]);
+    status(&mut cargo)?;
+    let built = apps.join("target/wasm32-wasip1/release");
+    for entry in std::fs::read_dir(&built).map_err(|e| format!("{}: {e}", built.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            if let Some(name) = path.file_name() {
+                copy_if_changed(&path, &out.join(name))?;
+            }
+        }
+    }
+    let c_dir = apps.join("c");
+    if c_dir.exists() && ensure_clang() {
+        for entry in std::fs::read_dir(&c_dir).map_err(|e| format!("{}: {e}", c_dir.display()))? {
+            let src = entry.map_err(|e| e.to_string())?.path();
+            if src.extension().is_none_or(|e| e != "c") {
+                continue;
+            }
+            let stem = src.file_stem().and_then(|s| s.to_str()).unwrap_or("prog");
+            let dest = out.join(format!("{stem}.wasm"));
+            let fresh = match (std::fs::metadata(&src), std::fs::metadata(&dest)) {
+                (Ok(s), Ok(d)) => s.modified().ok() < d.modified().ok(),
+                _ => false,
+            };
+            if !fresh {
+                status(
+                    Command::new("clang").args(["--target=wasm32-wasi", "-O2", "-Wall", "-o"]).arg(&dest).arg(&src),
+                )?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn copy_if_changed(from: &Path, to: &Path) -> Result<(), String> {
+    let data = std::fs::read(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    if std::fs::read(to).ok().as_deref() != Some(&data[..]) {
+        std::fs::write(to, &data).map_err(|e| format!("{}: {e}", to.display()))?;
+    }
     Ok(())
 }
 
@@ -139,9 +227,51 @@ pub fn build_kernel() -> Result<PathBuf, String> {
 /// Everything a boot needs.
 pub fn build_all() -> Result<Image, String> {
     let kernel = build_kernel()?;
+    let apps = build_apps()?;
     let initrd = out_dir().join("files.tar");
-    pack(&root().join("extra_files"), &initrd)?;
+    pack_with_apps(&root().join("extra_files"), Some(&apps), &initrd)?;
     Ok(Image { kernel, initrd })
+}
+
+/// Like [`pack`], adding the built programs in `apps` under `wasm/`.
+pub fn pack_with_apps(dir: &Path, apps: Option<&Path>, out: &Path) -> Result<(), String> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.mode(tar::HeaderMode::Complete);
+    if dir.exists() {
+        add_tree(&mut builder, dir, Path::new(""))?;
+    }
+    if let Some(apps) = apps {
+        let wasm_dir = dir.join("wasm");
+        if !wasm_dir.exists() {
+            builder.append_dir("wasm", apps).map_err(|e| format!("{}: {e}", apps.display()))?;
+        }
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(apps)
+            .map_err(|e| format!("{}: {e}", apps.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+            .collect();
+        entries.sort();
+        for p in entries {
+            let name = p.file_name().and_then(|n| n.to_str()).ok_or("bad program name")?.to_string();
+            if wasm_dir.join(&name).exists() {
+                return Err(format!("extra_files/wasm/{name} has the name of a program built from apps/: rename one"));
+            }
+            let mut f = std::fs::File::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            builder.append_file(Path::new("wasm").join(&name), &mut f).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+    }
+    write_archive(builder, out)
+}
+
+fn write_archive(builder: tar::Builder<Vec<u8>>, out: &Path) -> Result<(), String> {
+    let data = builder.into_inner().map_err(|e| format!("{}: {e}", out.display()))?;
+    if std::fs::read(out).ok().as_deref() != Some(&data[..]) {
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(out, &data).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    Ok(())
 }
 
 /// Packs every file and directory below `dir` into a tar archive at `out` (recursively, empty
@@ -153,14 +283,7 @@ pub fn pack(dir: &Path, out: &Path) -> Result<(), String> {
     if dir.exists() {
         add_tree(&mut builder, dir, Path::new(""))?;
     }
-    let data = builder.into_inner().map_err(|e| format!("{}: {e}", out.display()))?;
-    if std::fs::read(out).ok().as_deref() != Some(&data[..]) {
-        if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-        }
-        std::fs::write(out, &data).map_err(|e| format!("{}: {e}", out.display()))?;
-    }
-    Ok(())
+    write_archive(builder, out)
 }
 
 fn add_tree(builder: &mut tar::Builder<Vec<u8>>, dir: &Path, rel: &Path) -> Result<(), String> {

@@ -10,6 +10,7 @@
 
 extern crate alloc;
 
+pub mod cli;
 pub mod runner;
 
 use alloc::format;

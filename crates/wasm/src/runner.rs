@@ -16,6 +16,8 @@ pub enum Outcome {
     Trapped(String),
     /// Stopped by Ctrl-C.
     Interrupted,
+    /// Used up its fuel budget (`--fuel`).
+    OutOfFuel(u64),
 }
 
 /// Ctrl-C was pressed.
@@ -50,7 +52,17 @@ fn flush(p: &mut Process, host: &mut dyn Host) {
 
 /// Runs `p` until it exits, traps or is interrupted.
 pub fn run(p: &mut Process, host: &mut dyn Host) -> Outcome {
+    run_with_budget(p, host, None)
+}
+
+/// Like [`run`], stopping once `budget` fuel (if any) is used.
+pub fn run_with_budget(p: &mut Process, host: &mut dyn Host, budget: Option<u64>) -> Outcome {
     loop {
+        if let Some(b) = budget {
+            if p.fuel_used() > b {
+                return Outcome::OutOfFuel(b);
+            }
+        }
         let step = p.run();
         flush(p, host);
         match step {

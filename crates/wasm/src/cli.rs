@@ -1,0 +1,152 @@
+//! The `wasm` command line, following wasmtime's where it makes sense:
+//! `wasm [--dir HOST[::GUEST]]... [--env K=V]... [--fuel N] [--max-memory SIZE] FILE [ARGS...]`.
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+/// Parsed `wasm` options.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WasmArgs {
+    /// (host directory, name the guest sees)
+    pub dirs: Vec<(String, String)>,
+    pub env: Vec<(String, String)>,
+    /// Total fuel budget (None: unlimited).
+    pub fuel: Option<u64>,
+    /// Memory limit in bytes (None: the default).
+    pub max_memory: Option<usize>,
+    pub file: String,
+    pub args: Vec<String>,
+}
+
+/// Usage text.
+pub const USAGE: &str =
+    "usage: wasm [--dir HOST[::GUEST]]... [--env NAME=VALUE]... [--fuel N] [--max-memory SIZE] FILE [ARGS...]";
+
+/// Parses a size such as `4096`, `64K`, `16M`, `1G` (binary units).
+pub fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let s = s.strip_suffix("iB").or_else(|| s.strip_suffix('B')).unwrap_or(s);
+    let (num, mult) = match s.char_indices().last()? {
+        (i, 'k' | 'K') => (&s[..i], 1usize << 10),
+        (i, 'm' | 'M') => (&s[..i], 1 << 20),
+        (i, 'g' | 'G') => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: usize = num.parse().ok()?;
+    n.checked_mul(mult)
+}
+
+impl WasmArgs {
+    /// Parses the arguments after `wasm`.
+    pub fn parse(argv: &[String]) -> Result<WasmArgs, String> {
+        let mut a = WasmArgs::default();
+        let mut i = 0;
+        while i < argv.len() {
+            let arg = argv[i].as_str();
+            if !arg.starts_with("--") || arg == "--" {
+                if arg == "--" {
+                    i += 1;
+                }
+                break;
+            }
+            let (name, inline) = match arg.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (arg, None),
+            };
+            let mut value = || -> Result<String, String> {
+                if let Some(v) = inline.clone() {
+                    return Ok(v);
+                }
+                i += 1;
+                argv.get(i).cloned().ok_or(format!("{name} needs a value"))
+            };
+            match name {
+                "--dir" => {
+                    let v = value()?;
+                    let (host, guest) = match v.split_once("::") {
+                        Some((h, g)) => (h.to_string(), g.to_string()),
+                        None => (v.clone(), v.clone()),
+                    };
+                    if host.is_empty() || guest.is_empty() {
+                        return Err(format!("--dir {v}: expected HOST[::GUEST]"));
+                    }
+                    a.dirs.push((host, guest));
+                }
+                "--env" => {
+                    let v = value()?;
+                    let Some((k, val)) = v.split_once('=') else {
+                        return Err(format!("--env {v}: expected NAME=VALUE"));
+                    };
+                    a.env.push((k.to_string(), val.to_string()));
+                }
+                "--fuel" => {
+                    let v = value()?;
+                    a.fuel = Some(v.parse().map_err(|_| format!("--fuel {v}: not a number"))?);
+                }
+                "--max-memory" => {
+                    let v = value()?;
+                    a.max_memory = Some(parse_size(&v).ok_or(format!("--max-memory {v}: not a size (e.g. 64M)"))?);
+                }
+                other => return Err(format!("unknown option {other}")),
+            }
+            i += 1;
+        }
+        let Some(file) = argv.get(i) else { return Err("missing FILE".into()) };
+        a.file = file.clone();
+        a.args = argv[i + 1..].to_vec();
+        Ok(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_options_and_program_arguments() {
+        let a = WasmArgs::parse(&v(&[
+            "--dir",
+            "/tmp::/data",
+            "--dir=.",
+            "--env",
+            "A=1",
+            "--fuel",
+            "100",
+            "--max-memory=64M",
+            "p.wasm",
+            "--dir",
+            "x",
+        ]))
+        .unwrap();
+        assert_eq!(a.dirs, vec![("/tmp".into(), "/data".into()), (".".into(), ".".into())]);
+        assert_eq!(a.env, vec![("A".into(), "1".into())]);
+        assert_eq!(a.fuel, Some(100));
+        assert_eq!(a.max_memory, Some(64 << 20));
+        assert_eq!(a.file, "p.wasm");
+        assert_eq!(a.args, v(&["--dir", "x"]));
+    }
+
+    #[test]
+    fn errors_are_clear() {
+        assert_eq!(WasmArgs::parse(&v(&[])).unwrap_err(), "missing FILE");
+        assert_eq!(WasmArgs::parse(&v(&["--dir"])).unwrap_err(), "--dir needs a value");
+        assert_eq!(WasmArgs::parse(&v(&["--bogus", "x"])).unwrap_err(), "unknown option --bogus");
+        assert_eq!(WasmArgs::parse(&v(&["--env", "novalue", "x"])).unwrap_err(), "--env novalue: expected NAME=VALUE");
+        assert!(WasmArgs::parse(&v(&["--max-memory", "lots", "x"])).is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("64K"), Some(65536));
+        assert_eq!(parse_size("16MiB"), Some(16 << 20));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_size("99999999999999999999G"), None);
+    }
+}

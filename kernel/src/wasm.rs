@@ -1,0 +1,252 @@
+//! The `wasm` command: runs a WASI program from the VFS with the shell's streams as its stdio.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use keel_shell::exec::STATUS_INTERRUPTED;
+use keel_shell::{Io, Shell, Source};
+use keel_vfs::{FileType, Lookup};
+use keel_wasi::{Config, Preopen, System, WasiCtx};
+use keel_wasm::cli::{WasmArgs, USAGE};
+use keel_wasm::runner::{self, Interrupted, Outcome};
+use keel_wasm::{Limits, Process, Program};
+
+use crate::{fs, memory, random, time};
+
+/// Exit status when a program cannot be loaded.
+const STATUS_CANNOT_RUN: i32 = 126;
+/// Exit status after a trap (as wasmtime: 128 + SIGABRT).
+const STATUS_TRAP: i32 = 134;
+/// Largest module file accepted.
+const MAX_MODULE: u64 = 256 << 20;
+
+struct KernelSystem;
+
+impl System for KernelSystem {
+    fn realtime_ns(&self) -> u64 {
+        time::realtime_ns()
+    }
+
+    fn monotonic_ns(&self) -> u64 {
+        time::uptime_ns()
+    }
+
+    fn random(&mut self, buf: &mut [u8]) {
+        random::fill(buf);
+    }
+}
+
+struct RunHost<'i, 'a> {
+    io: &'i mut Io<'a>,
+}
+
+impl runner::Host for RunHost<'_, '_> {
+    fn output(&mut self, fd: u32, data: &[u8]) {
+        if fd == 2 {
+            self.io.err(data);
+        } else {
+            self.io.out(data);
+        }
+    }
+
+    fn stdin(&mut self, _deadline: Option<u64>) -> Result<Option<Vec<u8>>, Interrupted> {
+        let mut buf = alloc::vec![0u8; 4096];
+        let n = self.io.read(&mut buf);
+        if self.io.interrupted() {
+            return Err(Interrupted);
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some(buf))
+    }
+
+    fn sleep_until(&mut self, deadline: u64) -> Result<(), Interrupted> {
+        while time::uptime_ns() < deadline {
+            if self.io.interrupted() {
+                return Err(Interrupted);
+            }
+            x86_64::instructions::hlt();
+        }
+        Ok(())
+    }
+
+    fn interrupted(&mut self) -> bool {
+        self.io.interrupted()
+    }
+
+    fn now(&self) -> u64 {
+        time::uptime_ns()
+    }
+}
+
+/// The default memory limit: 256 MiB, or half of the free memory if that is less.
+fn default_memory_limit() -> usize {
+    let (_, free) = memory::frame_stats();
+    ((free * 4096 / 2) as usize).min(256 << 20)
+}
+
+/// `wasm ARGS...`
+pub fn command(shell: &mut Shell, argv: &[String], io: &mut Io<'_>) -> i32 {
+    let parsed = match WasmArgs::parse(&argv[1..]) {
+        Ok(a) => a,
+        Err(e) => {
+            io.eprint(format_args!("wasm: {e}\n{USAGE}\n"));
+            return 2;
+        }
+    };
+    run(shell, parsed, io)
+}
+
+/// Finds a program on `$PATH` (default `/extra_files/wasm`): `NAME.wasm` or `NAME`.
+pub fn find_on_path(shell: &Shell, name: &str) -> Option<String> {
+    if name.contains('/') || name.is_empty() {
+        return None;
+    }
+    let path = shell.var("PATH").unwrap_or("/extra_files/wasm").to_string();
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        for cand in [format!("{dir}/{name}.wasm"), format!("{dir}/{name}")] {
+            if fs::vfs().stat("/", &cand, Lookup::FOLLOW).is_ok_and(|s| s.kind == FileType::File) {
+                return Some(cand);
+            }
+        }
+    }
+    None
+}
+
+/// Names of the programs on `$PATH` (for completion and `help`).
+pub fn programs_on_path(shell: &Shell) -> Vec<String> {
+    let path = shell.var("PATH").unwrap_or("/extra_files/wasm").to_string();
+    let mut out = Vec::new();
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        if let Ok(entries) = fs::vfs().readdir("/", dir, false) {
+            for e in entries {
+                if let Some(n) = e.name.strip_suffix(".wasm") {
+                    out.push(n.to_string());
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Runs a program found on `$PATH` by name, with the current directory preopened as `.`.
+pub fn run_by_name(shell: &mut Shell, file: String, argv: &[String], io: &mut Io<'_>) -> i32 {
+    let args =
+        WasmArgs { dirs: alloc::vec![(".".into(), ".".into())], file, args: argv[1..].to_vec(), ..WasmArgs::default() };
+    let name = argv[0].clone();
+    run_named(shell, args, name, io)
+}
+
+fn run(shell: &mut Shell, a: WasmArgs, io: &mut Io<'_>) -> i32 {
+    let name = a.file.clone();
+    run_named(shell, a, name, io)
+}
+
+fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> i32 {
+    let cwd = keel_commands::cwd(shell);
+    let vfs = fs::vfs();
+    let file = &a.file;
+    let bytes = match vfs.stat(&cwd, file, Lookup::FOLLOW) {
+        Ok(s) if s.kind == FileType::Dir => {
+            io.eprint(format_args!("wasm: {file}: is a directory\n"));
+            return STATUS_CANNOT_RUN;
+        }
+        Ok(s) if s.size > MAX_MODULE => {
+            io.eprint(format_args!("wasm: {file}: too large ({} MiB)\n", s.size >> 20));
+            return STATUS_CANNOT_RUN;
+        }
+        Ok(_) => match keel_commands::read_file(vfs, &cwd, file) {
+            Ok(b) => b,
+            Err(e) => {
+                io.eprint(format_args!("wasm: {file}: {e}\n"));
+                return STATUS_CANNOT_RUN;
+            }
+        },
+        Err(e) => {
+            io.eprint(format_args!("wasm: {file}: {e}\n"));
+            return 127;
+        }
+    };
+    let program = match Program::load(&bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            io.eprint(format_args!("wasm: {file}: {e}\n"));
+            return STATUS_CANNOT_RUN;
+        }
+    };
+    drop(bytes);
+    let mut preopens = Vec::new();
+    for (host, guest) in &a.dirs {
+        match vfs.resolve(&cwd, host, Lookup::FOLLOW) {
+            Ok(n) if n.stat().is_ok_and(|s| s.kind == FileType::Dir) => {
+                preopens.push(Preopen { guest: guest.clone(), host: n.path.clone() })
+            }
+            Ok(_) => {
+                io.eprint(format_args!("wasm: --dir {host}: not a directory\n"));
+                return 2;
+            }
+            Err(e) => {
+                io.eprint(format_args!("wasm: --dir {host}: {e}\n"));
+                return 2;
+            }
+        }
+    }
+    let mut env: Vec<(String, String)> = shell.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    for (k, v) in &a.env {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.clone(), v.clone()));
+    }
+    let mut args = alloc::vec![argv0];
+    args.extend(a.args.iter().cloned());
+    let tty = [matches!(io.stdin, Source::Terminal), io.stdout_is_terminal(), true];
+    let config = Config { args, env, preopens, max_fds: 1024, tty };
+    let wasi = match WasiCtx::new(vfs, Box::new(KernelSystem), config) {
+        Ok(w) => w,
+        Err((path, e)) => {
+            io.eprint(format_args!("wasm: {path}: {e}\n"));
+            return 2;
+        }
+    };
+    let max_memory = a.max_memory.unwrap_or_else(default_memory_limit);
+    let limits = Limits { max_memory, ..Limits::default() };
+    let mut process = match Process::new(&program, wasi, limits) {
+        Ok(p) => p,
+        Err(e) => {
+            io.eprint(format_args!("wasm: {file}: {e}\n"));
+            return STATUS_CANNOT_RUN;
+        }
+    };
+    let mut host = RunHost { io };
+    let outcome = runner::run_with_budget(&mut process, &mut host, a.fuel);
+    let io = host.io;
+    if process.memory_limit_hit() {
+        io.eprint(format_args!(
+            "wasm: {file}: memory limit of {} reached (raise it with --max-memory)\n",
+            keel_shell::Bytes(max_memory as u64)
+        ));
+    }
+    match outcome {
+        Outcome::Exited(code) => code,
+        Outcome::Trapped(msg) => {
+            io.eprint(format_args!("wasm: {file}: trap: {msg}\n"));
+            STATUS_TRAP
+        }
+        Outcome::OutOfFuel(budget) => {
+            io.eprint(format_args!("wasm: {file}: trap: all fuel consumed ({budget} units, --fuel)\n"));
+            STATUS_TRAP
+        }
+        Outcome::Interrupted => {
+            if io.output_broken() {
+                1
+            } else {
+                STATUS_INTERRUPTED
+            }
+        }
+    }
+}
