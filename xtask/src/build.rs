@@ -229,12 +229,15 @@ pub fn build_all() -> Result<Image, String> {
     let kernel = build_kernel()?;
     let apps = build_apps()?;
     let initrd = out_dir().join("files.tar");
-    pack_with_apps(&root().join("extra_files"), Some(&apps), &initrd)?;
+    pack(&root().join("extra_files"), Some(&apps), &initrd)?;
     Ok(Image { kernel, initrd })
 }
 
-/// Like [`pack`], adding the built programs in `apps` under `wasm/`.
-pub fn pack_with_apps(dir: &Path, apps: Option<&Path>, out: &Path) -> Result<(), String> {
+/// Packs every file and directory below `dir` into a tar archive at `out` (recursively, empty
+/// directories kept, any name, long names as GNU extensions), adding the built programs in
+/// `apps` under `wasm/`. Symlinks and unreadable files are errors: nothing is silently left out.
+/// The archive is rewritten only when it changes.
+pub fn pack(dir: &Path, apps: Option<&Path>, out: &Path) -> Result<(), String> {
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Complete);
     if dir.exists() {
@@ -272,18 +275,6 @@ fn write_archive(builder: tar::Builder<Vec<u8>>, out: &Path) -> Result<(), Strin
         std::fs::write(out, &data).map_err(|e| format!("{}: {e}", out.display()))?;
     }
     Ok(())
-}
-
-/// Packs every file and directory below `dir` into a tar archive at `out` (recursively, empty
-/// directories kept, any name, long names as GNU extensions). Symlinks and unreadable files are
-/// errors: nothing is silently left out. The archive is rewritten only when it changes.
-pub fn pack(dir: &Path, out: &Path) -> Result<(), String> {
-    let mut builder = tar::Builder::new(Vec::new());
-    builder.mode(tar::HeaderMode::Complete);
-    if dir.exists() {
-        add_tree(&mut builder, dir, Path::new(""))?;
-    }
-    write_archive(builder, out)
 }
 
 fn add_tree(builder: &mut tar::Builder<Vec<u8>>, dir: &Path, rel: &Path) -> Result<(), String> {

@@ -877,7 +877,6 @@ impl WasiCtx {
         Ok(errno::SUCCESS)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn path_filestat_set_times(
         &mut self,
         mem: &mut [u8],
@@ -898,7 +897,6 @@ impl WasiCtx {
         Ok(errno::SUCCESS)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn path_link(
         &mut self,
         mem: &mut [u8],
@@ -922,7 +920,6 @@ impl WasiCtx {
         Ok(errno::SUCCESS)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn path_open(
         &mut self,
         mem: &mut [u8],
@@ -1030,7 +1027,6 @@ impl WasiCtx {
         Ok(errno::SUCCESS)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn path_rename(
         &mut self,
         mem: &mut [u8],
@@ -1215,7 +1211,6 @@ impl WasiCtx {
         self.not_a_socket(fd)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn sock_recv(&mut self, fd: u32, _ri: u32, _ri_len: u32, _flags: u16, _ro_len: u32, _ro_flags: u32) -> R {
         self.not_a_socket(fd)
     }

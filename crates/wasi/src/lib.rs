@@ -8,6 +8,8 @@
 //! [`WasiCtx::complete`] and resumes the guest with the errno it returns.
 #![no_std]
 #![forbid(unsafe_code)]
+// The functions take the WASI ABI's parameters one for one.
+#![allow(clippy::too_many_arguments)]
 
 extern crate alloc;
 

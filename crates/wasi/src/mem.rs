@@ -92,7 +92,7 @@ impl Mem<'_> {
         let raw = &self.0[r];
         let mut v = Vec::new();
         v.try_reserve(count as usize).map_err(|_| errno::NOMEM)?;
-        for c in raw.chunks_exact(8) {
+        for c in raw.as_chunks::<8>().0 {
             v.push(IoVec {
                 ptr: u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
                 len: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
