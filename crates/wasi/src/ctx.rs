@@ -821,14 +821,17 @@ impl WasiCtx {
         let mut m = Mem(mem);
         tri!(m.slice(newoffset, 8));
         let f = tri!(self.fd_mut(fd));
-        let need =
-            if offset == 0 && whence == whence::CUR { rights::FD_TELL } else { rights::FD_SEEK | rights::FD_TELL };
-        tri!(f.need(need).or_else(|e| if f.base & rights::FD_SEEK != 0 { Ok(()) } else { Err(e) }));
+        let base = f.base;
         let h = match &mut f.kind {
             Kind::File(h) => h,
             Kind::Dir(_) => return Ok(errno::BADF),
             _ => return Ok(errno::SPIPE),
         };
+        // A pure "where am I" needs only FD_TELL.
+        let need = if offset == 0 && whence == whence::CUR { rights::FD_TELL } else { rights::FD_SEEK };
+        if base & need != need && base & rights::FD_SEEK == 0 {
+            return Ok(errno::NOTCAPABLE);
+        }
         let to = match whence {
             whence::SET => {
                 if offset < 0 {
@@ -847,9 +850,11 @@ impl WasiCtx {
 
     pub fn fd_tell(&mut self, mem: &mut [u8], fd: u32, out: u32) -> R {
         let f = tri!(self.fd(fd));
-        tri!(f.need(rights::FD_TELL));
         let pos = match &f.kind {
-            Kind::File(h) => h.tell(),
+            Kind::File(h) => {
+                tri!(f.need(rights::FD_TELL));
+                h.tell()
+            }
             Kind::Dir(_) => return Ok(errno::BADF),
             _ => return Ok(errno::SPIPE),
         };

@@ -16,6 +16,7 @@ extern crate alloc;
 mod ctx;
 pub mod mem;
 pub mod types;
+pub use ctx::vfs_errno;
 
 pub use ctx::{Abort, Config, Pending, Preopen, System, WasiCtx, OUTPUT_FLUSH_AT};
 pub use types::{errno, Errno, FUNCTIONS};
