@@ -173,7 +173,9 @@ pub struct WasiCtx {
     start_ns: u64,
     stdin: VecDeque<u8>,
     stdin_eof: bool,
-    out: [Vec<u8>; 2],
+    /// Output in the order it was written: (fd, bytes), runs of one fd merged.
+    out: Vec<(u32, Vec<u8>)>,
+    out_bytes: usize,
     pending: Option<Pending>,
     tty: [bool; 3],
 }
@@ -236,7 +238,8 @@ impl WasiCtx {
             start_ns,
             stdin: VecDeque::new(),
             stdin_eof: false,
-            out: [Vec::new(), Vec::new()],
+            out: Vec::new(),
+            out_bytes: 0,
             pending: None,
             tty: config.tty,
         })
@@ -249,13 +252,10 @@ impl WasiCtx {
         self.pending.as_ref()
     }
 
-    /// Takes what the guest wrote to stdout (1) or stderr (2).
-    pub fn take_output(&mut self, fd: u32) -> Vec<u8> {
-        match fd {
-            1 => core::mem::take(&mut self.out[0]),
-            2 => core::mem::take(&mut self.out[1]),
-            _ => Vec::new(),
-        }
+    /// Takes what the guest wrote to stdout (1) and stderr (2), in the order it was written.
+    pub fn take_output(&mut self) -> Vec<(u32, Vec<u8>)> {
+        self.out_bytes = 0;
+        core::mem::take(&mut self.out)
     }
 
     /// Adds input for stdin.
@@ -745,16 +745,21 @@ impl WasiCtx {
         let mut flush = false;
         match &mut f.kind {
             Kind::Stdout | Kind::Stderr => {
-                let idx = if matches!(f.kind, Kind::Stdout) { 0 } else { 1 };
+                let target = if matches!(f.kind, Kind::Stdout) { 1 } else { 2 };
                 for iov in &iovs {
                     let data = tri!(m.slice(iov.ptr, iov.len));
-                    if self.out[idx].try_reserve(data.len()).is_err() {
+                    if !matches!(self.out.last(), Some((fd, _)) if *fd == target) {
+                        self.out.push((target, Vec::new()));
+                    }
+                    let Some((_, buf)) = self.out.last_mut() else { return Ok(errno::IO) };
+                    if buf.try_reserve(data.len()).is_err() {
                         return Ok(errno::NOMEM);
                     }
-                    self.out[idx].extend_from_slice(data);
+                    buf.extend_from_slice(data);
+                    self.out_bytes += data.len();
                     total += iov.len;
                 }
-                flush = self.out[idx].len() >= OUTPUT_FLUSH_AT;
+                flush = self.out_bytes >= OUTPUT_FLUSH_AT;
             }
             Kind::File(h) => {
                 for iov in &iovs {

@@ -156,9 +156,12 @@ fn stdio_read_write_and_suspension() {
     let iov = w.iov(b, l);
     assert_eq!(ok(w.ctx.fd_write(&mut w.mem, 1, iov, 1, 8)), SUCCESS);
     assert_eq!(w.u32(8), 4);
-    assert_eq!(w.ctx.take_output(1), b"out!");
     assert_eq!(ok(w.ctx.fd_write(&mut w.mem, 2, iov, 1, 8)), SUCCESS);
-    assert_eq!(w.ctx.take_output(2), b"out!");
+    assert_eq!(ok(w.ctx.fd_write(&mut w.mem, 1, iov, 1, 8)), SUCCESS);
+    assert_eq!(ok(w.ctx.fd_write(&mut w.mem, 1, iov, 1, 8)), SUCCESS);
+    // Order kept, runs merged.
+    assert_eq!(w.ctx.take_output(), vec![(1, b"out!".to_vec()), (2, b"out!".to_vec()), (1, b"out!out!".to_vec())]);
+    assert!(w.ctx.take_output().is_empty());
     assert_eq!(ok(w.ctx.fd_write(&mut w.mem, 0, iov, 1, 8)), NOTCAPABLE);
     assert_eq!(ok(w.ctx.fd_write(&mut w.mem, 77, iov, 1, 8)), BADF);
     assert_eq!(ok(w.ctx.fd_write(&mut w.mem, 1, BAD, 1, 8)), FAULT);

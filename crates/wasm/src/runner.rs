@@ -42,11 +42,8 @@ pub trait Host {
 }
 
 fn flush(p: &mut Process, host: &mut dyn Host) {
-    for fd in [1, 2] {
-        let out = p.wasi().take_output(fd);
-        if !out.is_empty() {
-            host.output(fd, &out);
-        }
+    for (fd, data) in p.wasi().take_output() {
+        host.output(fd, &data);
     }
 }
 
