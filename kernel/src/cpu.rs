@@ -139,6 +139,8 @@ extern "x86-interrupt" fn timer_interrupt(_frame: InterruptStackFrame) {
     crate::time::on_tick();
     // SAFETY: IRQ_TIMER came from the PIC.
     unsafe { PICS.lock().notify_end_of_interrupt(IRQ_TIMER) };
+    // After the end-of-interrupt: this may switch to another task.
+    crate::task::on_tick();
 }
 
 extern "x86-interrupt" fn com1_interrupt(_frame: InterruptStackFrame) {

@@ -17,6 +17,7 @@ mod power;
 mod random;
 mod serial;
 mod shell;
+mod task;
 mod time;
 mod wasm;
 
@@ -88,6 +89,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
 }
 
 extern "C" fn shell_entry() -> ! {
+    task::init("shell");
     shell::run()
 }
 

@@ -202,6 +202,7 @@ pub struct KernelStack {
     guard: u64,
     frames: u64,
     pages: u64,
+    slot: u64,
 }
 
 const MAX_STACKS: usize = 256;
@@ -211,7 +212,9 @@ static NEXT_STACK_SLOT: AtomicU64 = AtomicU64::new(0);
 
 /// Allocates a stack of `pages` pages with a guard page, in the stack region.
 pub fn alloc_stack(pages: u64, name: &'static str) -> Option<KernelStack> {
-    let slot = NEXT_STACK_SLOT.fetch_add(1, Ordering::Relaxed);
+    // Reuse the address-space slot of a freed stack (its page tables are still there).
+    let reused = interrupts::without_interrupts(|| FREE_SLOTS.lock().pop());
+    let slot = reused.unwrap_or_else(|| NEXT_STACK_SLOT.fetch_add(1, Ordering::Relaxed));
     // Every slot gets 1 MiB of address space plus a guard page.
     const SLOT_SIZE: u64 = (1 << 20) + PAGE_SIZE;
     if pages * PAGE_SIZE > (1 << 20) {
@@ -237,12 +240,17 @@ pub fn alloc_stack(pages: u64, name: &'static str) -> Option<KernelStack> {
     if !ok {
         return None;
     }
-    let mut stacks = STACKS.lock();
-    if let Some(s) = stacks.iter_mut().find(|s| s.0 == 0) {
-        *s = (guard, bottom + pages * PAGE_SIZE, name);
-    }
-    Some(KernelStack { bottom, top: bottom + pages * PAGE_SIZE, guard, frames: first, pages })
+    interrupts::without_interrupts(|| {
+        let mut stacks = STACKS.lock();
+        if let Some(s) = stacks.iter_mut().find(|s| s.0 == 0) {
+            *s = (guard, bottom + pages * PAGE_SIZE, name);
+        }
+    });
+    Some(KernelStack { bottom, top: bottom + pages * PAGE_SIZE, guard, frames: first, pages, slot })
 }
+
+/// Address-space slots of freed stacks.
+static FREE_SLOTS: Mutex<alloc::vec::Vec<u64>> = Mutex::new(alloc::vec::Vec::new());
 
 impl Drop for KernelStack {
     fn drop(&mut self) {
@@ -255,10 +263,14 @@ impl Drop for KernelStack {
             }
         });
         let _ = interrupts::without_interrupts(|| FRAMES.lock().free(self.frames, self.pages));
-        let mut stacks = STACKS.lock();
-        if let Some(s) = stacks.iter_mut().find(|s| s.0 == self.guard) {
-            *s = (0, 0, "");
-        }
+        interrupts::without_interrupts(|| {
+            let mut stacks = STACKS.lock();
+            if let Some(s) = stacks.iter_mut().find(|s| s.0 == self.guard) {
+                *s = (0, 0, "");
+            }
+            drop(stacks);
+            FREE_SLOTS.lock().push(self.slot);
+        });
     }
 }
 

@@ -155,12 +155,12 @@ pub fn read_interruptible() -> Option<u8> {
         poll();
         // The lock guard must be gone before interrupts come back on.
         let next = INPUT.lock().pop();
+        interrupts::enable();
         if next.is_some() || INTERRUPT.load(Ordering::SeqCst) {
-            interrupts::enable();
             return next;
         }
-        // Atomically enable interrupts and halt, so a byte arriving now wakes us.
-        interrupts::enable_and_hlt();
+        // Let other tasks run; the idle task halts the CPU when nobody needs it.
+        crate::task::sleep_ms(1);
     }
 }
 

@@ -27,6 +27,11 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("sleep", "sleep SECONDS: wait (fractions allowed; Ctrl-C stops)", ""),
     ("time", "time CMD [ARG...]: run a command and print its wall time", ""),
     ("uname", "uname [-a]: system name and version", ""),
+    ("ps", "ps: list tasks (pid, state, CPU time, memory, command)", ""),
+    ("jobs", "jobs: list background jobs (started with CMD &)", ""),
+    ("kill", "kill PID|%JOB...: stop a task or background job", ""),
+    ("wait", "wait [PID|%JOB...]: wait for background jobs to finish", ""),
+    ("fg", "fg [%JOB]: wait for a background job in the foreground (Ctrl-C stops it)", ""),
     ("exit", "exit [N]: power off; QEMU exits with status N (default: last status)", ""),
     ("shutdown", "shutdown: power off (QEMU exits with status 0)", ""),
     ("reboot", "reboot: restart the machine", ""),
@@ -45,7 +50,11 @@ pub fn set_boot_info(info: &BootInfo) {
 }
 
 /// The serial console seen by the shell and by programs.
-struct Console;
+/// The console as a command sees it. A background job gets no keyboard input, and stops when it
+/// is killed rather than on Ctrl-C.
+pub struct Console {
+    pub foreground: bool,
+}
 
 impl Terminal for Console {
     fn write(&mut self, data: &[u8]) {
@@ -54,6 +63,9 @@ impl Terminal for Console {
 
     /// Cooked input: echoes, handles Backspace, returns a line at Enter, 0 at Ctrl-D or Ctrl-C.
     fn read(&mut self, buf: &mut [u8]) -> usize {
+        if !self.foreground {
+            return 0;
+        }
         let mut line: Vec<u8> = Vec::new();
         loop {
             let Some(b) = serial::read_interruptible() else {
@@ -90,7 +102,11 @@ impl Terminal for Console {
     }
 
     fn interrupted(&mut self) -> bool {
-        serial::interrupt_pending()
+        if self.foreground {
+            serial::interrupt_pending() || crate::task::killed()
+        } else {
+            crate::task::killed()
+        }
     }
 }
 
@@ -123,6 +139,53 @@ fn all_commands() -> Vec<(&'static str, &'static str, &'static str)> {
 /// The kernel's half of the shell.
 struct KernelHost {
     editor: Editor,
+}
+
+/// A background job.
+struct Job {
+    number: usize,
+    pid: crate::task::Pid,
+    text: String,
+}
+
+/// Background jobs of the interactive shell.
+static JOBS: Mutex<Vec<Job>> = Mutex::new(Vec::new());
+
+/// Finds a job by `%N` or a pid.
+fn job_pid(spec: &str) -> Result<crate::task::Pid, String> {
+    if let Some(n) = spec.strip_prefix('%') {
+        let n: usize = n.parse().map_err(|_| format!("{spec}: no such job"))?;
+        return JOBS.lock().iter().find(|j| j.number == n).map(|j| j.pid).ok_or(format!("{spec}: no such job"));
+    }
+    spec.parse().map_err(|_| format!("{spec}: not a pid or %job"))
+}
+
+/// Reports background jobs that finished (before a prompt, as Unix shells do).
+fn report_done_jobs() {
+    let mut done = Vec::new();
+    JOBS.lock().retain(|j| match crate::task::try_reap(j.pid) {
+        Some(status) => {
+            done.push(format!("[{}]  Done ({})  {}\n", j.number, status.unwrap_or(-1), j.text));
+            false
+        }
+        None => true,
+    });
+    for d in done {
+        serial::write_bytes(d.as_bytes());
+    }
+}
+
+/// Waits in the foreground for a task; Ctrl-C kills it. Returns its status.
+fn wait_foreground(pid: crate::task::Pid) -> i32 {
+    loop {
+        if let Some(status) = crate::task::try_reap(pid) {
+            return status.unwrap_or(1);
+        }
+        if serial::interrupt_pending() {
+            crate::task::kill(pid);
+        }
+        crate::task::sleep_ms(2);
+    }
 }
 
 impl Host for KernelHost {
@@ -212,6 +275,116 @@ impl Host for KernelHost {
                 power::reboot()
             }
             "crash" => crash(&args, io),
+            "ps" => {
+                let mut out = String::from("  PID STATE      CPU       MEM  COMMAND\n");
+                for t in crate::task::list() {
+                    let state = match t.state {
+                        crate::task::State::Running => "running",
+                        crate::task::State::Ready => "ready",
+                        crate::task::State::Sleeping(_) => "sleeping",
+                        crate::task::State::Dead => "done",
+                    };
+                    let mem = if t.mem_bytes > 0 { Bytes(t.mem_bytes).to_string() } else { String::from("-") };
+                    out.push_str(&format!(
+                        "{:>5} {:<8} {:>7}.{:02}s {:>9}  {}\n",
+                        t.pid,
+                        state,
+                        t.cpu_ns / 1_000_000_000,
+                        t.cpu_ns / 10_000_000 % 100,
+                        mem,
+                        t.name
+                    ));
+                }
+                io.out(out.as_bytes());
+                0
+            }
+            "jobs" => {
+                report_done_jobs();
+                let mut out = String::new();
+                for j in JOBS.lock().iter() {
+                    out.push_str(&format!("[{}]  {}  Running  {}\n", j.number, j.pid, j.text));
+                }
+                io.out(out.as_bytes());
+                0
+            }
+            "kill" => {
+                if args.is_empty() {
+                    io.eprint(format_args!("kill: usage: kill PID|%JOB...\n"));
+                    return Some(2);
+                }
+                let mut status = 0;
+                for a in &args {
+                    match job_pid(a) {
+                        Ok(pid) if crate::task::kill(pid) => {}
+                        Ok(pid) => {
+                            io.eprint(format_args!("kill: ({pid}): no such process\n"));
+                            status = 1;
+                        }
+                        Err(e) => {
+                            io.eprint(format_args!("kill: {e}\n"));
+                            status = 1;
+                        }
+                    }
+                }
+                status
+            }
+            "wait" => {
+                let pids: Vec<crate::task::Pid> = if args.is_empty() {
+                    JOBS.lock().iter().map(|j| j.pid).collect()
+                } else {
+                    let mut v = Vec::new();
+                    for a in &args {
+                        match job_pid(a) {
+                            Ok(p) => v.push(p),
+                            Err(e) => {
+                                io.eprint(format_args!("wait: {e}\n"));
+                                return Some(127);
+                            }
+                        }
+                    }
+                    v
+                };
+                let mut status = 0;
+                for pid in pids {
+                    loop {
+                        if let Some(st) = crate::task::try_reap(pid) {
+                            status = st.unwrap_or(127);
+                            break;
+                        }
+                        if io.interrupted() {
+                            return Some(keel_shell::exec::STATUS_INTERRUPTED);
+                        }
+                        crate::task::sleep_ms(2);
+                    }
+                    JOBS.lock().retain(|j| j.pid != pid);
+                }
+                status
+            }
+            "fg" => {
+                let spec = args
+                    .first()
+                    .copied()
+                    .map(String::from)
+                    .or_else(|| JOBS.lock().last().map(|j| format!("%{}", j.number)));
+                let Some(spec) = spec else {
+                    io.eprint(format_args!("fg: no current job\n"));
+                    return Some(1);
+                };
+                match job_pid(&spec) {
+                    Ok(pid) => {
+                        if let Some(j) = JOBS.lock().iter().find(|j| j.pid == pid) {
+                            io.print(format_args!("{}\n", j.text));
+                        }
+                        let st = wait_foreground(pid);
+                        JOBS.lock().retain(|j| j.pid != pid);
+                        st
+                    }
+                    Err(e) => {
+                        io.eprint(format_args!("fg: {e}\n"));
+                        1
+                    }
+                }
+            }
             "wasm" => crate::wasm::command(shell, argv, io),
             name => {
                 let file = crate::wasm::find_on_path(shell, name).or_else(|| {
@@ -221,6 +394,32 @@ impl Host for KernelHost {
                 crate::wasm::run_by_name(shell, file, argv, io)
             }
         })
+    }
+
+    fn background(&mut self, shell: &mut Shell, item: &keel_shell::parse::AndOr, io: &mut Io<'_>) -> i32 {
+        let mut job_shell = shell.clone();
+        let text = item.text.clone();
+        let line = text.clone();
+        let name = text.split_whitespace().next().unwrap_or("job").to_string();
+        let pid = crate::task::spawn(
+            &name,
+            Box::new(move || {
+                let mut host = KernelHost { editor: Editor::new("") };
+                let mut console = Console { foreground: false };
+                let status = job_shell.run_line(&line, &mut host, &mut console);
+                crate::task::exit(status);
+            }),
+        );
+        let Some(pid) = pid else {
+            io.eprint(format_args!("keel: cannot start a background job: out of memory\n"));
+            return 1;
+        };
+        let mut jobs = JOBS.lock();
+        let number = jobs.iter().map(|j| j.number).max().unwrap_or(0) + 1;
+        jobs.push(Job { number, pid, text });
+        io.print(format_args!("[{number}] {pid}\n"));
+        shell.vars.insert("!".into(), pid.to_string());
+        0
     }
 
     fn read_file(&mut self, shell: &Shell, path: &str) -> Result<Vec<u8>, String> {
@@ -272,13 +471,24 @@ fn sleep(args: &[&str], io: &mut Io<'_>) -> i32 {
         }
     };
     let end = time::uptime_ns() + (secs * 1e9) as u64;
-    while time::uptime_ns() < end {
-        if io.interrupted() {
-            return keel_shell::exec::STATUS_INTERRUPTED;
-        }
-        x86_64::instructions::hlt();
+    if sleep_until(end, || io.interrupted()) {
+        return keel_shell::exec::STATUS_INTERRUPTED;
     }
     0
+}
+
+/// Sleeps until `end` (monotonic ns), waking every few ms to check `stop`; true if stopped.
+pub fn sleep_until(end: u64, mut stop: impl FnMut() -> bool) -> bool {
+    loop {
+        if stop() {
+            return true;
+        }
+        let now = time::uptime_ns();
+        if now >= end {
+            return false;
+        }
+        crate::task::sleep_until(end.min(now + 5_000_000));
+    }
 }
 
 #[inline(never)]
@@ -334,11 +544,12 @@ pub fn run() -> ! {
     shell.vars.insert("PWD".into(), "/".into());
     shell.vars.insert("PATH".into(), "/extra_files/wasm".into());
     let mut host = KernelHost { editor: Editor::new("keel> ") };
-    let mut console = Console;
+    let mut console = Console { foreground: true };
     let ms = time::uptime_ns() / 1_000_000;
     crate::kprintln!("\nWelcome to Keel {} (booted in {ms} ms). Type 'help' for commands.", crate::VERSION);
     let mut out = String::new();
     loop {
+        report_done_jobs();
         out.clear();
         host.editor.start(&mut out);
         serial::write_raw(out.as_bytes());

@@ -19,6 +19,8 @@ use crate::{fs, memory, random, time};
 const STATUS_CANNOT_RUN: i32 = 126;
 /// Exit status after a trap (as wasmtime: 128 + SIGABRT).
 const STATUS_TRAP: i32 = 134;
+/// Exit status of a killed program (128 + SIGTERM).
+const STATUS_KILLED: i32 = 143;
 /// Largest module file accepted.
 const MAX_MODULE: u64 = 256 << 20;
 
@@ -65,13 +67,18 @@ impl runner::Host for RunHost<'_, '_> {
     }
 
     fn sleep_until(&mut self, deadline: u64) -> Result<(), Interrupted> {
-        while time::uptime_ns() < deadline {
-            if self.io.interrupted() {
-                return Err(Interrupted);
-            }
-            x86_64::instructions::hlt();
+        if crate::shell::sleep_until(deadline, || self.io.interrupted()) {
+            return Err(Interrupted);
         }
         Ok(())
+    }
+
+    fn stats(&mut self, memory: usize, _fuel: u64) {
+        crate::task::set_mem(memory as u64);
+    }
+
+    fn yield_now(&mut self) {
+        crate::task::yield_now();
     }
 
     fn interrupted(&mut self) -> bool {
@@ -244,6 +251,8 @@ fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> 
         Outcome::Interrupted => {
             if io.output_broken() {
                 1
+            } else if crate::task::killed() {
+                STATUS_KILLED
             } else {
                 STATUS_INTERRUPTED
             }

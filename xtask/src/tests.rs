@@ -651,6 +651,76 @@ fn long_loops_int_and_float(image: &Image) -> Result<(), String> {
     shutdown(vm)
 }
 
+// ---- tasks and jobs ----
+
+fn twenty_programs_at_once(image: &Image) -> Result<(), String> {
+    let mut vm = boot_wasm(image)?;
+    // One line starting all 20 (each job writes its own file), then wait for all.
+    let starts: Vec<String> = (1..=20).map(|i| format!("calc '{i}*{i}' > /tmp/out{i} &")).collect();
+    let out = vm.run(&starts.join(" "), STEP)?;
+    check(out.matches("] ").count() == 20, "20 jobs started", &out)?;
+    let ps = vm.run("ps", STEP)?;
+    check(ps.lines().filter(|l| l.ends_with("calc")).count() >= 2, "several programs alive at once", &ps)?;
+    vm.run("wait", Duration::from_secs(120))?;
+    for i in 1..=20 {
+        let out = vm.run(&format!("cat /tmp/out{i}"), STEP)?;
+        check(out == format!("{}\n", i * i), &format!("job {i}'s output"), &out)?;
+    }
+    let ps = vm.run("ps", STEP)?;
+    check(ps.lines().count() == 3, "only the shell and idle are left", &ps)?;
+    shutdown(vm)
+}
+
+fn kill_one_while_others_finish(image: &Image) -> Result<(), String> {
+    let mut vm = boot_wasm(image)?;
+    let before = heap_used(&vm.run("mem", STEP)?);
+    let out = vm.run(
+        "wasm /extra_files/t/spin.wasm & wasm /extra_files/t/spin.wasm & wasm /extra_files/t/int-loop.wasm &",
+        STEP,
+    )?;
+    check(out.contains("[1] ") && out.contains("[3] "), "three jobs", &out)?;
+    let ps = vm.run("ps", STEP)?;
+    check(ps.matches("wasm").count() == 3, "three programs running", &ps)?;
+    vm.run("kill %1", STEP)?;
+    let pid2 = ps
+        .lines()
+        .filter(|l| l.ends_with("wasm"))
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or("0")
+        .to_string();
+    vm.run(&format!("kill {pid2}"), STEP)?;
+    let out = vm.run("wait %3; echo loop status $?", Duration::from_secs(120))?;
+    check(out.contains(&format!("loop status {}\n", int_loop_expected())), "the third job finished correctly", &out)?;
+    check(out.matches("Done (143)").count() == 2, "the killed jobs ended as terminated", &out)?;
+    vm.run("wait", STEP)?;
+    let ps = vm.run("ps", STEP)?;
+    check(!ps.contains("wasm"), "killed jobs are gone", &ps)?;
+    let out = vm.run("kill 999", STEP)?;
+    contains(&out, "kill: (999): no such process")?;
+    let after = heap_used(&vm.run("mem", STEP)?);
+    check(
+        after.is_some() && before.is_some() && after < before.map(|b| b + 64 * 1024),
+        &format!("heap back near {before:?}: {after:?}"),
+        "",
+    )?;
+    shutdown(vm)
+}
+
+fn foreground_ctrl_c_spares_background_jobs(image: &Image) -> Result<(), String> {
+    let mut vm = boot_wasm(image)?;
+    vm.run("wasm /extra_files/t/int-loop.wasm > /tmp/bg &", STEP)?;
+    vm.send_line("wasm /extra_files/t/spin.wasm")?;
+    std::thread::sleep(Duration::from_millis(300));
+    vm.send(b"\x03")?;
+    vm.wait_for(PROMPT, Duration::from_secs(10))?;
+    let out = vm.run("jobs", STEP)?;
+    check(out.contains("Running") || out.contains("Done"), "the background job survived Ctrl-C", &out)?;
+    let out = vm.run("wait; echo $?", Duration::from_secs(120))?;
+    check(out.ends_with(&format!("{}\n", int_loop_expected())), "background job status", &out)?;
+    shutdown(vm)
+}
+
 const TESTS: &[(&str, TestFn)] = &[
     ("boot::prompt", boot_to_prompt),
     ("boot::q35", q35_boots_too),
@@ -677,6 +747,9 @@ const TESTS: &[(&str, TestFn)] = &[
     ("wasm::traps_and_bad_modules", traps_and_bad_modules),
     ("wasm::ctrl_c_stops_a_runaway_guest", ctrl_c_stops_a_runaway_guest),
     ("wasm::long_loops_int_and_float", long_loops_int_and_float),
+    ("jobs::twenty_programs_at_once", twenty_programs_at_once),
+    ("jobs::kill_one_while_others_finish", kill_one_while_others_finish),
+    ("jobs::foreground_ctrl_c_spares_background_jobs", foreground_ctrl_c_spares_background_jobs),
     ("fault::page_fault", fault_page),
     ("fault::general_protection", fault_gpf),
     ("fault::divide", fault_divide),

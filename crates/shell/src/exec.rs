@@ -251,7 +251,7 @@ pub const BUILTINS: &[(&str, &str)] = &[
 pub const MAX_SOURCE_DEPTH: u32 = 16;
 
 /// The interpreter state: variables and the last exit status.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Shell {
     /// Environment variables (all exported to programs).
     pub vars: BTreeMap<String, String>,
@@ -313,10 +313,12 @@ impl Shell {
                 continue;
             }
             self.run_and_or(item, host, term);
-            if term.interrupted() {
+            // Ctrl-C (or a kill) ends the whole line; a command that noticed keeps its own status.
+            let stopped = term.interrupted();
+            if stopped && self.status == 0 {
                 self.status = STATUS_INTERRUPTED;
             }
-            if self.exit_requested.is_some() || self.status == STATUS_INTERRUPTED {
+            if stopped || self.exit_requested.is_some() || self.status == STATUS_INTERRUPTED {
                 break;
             }
         }

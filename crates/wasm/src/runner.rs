@@ -39,6 +39,8 @@ pub trait Host {
     fn now(&self) -> u64;
     /// A slice ended: a chance to let others run.
     fn yield_now(&mut self) {}
+    /// After each slice: the memory in use and the fuel used so far.
+    fn stats(&mut self, _memory: usize, _fuel: u64) {}
 }
 
 fn flush(p: &mut Process, host: &mut dyn Host) {
@@ -62,6 +64,7 @@ pub fn run_with_budget(p: &mut Process, host: &mut dyn Host, budget: Option<u64>
         }
         let step = p.run();
         flush(p, host);
+        host.stats(p.memory_bytes(), p.fuel_used());
         match step {
             Step::Exited(code) => return Outcome::Exited(code),
             Step::Trapped(msg) => return Outcome::Trapped(msg),

@@ -1,0 +1,446 @@
+//! Tasks and the scheduler: kernel threads with their own guarded stacks, switched round-robin by
+//! the timer (preemptive, 10 ms slices) or when they block, sleep or yield. The FPU/SSE state is
+//! saved and restored per task. When nothing is ready the idle task halts the CPU.
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use spin::Mutex;
+use x86_64::instructions::interrupts;
+
+use crate::memory::{self, KernelStack};
+use crate::time;
+
+/// A task identifier (what `ps` shows as PID).
+pub type Pid = u64;
+
+/// Pages of every task's stack (256 KiB).
+const STACK_PAGES: u64 = 64;
+/// Timer ticks (ms) in one time slice.
+pub const SLICE_TICKS: u64 = 10;
+
+/// What a task is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Ready,
+    Running,
+    /// Sleeping until this monotonic time (ns).
+    Sleeping(u64),
+    Dead,
+}
+
+/// 512-byte FXSAVE area.
+#[repr(C, align(16))]
+struct FxArea([u8; 512]);
+
+/// A task that may be moved to the scheduler. Keel runs on one CPU and a task's closure only ever
+/// runs on that task, so `Send` is not needed between tasks.
+struct Job(Box<dyn FnOnce()>);
+
+// SAFETY: single CPU; the closure is moved once into its task and only run there.
+unsafe impl Send for Job {}
+
+struct Task {
+    pid: Pid,
+    name: String,
+    state: State,
+    rsp: u64,
+    fx: Box<FxArea>,
+    stack: Option<KernelStack>,
+    entry: Option<Job>,
+    cpu_ns: u64,
+    /// Set by `kill`: the task should end at its next check.
+    kill: AtomicBool,
+    /// Memory the task reports using (e.g. a WASM program's linear memory).
+    mem_bytes: AtomicU64,
+    exit_status: Option<i32>,
+}
+
+struct Scheduler {
+    tasks: BTreeMap<Pid, Box<Task>>,
+    ready: VecDeque<Pid>,
+    current: Pid,
+    next_pid: Pid,
+    slice_start_tsc_ns: u64,
+    /// Dead tasks whose stacks can be freed once we are off them.
+    reap: Vec<Pid>,
+}
+
+static SCHED: Mutex<Option<Scheduler>> = Mutex::new(None);
+static SLICE_TICK: AtomicU64 = AtomicU64::new(0);
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+global_asm!(
+    r#"
+    .section .text.keel_switch, "ax"
+    .global keel_switch
+    // keel_switch(save_rsp: *mut u64 [rdi], load_rsp: u64 [rsi])
+keel_switch:
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    mov [rdi], rsp
+    mov rsp, rsi
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+
+    .global keel_task_trampoline
+keel_task_trampoline:
+    xor ebp, ebp
+    and rsp, -16
+    call {start}
+    ud2
+    "#,
+    start = sym task_start,
+);
+
+extern "C" {
+    fn keel_switch(save_rsp: *mut u64, load_rsp: u64);
+    fn keel_task_trampoline();
+}
+
+fn with_sched<R>(f: impl FnOnce(&mut Scheduler) -> R) -> Option<R> {
+    interrupts::without_interrupts(|| SCHED.lock().as_mut().map(f))
+}
+
+/// Turns the running boot code into task 1 and starts the idle task; the timer then preempts.
+pub fn init(name: &str) {
+    let me = Box::new(Task {
+        pid: 1,
+        name: String::from(name),
+        state: State::Running,
+        rsp: 0,
+        fx: Box::new(FxArea([0; 512])),
+        stack: None,
+        entry: None,
+        cpu_ns: 0,
+        kill: AtomicBool::new(false),
+        mem_bytes: AtomicU64::new(0),
+        exit_status: None,
+    });
+    let mut tasks = BTreeMap::new();
+    tasks.insert(1, me);
+    interrupts::without_interrupts(|| {
+        *SCHED.lock() = Some(Scheduler {
+            tasks,
+            ready: VecDeque::new(),
+            current: 1,
+            next_pid: 2,
+            slice_start_tsc_ns: time::uptime_ns(),
+            reap: Vec::new(),
+        });
+    });
+    if spawn("idle", Box::new(idle_loop)).is_none() {
+        panic!("cannot start the idle task");
+    }
+    STARTED.store(true, Ordering::SeqCst);
+}
+
+/// The idle task: halts until an interrupt, then lets others run.
+fn idle_loop() {
+    loop {
+        interrupts::enable_and_hlt();
+        yield_now();
+    }
+}
+
+/// Starts a task running `f`. Returns its pid, or None when memory for its stack is missing.
+pub fn spawn(name: &str, f: Box<dyn FnOnce()>) -> Option<Pid> {
+    let stack = memory::alloc_stack(STACK_PAGES, "a task")?;
+    // Initial frame for keel_switch: six callee-saved registers, then the return address.
+    let top = stack.top;
+    let frame = top - 8 * 8;
+    // SAFETY: the stack is freshly mapped and ours; we write the 7 words keel_switch pops
+    // (r15, r14, r13, r12, rbx, rbp, return address) below a 16-byte aligned top.
+    unsafe {
+        let p = frame as *mut u64;
+        for i in 0..6 {
+            p.add(i).write(0);
+        }
+        p.add(6).write(keel_task_trampoline as *const () as usize as u64);
+        p.add(7).write(0);
+    }
+    with_sched(|s| {
+        let pid = s.next_pid;
+        s.next_pid += 1;
+        s.tasks.insert(
+            pid,
+            Box::new(Task {
+                pid,
+                name: String::from(name),
+                state: State::Ready,
+                rsp: frame,
+                fx: Box::new(FxArea([0; 512])),
+                stack: Some(stack),
+                entry: Some(Job(f)),
+                cpu_ns: 0,
+                kill: AtomicBool::new(false),
+                mem_bytes: AtomicU64::new(0),
+                exit_status: None,
+            }),
+        );
+        s.ready.push_back(pid);
+        pid
+    })
+}
+
+extern "C" fn task_start() -> ! {
+    // A new task starts with clean FPU state and interrupts on.
+    // SAFETY: fninit resets x87 state; ldmxcsr loads the default SSE control word.
+    unsafe {
+        let mxcsr: u32 = 0x1f80;
+        core::arch::asm!("fninit", "ldmxcsr [{0}]", in(reg) &mxcsr, options(nostack));
+    }
+    let job = with_sched(|s| {
+        let cur = s.current;
+        s.tasks.get_mut(&cur).and_then(|t| t.entry.take())
+    })
+    .flatten();
+    interrupts::enable();
+    if let Some(Job(f)) = job {
+        f();
+    }
+    exit(0)
+}
+
+/// Ends the current task with `status`.
+pub fn exit(status: i32) -> ! {
+    interrupts::disable();
+    with_sched(|s| {
+        let cur = s.current;
+        if let Some(t) = s.tasks.get_mut(&cur) {
+            t.state = State::Dead;
+            t.exit_status = Some(status);
+        }
+        s.reap.push(cur);
+    });
+    schedule();
+    unreachable_halt()
+}
+
+fn unreachable_halt() -> ! {
+    loop {
+        x86_64::instructions::hlt();
+    }
+}
+
+/// Gives the CPU to the next ready task (if any).
+pub fn yield_now() {
+    interrupts::without_interrupts(schedule);
+}
+
+/// Sleeps until the monotonic time `until` (ns).
+pub fn sleep_until(until: u64) {
+    interrupts::without_interrupts(|| {
+        with_sched(|s| {
+            let cur = s.current;
+            if let Some(t) = s.tasks.get_mut(&cur) {
+                t.state = State::Sleeping(until);
+            }
+        });
+        schedule();
+    });
+}
+
+/// Sleeps for `ms` milliseconds.
+pub fn sleep_ms(ms: u64) {
+    sleep_until(time::uptime_ns() + ms * 1_000_000);
+}
+
+/// Called by the timer interrupt (after end-of-interrupt): wakes sleepers, and every slice
+/// switches to another ready task.
+pub fn on_tick() {
+    if !STARTED.load(Ordering::Relaxed) {
+        return;
+    }
+    let now = time::uptime_ns();
+    let Some(mut guard) = SCHED.try_lock() else { return };
+    let Some(s) = guard.as_mut() else { return };
+    let mut woke = Vec::new();
+    for t in s.tasks.values_mut() {
+        if let State::Sleeping(until) = t.state {
+            if now >= until {
+                t.state = State::Ready;
+                woke.push(t.pid);
+            }
+        }
+    }
+    s.ready.extend(woke);
+    drop(guard);
+    if SLICE_TICK.fetch_add(1, Ordering::Relaxed) + 1 >= SLICE_TICKS {
+        SLICE_TICK.store(0, Ordering::Relaxed);
+        schedule();
+    }
+}
+
+/// Picks the next task and switches to it. Interrupts must be off.
+fn schedule() {
+    let now = time::uptime_ns();
+    let switch = {
+        let mut guard = SCHED.lock();
+        let Some(s) = guard.as_mut() else { return };
+        let cur = s.current;
+        // Free the stacks of dead tasks we are not running on.
+        let dead: Vec<Pid> = s.reap.iter().copied().filter(|p| *p != cur).collect();
+        s.reap.retain(|p| *p == cur);
+        for p in dead {
+            if let Some(t) = s.tasks.get_mut(&p) {
+                t.stack = None;
+            }
+        }
+        let elapsed = now.saturating_sub(s.slice_start_tsc_ns);
+        s.slice_start_tsc_ns = now;
+        let cur_state = s.tasks.get(&cur).map(|t| t.state);
+        if let Some(t) = s.tasks.get_mut(&cur) {
+            t.cpu_ns += elapsed;
+            if t.state == State::Running {
+                t.state = State::Ready;
+            }
+        }
+        // Round robin; the idle task (pid 2) only when nobody else can run.
+        let mut next = None;
+        let mut saw_idle = false;
+        for _ in 0..s.ready.len() {
+            let Some(p) = s.ready.pop_front() else { break };
+            if s.tasks.get(&p).map(|t| t.state) != Some(State::Ready) {
+                continue;
+            }
+            if p == 2 {
+                saw_idle = true;
+                continue;
+            }
+            next = Some(p);
+            break;
+        }
+        if saw_idle {
+            s.ready.push_back(2);
+        }
+        let next = match next {
+            Some(n) => n,
+            None if cur_state == Some(State::Running) => {
+                // Nobody else wants the CPU: keep going.
+                if let Some(t) = s.tasks.get_mut(&cur) {
+                    t.state = State::Running;
+                }
+                return;
+            }
+            None => 2,
+        };
+        if next == cur {
+            if let Some(t) = s.tasks.get_mut(&cur) {
+                t.state = State::Running;
+            }
+            return;
+        }
+        if cur_state == Some(State::Running) {
+            s.ready.push_back(cur);
+        }
+        s.ready.retain(|p| *p != next);
+        if let Some(t) = s.tasks.get_mut(&next) {
+            t.state = State::Running;
+        }
+        s.current = next;
+        let save = s.tasks.get_mut(&cur).map(|t| (&mut t.rsp as *mut u64, &mut *t.fx as *mut FxArea));
+        let load = s.tasks.get(&next).map(|t| t.rsp);
+        match (save, load) {
+            (Some(save), Some(load)) => Some((save, load)),
+            _ => None,
+        }
+    };
+    let Some(((save_rsp, save_fx), load_rsp)) = switch else { return };
+    // SAFETY: both tasks live in boxes owned by the scheduler that are not freed while either
+    // can run (dead tasks keep their box; only their stack is freed once we are off it).
+    // fxsave/fxrstor use the 16-byte aligned 512-byte areas of those tasks. Interrupts are off.
+    unsafe {
+        core::arch::asm!("fxsave64 [{0}]", in(reg) save_fx, options(nostack));
+        keel_switch(save_rsp, load_rsp);
+        // Back on this task: restore its FPU/SSE state.
+        core::arch::asm!("fxrstor64 [{0}]", in(reg) save_fx, options(nostack));
+    }
+}
+
+/// One line of `ps`.
+pub struct TaskInfo {
+    pub pid: Pid,
+    pub name: String,
+    pub state: State,
+    pub cpu_ns: u64,
+    pub mem_bytes: u64,
+}
+
+/// Every live task.
+pub fn list() -> Vec<TaskInfo> {
+    with_sched(|s| {
+        s.tasks
+            .values()
+            .filter(|t| t.state != State::Dead)
+            .map(|t| TaskInfo {
+                pid: t.pid,
+                name: t.name.clone(),
+                state: t.state,
+                cpu_ns: t.cpu_ns,
+                mem_bytes: t.mem_bytes.load(Ordering::Relaxed),
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Asks a task to end. Returns false if there is no such (live) task.
+pub fn kill(pid: Pid) -> bool {
+    with_sched(|s| match s.tasks.get(&pid) {
+        Some(t) if t.state != State::Dead && pid > 2 => {
+            t.kill.store(true, Ordering::SeqCst);
+            if let State::Sleeping(_) = t.state {
+                // Wake it so it notices.
+                if let Some(t) = s.tasks.get_mut(&pid) {
+                    t.state = State::Ready;
+                }
+                s.ready.push_back(pid);
+            }
+            true
+        }
+        _ => false,
+    })
+    .unwrap_or(false)
+}
+
+/// True when the current task was asked to end.
+pub fn killed() -> bool {
+    with_sched(|s| s.tasks.get(&s.current).is_some_and(|t| t.kill.load(Ordering::SeqCst))).unwrap_or(false)
+}
+
+/// Records how much memory the current task uses (for `ps`).
+pub fn set_mem(bytes: u64) {
+    with_sched(|s| {
+        if let Some(t) = s.tasks.get(&s.current) {
+            t.mem_bytes.store(bytes, Ordering::Relaxed);
+        }
+    });
+}
+
+/// The exit status of a finished task (and forgets it); None while it runs.
+pub fn try_reap(pid: Pid) -> Option<Option<i32>> {
+    with_sched(|s| match s.tasks.get(&pid) {
+        None => Some(None),
+        Some(t) if t.state == State::Dead && !s.reap.contains(&pid) => {
+            let st = t.exit_status;
+            s.tasks.remove(&pid);
+            Some(st)
+        }
+        _ => None,
+    })
+    .flatten()
+}
