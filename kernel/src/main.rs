@@ -13,6 +13,7 @@ mod console;
 mod cpu;
 mod fs;
 mod memory;
+mod pipe;
 mod power;
 mod random;
 mod serial;

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use keel_shell::editor::Completer;
 use keel_shell::exec::{InputStream, OutputStream, BUILTINS};
-use keel_shell::{Bytes, Editor, Event, Host, Io, Shell, Terminal};
+use keel_shell::{Bytes, Editor, Event, Host, Io, Shell, Sink, Source, Terminal};
 use keel_time::{DateTime, Human};
 use spin::Mutex;
 
@@ -394,6 +394,64 @@ impl Host for KernelHost {
                 crate::wasm::run_by_name(shell, file, argv, io)
             }
         })
+    }
+
+    fn run_pipeline(&mut self, shell: &mut Shell, commands: &[keel_shell::parse::Command]) -> Option<i32> {
+        let n = commands.len();
+        let mut readers: Vec<Option<crate::pipe::PipeReader>> = Vec::new();
+        let mut writers: Vec<Option<crate::pipe::PipeWriter>> = Vec::new();
+        for _ in 0..n - 1 {
+            let (w, r) = crate::pipe::pipe();
+            writers.push(Some(w));
+            readers.push(Some(r));
+        }
+        let mut pids = Vec::new();
+        for (i, cmd) in commands.iter().enumerate() {
+            let stdin = if i == 0 { None } else { readers[i - 1].take() };
+            let stdout = if i + 1 == n { None } else { writers[i].take() };
+            let mut stage_shell = shell.clone();
+            let cmd = cmd.clone();
+            let name = cmd.words.first().and_then(|w| w.literal()).unwrap_or_else(|| String::from("stage"));
+            let pid = crate::task::spawn(
+                &name,
+                Box::new(move || {
+                    let mut host = KernelHost { editor: Editor::new("") };
+                    let mut console = Console { foreground: true };
+                    let mut io = Io::terminal(&mut console);
+                    if let Some(r) = stdin {
+                        io.stdin = Source::Stream(Box::new(r));
+                    }
+                    if let Some(w) = stdout {
+                        io.stdout = Sink::stream(Box::new(w));
+                    }
+                    let status = stage_shell.run_command(&cmd, &mut host, io);
+                    crate::task::exit(status);
+                }),
+            );
+            match pid {
+                Some(p) => pids.push(p),
+                None => {
+                    serial::write_bytes(b"keel: cannot start a pipeline stage: out of memory\n");
+                    for p in &pids {
+                        crate::task::kill(*p);
+                    }
+                }
+            }
+        }
+        // Unused pipe ends close here, so no stage waits for a stage that never started.
+        drop(readers);
+        drop(writers);
+        let mut status = 1;
+        for (i, pid) in pids.iter().enumerate() {
+            let st = wait_foreground(*pid);
+            if i + 1 == pids.len() {
+                status = st;
+            }
+        }
+        if pids.len() < n {
+            return Some(1);
+        }
+        Some(status)
     }
 
     fn background(&mut self, shell: &mut Shell, item: &keel_shell::parse::AndOr, io: &mut Io<'_>) -> i32 {

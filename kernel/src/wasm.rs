@@ -54,7 +54,7 @@ impl runner::Host for RunHost<'_, '_> {
     }
 
     fn stdin(&mut self, _deadline: Option<u64>) -> Result<Option<Vec<u8>>, Interrupted> {
-        let mut buf = alloc::vec![0u8; 4096];
+        let mut buf = alloc::vec![0u8; 64 * 1024];
         let n = self.io.read(&mut buf);
         if self.io.interrupted() {
             return Err(Interrupted);

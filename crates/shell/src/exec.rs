@@ -77,6 +77,11 @@ pub enum Sink {
 }
 
 impl Sink {
+    /// A sink that streams into `stream` (a file or a pipe).
+    pub fn stream(stream: Box<dyn OutputStream>) -> Sink {
+        Sink::Stream(Rc::new(RefCell::new(StreamState { stream, error: None })))
+    }
+
     fn buffer() -> (Sink, Rc<RefCell<PipeBuffer>>) {
         let b = Rc::new(RefCell::new(PipeBuffer { data: Vec::new(), full: false }));
         (Sink::Buffer(b.clone()), b)
@@ -229,6 +234,12 @@ pub trait Host {
     fn open_input(&mut self, shell: &Shell, path: &str) -> Result<Box<dyn InputStream>, String>;
     /// Opens a file for `>`/`>>` redirection, creating it; truncating it unless `append`.
     fn open_output(&mut self, shell: &Shell, path: &str, append: bool) -> Result<Box<dyn OutputStream>, String>;
+    /// Runs the commands of a pipeline concurrently, connected by pipes (each with `shell`'s
+    /// variables); returns the last command's status. `None`: not supported, and the interpreter
+    /// runs the stages one after another, buffering between them.
+    fn run_pipeline(&mut self, _shell: &mut Shell, _commands: &[Command]) -> Option<i32> {
+        None
+    }
     /// Starts a list item in the background (`cmd &`); returns its status.
     fn background(&mut self, _shell: &mut Shell, item: &AndOr, io: &mut Io<'_>) -> i32 {
         io.eprint(format_args!("keel: {}: background jobs are not available yet\n", item.text));
@@ -335,6 +346,15 @@ impl Shell {
             if !run {
                 continue;
             }
+            if pipeline.commands.len() > 1 {
+                if let Some(status) = host.run_pipeline(self, &pipeline.commands) {
+                    self.status = status;
+                    if self.status == STATUS_INTERRUPTED || self.exit_requested.is_some() {
+                        return;
+                    }
+                    continue;
+                }
+            }
             let mut input: Option<Vec<u8>> = None;
             let n = pipeline.commands.len();
             for (i, cmd) in pipeline.commands.iter().enumerate() {
@@ -371,7 +391,9 @@ impl Shell {
         }
     }
 
-    fn run_command(&mut self, cmd: &Command, host: &mut dyn Host, mut io: Io<'_>) -> i32 {
+    /// Runs one command of a pipeline with the given streams (expansion, assignments,
+    /// redirections, then the command).
+    pub fn run_command(&mut self, cmd: &Command, host: &mut dyn Host, mut io: Io<'_>) -> i32 {
         let mut argv: Vec<String> = cmd.words.iter().map(|w| self.expand(w)).collect();
         // Leading NAME=VALUE words are assignments.
         let n_assign = argv.iter().take_while(|a| is_assignment(a).is_some()).count();
