@@ -158,6 +158,16 @@ pub fn init(info: &BootInfo) {
     }
 }
 
+/// Bytes guests may still take: free memory (pages and free heap) minus the kernel's reserve
+/// (1/16 of RAM, at least 8 MiB), so no guest can run the kernel out of memory.
+pub fn available_for_guests() -> usize {
+    let (total, free) = frame_stats();
+    let h = heap_stats();
+    let free_bytes = free * 4096 + h.claimed.saturating_sub(h.allocated);
+    let reserve = (total * 4096 / 16).max(8 << 20);
+    free_bytes.saturating_sub(reserve) as usize
+}
+
 /// Physical page figures: (total, free) in pages.
 pub fn frame_stats() -> (u64, u64) {
     interrupts::without_interrupts(|| {

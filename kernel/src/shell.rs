@@ -101,6 +101,10 @@ impl Terminal for Console {
         n
     }
 
+    fn is_foreground(&self) -> bool {
+        self.foreground
+    }
+
     fn interrupted(&mut self) -> bool {
         if self.foreground {
             serial::interrupt_pending() || crate::task::killed()
@@ -172,6 +176,48 @@ fn report_done_jobs() {
     });
     for d in done {
         serial::write_bytes(d.as_bytes());
+    }
+}
+
+/// A command body run on its own task.
+type TaskBody = Box<dyn FnOnce(&mut Shell, &mut Io<'_>) -> i32>;
+
+/// Runs `body` as a task of its own with this command's streams (so it shows in `ps` with its
+/// own CPU time and memory, and can be killed), and waits for it. Ctrl-C (in the foreground) or a
+/// kill of the waiting task ends it.
+fn run_as_task(shell: &Shell, io: &mut Io<'_>, name: String, body: TaskBody) -> i32 {
+    let foreground = io.terminal_mut().is_foreground();
+    let stdin = core::mem::replace(&mut io.stdin, Source::Bytes { data: Vec::new(), pos: 0 });
+    let (stdout, stderr) = (io.stdout.clone(), io.stderr.clone());
+    let mut sh = shell.clone();
+    let pid = crate::task::spawn(
+        &name,
+        Box::new(move || {
+            let mut console = Console { foreground };
+            let mut io = Io::terminal(&mut console);
+            io.stdin = stdin;
+            io.stdout = stdout;
+            io.stderr = stderr;
+            let status = body(&mut sh, &mut io);
+            drop(io);
+            crate::task::exit(status);
+        }),
+    );
+    let Some(pid) = pid else {
+        io.eprint(format_args!("keel: cannot start a task: out of memory\n"));
+        return 1;
+    };
+    if foreground {
+        return wait_foreground(pid);
+    }
+    loop {
+        if let Some(status) = crate::task::try_reap(pid) {
+            return status.unwrap_or(1);
+        }
+        if crate::task::killed() {
+            crate::task::kill(pid);
+        }
+        crate::task::sleep_ms(2);
     }
 }
 
@@ -385,13 +431,22 @@ impl Host for KernelHost {
                     }
                 }
             }
-            "wasm" => crate::wasm::command(shell, argv, io),
+            "wasm" => {
+                let argv = argv.to_vec();
+                run_as_task(shell, io, argv.join(" "), Box::new(move |sh, io| crate::wasm::command(sh, &argv, io)))
+            }
             name => {
                 let file = crate::wasm::find_on_path(shell, name).or_else(|| {
                     // A path to a module runs too: ./prog.wasm, /tmp/x.wasm.
                     (name.contains('/') && name.ends_with(".wasm")).then(|| name.to_string())
                 })?;
-                crate::wasm::run_by_name(shell, file, argv, io)
+                let argv = argv.to_vec();
+                run_as_task(
+                    shell,
+                    io,
+                    argv.join(" "),
+                    Box::new(move |sh, io| crate::wasm::run_by_name(sh, file, &argv, io)),
+                )
             }
         })
     }
@@ -458,7 +513,7 @@ impl Host for KernelHost {
         let mut job_shell = shell.clone();
         let text = item.text.clone();
         let line = text.clone();
-        let name = text.split_whitespace().next().unwrap_or("job").to_string();
+        let name = format!("({})", text);
         let pid = crate::task::spawn(
             &name,
             Box::new(move || {

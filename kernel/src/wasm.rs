@@ -221,7 +221,7 @@ fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> 
         }
     };
     let max_memory = a.max_memory.unwrap_or_else(default_memory_limit);
-    let limits = Limits { max_memory, ..Limits::default() };
+    let limits = Limits { max_memory, available: Some(memory::available_for_guests), ..Limits::default() };
     let mut process = match Process::new(&program, wasi, limits) {
         Ok(p) => p,
         Err(e) => {
@@ -233,10 +233,17 @@ fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> 
     let outcome = runner::run_with_budget(&mut process, &mut host, a.fuel);
     let io = host.io;
     if process.memory_limit_hit() {
-        io.eprint(format_args!(
-            "wasm: {file}: memory limit of {} reached (raise it with --max-memory)\n",
-            keel_shell::Bytes(max_memory as u64)
-        ));
+        if process.memory_bytes() + (64 << 10) < max_memory {
+            io.eprint(format_args!(
+                "wasm: {file}: out of memory: the system keeps its reserve ({} in use by this program)\n",
+                keel_shell::Bytes(process.memory_bytes() as u64)
+            ));
+        } else {
+            io.eprint(format_args!(
+                "wasm: {file}: memory limit of {} reached (raise it with --max-memory)\n",
+                keel_shell::Bytes(max_memory as u64)
+            ));
+        }
     }
     match outcome {
         Outcome::Exited(code) => code,

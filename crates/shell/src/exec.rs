@@ -32,6 +32,10 @@ pub trait Terminal {
     fn interrupted(&mut self) -> bool {
         false
     }
+    /// True for the interactive foreground (keyboard input, Ctrl-C); false for background jobs.
+    fn is_foreground(&self) -> bool {
+        true
+    }
 }
 
 /// Most bytes a pipe stage may hold before its writer is stopped (pipes are buffered between

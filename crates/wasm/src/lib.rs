@@ -35,11 +35,14 @@ pub struct Limits {
     pub max_table_elements: usize,
     /// Fuel (roughly, instructions) per [`Process::run`] slice.
     pub fuel_slice: u64,
+    /// Bytes the system can still give to guests (after its own reserve); growth beyond it is
+    /// refused like growth beyond `max_memory`. None: no system-wide check.
+    pub available: Option<fn() -> usize>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_memory: 256 << 20, max_table_elements: 1 << 20, fuel_slice: 2_000_000 }
+        Limits { max_memory: 256 << 20, max_table_elements: 1 << 20, fuel_slice: 2_000_000, available: None }
     }
 }
 
@@ -94,17 +97,14 @@ pub struct Program {
 struct Limiter {
     max_memory: usize,
     max_table: usize,
+    available: Option<fn() -> usize>,
     denied: bool,
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> Result<bool, LimiterError> {
-        let ok = desired <= self.max_memory && maximum.is_none_or(|m| desired <= m);
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> Result<bool, LimiterError> {
+        let system_ok = self.available.is_none_or(|avail| desired.saturating_sub(current) <= avail());
+        let ok = desired <= self.max_memory && maximum.is_none_or(|m| desired <= m) && system_ok;
         if !ok {
             self.denied = true;
         }
@@ -407,7 +407,12 @@ impl Process {
         let data = Data {
             wasi,
             memory: None,
-            limiter: Limiter { max_memory: limits.max_memory, max_table: limits.max_table_elements, denied: false },
+            limiter: Limiter {
+                max_memory: limits.max_memory,
+                max_table: limits.max_table_elements,
+                available: limits.available,
+                denied: false,
+            },
         };
         let mut store = Store::new(&program.engine, data);
         store.limiter(|d| &mut d.limiter);
@@ -416,10 +421,17 @@ impl Process {
         let mut linker = Linker::new(&program.engine);
         link(&mut linker).map_err(|e| LoadError::Link(e.to_string()))?;
         let instance = linker.instantiate_and_start(&mut store, &program.module).map_err(|e| {
-            if matches!(e.kind(), wasmi::errors::ErrorKind::Linker(_) | wasmi::errors::ErrorKind::Instantiation(_)) {
+            if store.data().limiter.denied {
+                LoadError::Instantiate(format!(
+                    "not enough memory for its initial {} (limit {} MiB, or the system is low)",
+                    "linear memory",
+                    limits.max_memory >> 20
+                ))
+            } else if matches!(
+                e.kind(),
+                wasmi::errors::ErrorKind::Linker(_) | wasmi::errors::ErrorKind::Instantiation(_)
+            ) {
                 LoadError::Link(e.to_string())
-            } else if store.data().limiter.denied {
-                LoadError::Instantiate(format!("memory limit of {} MiB exceeded", limits.max_memory >> 20))
             } else {
                 LoadError::Instantiate(describe(&e))
             }

@@ -172,6 +172,31 @@ fn a_memory_bomb_hits_the_limit() {
 }
 
 #[test]
+fn the_system_reserve_stops_growth_below_the_limit() {
+    let wat = r#"(module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (func (export "_start")
+        (loop $l (if (i32.ne (memory.grow (i32.const 16)) (i32.const -1)) (then (br $l))))
+        (call $exit (memory.size))))"#;
+    fn two_mib() -> usize {
+        2 << 20
+    }
+    let limits = Limits { max_memory: 64 << 20, fuel_slice: 10_000, available: Some(two_mib), ..Limits::default() };
+    let mut p = process(wat, limits).unwrap();
+    // Each step may take at most 2 MiB more; 16 pages (1 MiB) at a time always fits, so it is the
+    // per-program limit that ends this bomb: 64 MiB = 1024 pages, 1 + 16k <= 1024.
+    assert_eq!(runner::run(&mut p, &mut TestHost::default()), Outcome::Exited(1009));
+    fn nothing() -> usize {
+        64 << 10
+    }
+    let limits = Limits { max_memory: 64 << 20, fuel_slice: 10_000, available: Some(nothing), ..Limits::default() };
+    let mut p = process(wat, limits).unwrap();
+    assert_eq!(runner::run(&mut p, &mut TestHost::default()), Outcome::Exited(1));
+    assert!(p.memory_limit_hit());
+}
+
+#[test]
 fn stdin_is_read_after_suspension() {
     // Copies stdin to stdout until end of input.
     let wat = r#"(module
