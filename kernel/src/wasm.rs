@@ -233,7 +233,7 @@ fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> 
     let outcome = runner::run_with_budget(&mut process, &mut host, a.fuel);
     let io = host.io;
     if process.memory_limit_hit() {
-        if process.memory_bytes() + (64 << 10) < max_memory {
+        if process.memory_denied_by_system() {
             io.eprint(format_args!(
                 "wasm: {file}: out of memory: the system keeps its reserve ({} in use by this program)\n",
                 keel_shell::Bytes(process.memory_bytes() as u64)
@@ -258,7 +258,7 @@ fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> 
         Outcome::Interrupted => {
             if io.output_broken() {
                 1
-            } else if crate::task::killed() {
+            } else if crate::task::killed() && !crate::serial::interrupt_pending() {
                 STATUS_KILLED
             } else {
                 STATUS_INTERRUPTED

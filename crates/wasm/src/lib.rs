@@ -99,14 +99,18 @@ struct Limiter {
     max_table: usize,
     available: Option<fn() -> usize>,
     denied: bool,
+    /// The last refusal came from the system-wide reserve, not the program's own limit.
+    denied_by_system: bool,
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> Result<bool, LimiterError> {
         let system_ok = self.available.is_none_or(|avail| desired.saturating_sub(current) <= avail());
-        let ok = desired <= self.max_memory && maximum.is_none_or(|m| desired <= m) && system_ok;
+        let own_ok = desired <= self.max_memory && maximum.is_none_or(|m| desired <= m);
+        let ok = own_ok && system_ok;
         if !ok {
             self.denied = true;
+            self.denied_by_system = own_ok;
         }
         Ok(ok)
     }
@@ -116,7 +120,9 @@ impl ResourceLimiter for Limiter {
     }
 
     fn memory_grow_failed(&mut self, _error: &wasmi::errors::MemoryError) -> Result<(), LimiterError> {
+        // Within the limits, but the memory could not be had.
         self.denied = true;
+        self.denied_by_system = true;
         Ok(())
     }
 
@@ -412,6 +418,7 @@ impl Process {
                 max_table: limits.max_table_elements,
                 available: limits.available,
                 denied: false,
+                denied_by_system: false,
             },
         };
         let mut store = Store::new(&program.engine, data);
@@ -462,6 +469,11 @@ impl Process {
     /// True once a memory growth was refused by the limit (or by the kernel running low).
     pub fn memory_limit_hit(&self) -> bool {
         self.store.data().limiter.denied
+    }
+
+    /// True if the last refused growth was refused to keep the system's reserve.
+    pub fn memory_denied_by_system(&self) -> bool {
+        self.store.data().limiter.denied_by_system
     }
 
     /// Fuel consumed so far (a measure of CPU time).
