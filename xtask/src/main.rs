@@ -2,6 +2,7 @@
 //!
 //! Runs on the default stable toolchain; it installs the pinned nightly that builds the kernel.
 
+mod bench;
 mod build;
 mod qemu;
 mod tests;
@@ -18,6 +19,7 @@ commands:
                         (stdin not a terminal: run it as a script, line by line)
   test [FILTER]         host unit tests, then boot tests in QEMU (FILTER: only matching boot tests)
   lint                  rustfmt --check and clippy -D warnings on every crate and the kernel
+  bench [--runs N]      measure boot, start-up, compute (vs the host), concurrency, I/O
   setup                 install what the build needs (pinned toolchain, QEMU)
 
 run options:
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("test") => tests::run_all(&args[1..]),
         Some("lint") => build::lint().map(|_| 0),
+        Some("bench") => bench::run(&args[1..]),
         Some("setup") => build::setup().map(|_| 0),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");

