@@ -60,7 +60,10 @@ fn timed(cmd: &mut Command) -> Result<(f64, String), String> {
 }
 
 fn result_of(out: &str) -> String {
-    out.lines().find_map(|l| l.strip_prefix("RESULT ")).map(|r| r.rsplit_once(' ').map_or(r, |p| p.0).to_string()).unwrap_or_default()
+    out.lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .map(|r| r.rsplit_once(' ').map_or(r, |p| p.0).to_string())
+        .unwrap_or_default()
 }
 
 fn find_wasmtime() -> Option<PathBuf> {
@@ -167,7 +170,10 @@ pub fn run(args: &[String]) -> Result<i32, String> {
     let image = build::build_all()?;
     build::ensure_qemu()?;
     let root = build::root();
-    let st = Command::new("cargo").args(["build", "-q", "--release", "--locked", "-p", "keel-run"]).current_dir(&root).status();
+    let st = Command::new("cargo")
+        .args(["build", "-q", "--release", "--locked", "-p", "keel-run"])
+        .current_dir(&root)
+        .status();
     if !st.is_ok_and(|s| s.success()) {
         return Err("cannot build keel-run".into());
     }
@@ -184,7 +190,8 @@ pub fn run(args: &[String]) -> Result<i32, String> {
     let accel = qemu::accel_name(&Options::default());
     let img = bench_image(&image)?;
     let mut rows: Vec<Row> = Vec::new();
-    let mut row = |group, name: String, unit, values: Vec<f64>, note: String| rows.push(Row { group, name, unit, values, note });
+    let mut row =
+        |group, name: String, unit, values: Vec<f64>, note: String| rows.push(Row { group, name, unit, values, note });
 
     eprintln!("bench: boot");
     let mut boots = Vec::new();
@@ -220,7 +227,13 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         hello.push(keel_time(&mut vm, "hello")?.0);
         big.push(keel_time(&mut vm, "wasm /extra_files/b/big-module.wasm")?.0);
     }
-    row("start-up", format!("hello.wasm ({:.0} KiB), Enter to exit", size(&build::out_dir().join("wasm/hello.wasm"))), "ms", hello, String::new());
+    row(
+        "start-up",
+        format!("hello.wasm ({:.0} KiB), Enter to exit", size(&build::out_dir().join("wasm/hello.wasm"))),
+        "ms",
+        hello,
+        String::new(),
+    );
     row("start-up", "8 MiB module, Enter to exit".into(), "ms", big, String::new());
     let mut keel: Vec<(String, Vec<f64>, String)> = Vec::new();
     for w in WORKLOADS {
@@ -238,11 +251,18 @@ pub fn run(args: &[String]) -> Result<i32, String> {
     let (single, _) = keel_time(&mut vm, "wasm /extra_files/wasm/bench.wasm fib")?;
     vm.run("wasm /extra_files/wasm/bench.wasm fib > /dev/null & wasm /extra_files/wasm/bench.wasm fib > /dev/null & wasm /extra_files/wasm/bench.wasm fib > /dev/null & wasm /extra_files/wasm/bench.wasm fib > /dev/null &", STEP)?;
     let (four, _) = keel_time(&mut vm, "wait")?;
-    row("concurrency", "4 CPU-bound guests: throughput vs 1".into(), "x", vec![4.0 * single / four], format!("1 alone {single:.0} ms, 4 together {four:.0} ms"));
+    row(
+        "concurrency",
+        "4 CPU-bound guests: throughput vs 1".into(),
+        "x",
+        vec![4.0 * single / four],
+        format!("1 alone {single:.0} ms, 4 together {four:.0} ms"),
+    );
     let mut reads = Vec::new();
     let mut writes = Vec::new();
     for _ in 0..runs {
-        let (ms, _) = keel_time(&mut vm, "wasm --dir /extra_files/b::. /extra_files/wasm/bench.wasm read data-32MiB.bin")?;
+        let (ms, _) =
+            keel_time(&mut vm, "wasm --dir /extra_files/b::. /extra_files/wasm/bench.wasm read data-32MiB.bin")?;
         reads.push(32.0 / (ms / 1000.0) * 1.048576);
         let (ms, _) = keel_time(&mut vm, "wasm --dir /tmp::. /extra_files/wasm/bench.wasm write out.bin 32")?;
         writes.push(32.0 / (ms / 1000.0) * 1.048576);
@@ -265,7 +285,13 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         }
         started = alive;
     }
-    row("concurrency", "idle guests alive at once in 256 MiB".into(), "guests", vec![started as f64], "tried up to 500".into());
+    row(
+        "concurrency",
+        "idle guests alive at once in 256 MiB".into(),
+        "guests",
+        vec![started as f64],
+        "tried up to 500".into(),
+    );
     shutdown(vm);
 
     eprintln!("bench: the same programs on the host");
@@ -291,16 +317,24 @@ pub fn run(args: &[String]) -> Result<i32, String> {
             e.push(timed(Command::new(&native_bin).arg(w))?.0);
         }
         let (a, b_, c_, e_) = (stats(kv).0, stats(&b).0, stats(&c).0, stats(&e).0);
-        let note = format!(
-            "Keel/host-wasmi {:.1}x, Keel/qemu-user-wasmi {:.2}x, Keel/native {:.0}x",
-            a / b_,
-            a / c_,
-            a / e_
-        );
+        let note =
+            format!("Keel/host-wasmi {:.1}x, Keel/qemu-user-wasmi {:.2}x, Keel/native {:.0}x", a / b_, a / c_, a / e_);
         row("compute", format!("{w}: (a) in Keel"), "ms", kv.clone(), note);
         row("compute", format!("{w}: (b) host, same engine"), "ms", b, String::new());
-        row("compute", format!("{w}: (c) (b) under qemu-x86_64"), "ms", c, if qemu_user { String::new() } else { "qemu-user missing".into() });
-        row("compute", format!("{w}: (d) host, wasmtime"), "ms", d, if wasmtime.is_some() { String::new() } else { "wasmtime not available".into() });
+        row(
+            "compute",
+            format!("{w}: (c) (b) under qemu-x86_64"),
+            "ms",
+            c,
+            if qemu_user { String::new() } else { "qemu-user missing".into() },
+        );
+        row(
+            "compute",
+            format!("{w}: (d) host, wasmtime"),
+            "ms",
+            d,
+            if wasmtime.is_some() { String::new() } else { "wasmtime not available".into() },
+        );
         row("compute", format!("{w}: (e) host, native"), "ms", e, String::new());
     }
 

@@ -103,7 +103,7 @@ pub fn ensure_toolchain() -> Result<(), String> {
 /// Makes sure clang with wasi-libc is there for the C programs (apt-get as root). Returns false
 /// (after saying why) where it cannot be installed: the C programs are then left out.
 pub fn ensure_clang() -> bool {
-    let sysroot = Path::new("/usr/share/wasi-sysroot");
+    let sysroot = Path::new("/usr/include/wasm32-wasi");
     if which("clang") && sysroot.exists() {
         return true;
     }

@@ -4,8 +4,10 @@
 
 mod bench;
 mod build;
+mod fuzz;
 mod qemu;
 mod tests;
+mod wasi_imports;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -20,6 +22,9 @@ commands:
   test [FILTER]         host unit tests, then boot tests in QEMU (FILTER: only matching boot tests)
   lint                  rustfmt --check and clippy -D warnings on every crate and the kernel
   bench [--runs N]      measure boot, start-up, compute (vs the host), concurrency, I/O
+  fuzz [--seconds N] [--seed S] [--in-keel N]
+                        fuzz loader, engine, WASI and archive reader on the host (and N
+                        generated modules inside Keel); failing inputs go to target/fuzz/crashes
   setup                 install what the build needs (pinned toolchain, QEMU)
 
 run options:
@@ -38,6 +43,7 @@ fn main() -> ExitCode {
         Some("test") => tests::run_all(&args[1..]),
         Some("lint") => build::lint().map(|_| 0),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => tests::fuzz_command(&args[1..]),
         Some("setup") => build::setup().map(|_| 0),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
