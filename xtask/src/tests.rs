@@ -678,7 +678,7 @@ fn twenty_programs_at_once(image: &Image) -> Result<(), String> {
     let out = vm.run(&starts.join(" "), STEP)?;
     check(out.matches("] ").count() == 20, "20 jobs started", &out)?;
     let ps = vm.run("ps", STEP)?;
-    check(ps.lines().filter(|l| l.contains("  calc ")).count() >= 2, "several programs alive at once", &ps)?;
+    check(ps.lines().filter(|l| l.contains("calc")).count() >= 2, "several programs alive at once", &ps)?;
     vm.run("wait", Duration::from_secs(120))?;
     for i in 1..=20 {
         let out = vm.run(&format!("cat /tmp/out{i}"), STEP)?;
@@ -697,7 +697,13 @@ fn kill_one_while_others_finish(image: &Image) -> Result<(), String> {
         STEP,
     )?;
     check(out.contains("[1] ") && out.contains("[3] "), "three jobs", &out)?;
-    let ps = vm.run("ps", STEP)?;
+    // The jobs start their programs a moment later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ps = vm.run("ps", STEP)?;
+    while ps.lines().filter(|l| l.contains("  wasm ")).count() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        ps = vm.run("ps", STEP)?;
+    }
     check(ps.lines().filter(|l| l.contains("  wasm ")).count() == 3, "three programs running", &ps)?;
     vm.run("kill %1", STEP)?;
     let pid2 = ps
