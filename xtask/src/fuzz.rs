@@ -308,8 +308,12 @@ fn seed_modules() -> Vec<Vec<u8>> {
     v
 }
 
-/// Runs one input; a panic becomes an error carrying the input.
+/// Runs one input; a panic becomes an error carrying the input. The input is written to
+/// target/fuzz/last-<target>.bin first, so an abort (stack overflow) still leaves it behind.
 fn guarded(target: &str, input: &[u8], f: impl FnOnce() -> Result<(), String>) -> Result<(), (String, Vec<u8>)> {
+    let dir = build::root().join("target/fuzz");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(format!("last-{}.bin", target.replace(' ', "-"))), input);
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err((format!("{target}: {e}"), input.to_vec())),

@@ -810,6 +810,12 @@ fn hostile_guests(image: &Image) -> Result<(), String> {
     // Writing to read-only files, escaping the preopen.
     let out = vm.run("wasm --dir /extra_files::. /extra_files/wasm/upper.wasm /extra_files/t/../wasm/hello.wasm > /dev/null; echo $?", STEP)?;
     check(out.contains("upper:") && out.ends_with("1\n"), "absolute path outside the preopen", &out)?;
+    // The C hostile program: descriptors, escapes, read-only files, iovecs, memory.
+    let out = vm.run(
+        "mkdir /tmp/h; wasm --max-memory 64M --dir /tmp/h::. --dir /extra_files::ro /extra_files/wasm/hostile.wasm < /dev/null; echo status $?; rm -r /tmp/h",
+        Duration::from_secs(120),
+    )?;
+    check(out.contains("hostile: 0 failed") && out.contains("status 0"), "the C hostile program's checks", &out)?;
     // Nothing changed, and the kernel's memory is back.
     let out = vm.run("ls /tmp/hp | cat; ls / | cat", STEP)?;
     check(out == "dev\nextra_files\ntmp\n", "no files created outside", &out)?;
