@@ -329,7 +329,19 @@ fn guarded(target: &str, input: &[u8], f: impl FnOnce() -> Result<(), String>) -
 }
 
 /// Fuzzes for `seconds` (split between the targets) from `seed`; returns the failures.
+/// Runs on a thread with a large stack: on stable Rust (the host) the interpreter's tail calls
+/// are not guaranteed, and a failing `memory.grow` loop takes native stack per instruction (the
+/// kernel builds wasmi with guaranteed tail calls; its test `hostile::guests` covers that).
 pub fn fuzz_host(seconds: u64, seed: u64) -> Vec<(String, Vec<u8>)> {
+    std::thread::Builder::new()
+        .stack_size(1 << 30)
+        .spawn(move || fuzz_host_inner(seconds, seed))
+        .ok()
+        .and_then(|h| h.join().ok())
+        .unwrap_or_else(|| vec![("fuzz thread".into(), Vec::new())])
+}
+
+fn fuzz_host_inner(seconds: u64, seed: u64) -> Vec<(String, Vec<u8>)> {
     let prev_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let mut failures = Vec::new();
