@@ -715,13 +715,8 @@ fn kill_one_while_others_finish(image: &Image) -> Result<(), String> {
     }
     check(ps.lines().filter(|l| l.contains("  wasm ")).count() == 3, "three programs running", &ps)?;
     vm.run("kill %1", STEP)?;
-    let pid2 = ps
-        .lines()
-        .filter(|l| l.ends_with("wasm"))
-        .nth(1)
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or("0")
-        .to_string();
+    // The second job by the pid the shell printed for it: "[2] PID".
+    let pid2 = out.split("[2] ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("0").to_string();
     vm.run(&format!("kill {pid2}"), STEP)?;
     let out = vm.run("wait %3; echo loop status $?", Duration::from_secs(120))?;
     check(out.contains(&format!("loop status {}\n", int_loop_expected())), "the third job finished correctly", &out)?;
