@@ -20,6 +20,7 @@ mod serial;
 mod shell;
 mod task;
 mod time;
+mod virtio;
 mod wasm;
 
 use core::panic::PanicInfo;
@@ -57,6 +58,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         log::warn!("no RDRAND: random numbers are seeded from timer jitter only");
     }
     fs::init(&info);
+    virtio::mount_shares(info.cmdline());
     let (total, free) = memory::frame_stats();
     log::info!(
         "Keel {VERSION}: {} MiB RAM ({} MiB free), TSC {} MHz, {}",

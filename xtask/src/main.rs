@@ -33,6 +33,9 @@ run options:
   --accel auto|kvm|tcg  accelerator (default auto: KVM only with kvm_intel/kvm_amd loaded)
   --machine microvm|q35 machine type (default microvm; --gui implies q35)
   --append ARGS         kernel command line (e.g. quiet)
+  --share DIR[:GUEST][:ro]
+                        show a host folder in Keel (default /host, then /host2...), read-write
+                        unless :ro; files written there land on the host (repeatable)
 ";
 
 fn main() -> ExitCode {
@@ -71,6 +74,11 @@ fn run(args: &[String]) -> Result<i32, String> {
             "--accel" => opts.accel = value("--accel")?.parse()?,
             "--machine" => opts.machine = Some(value("--machine")?),
             "--append" => opts.append = value("--append")?,
+            "--share" => {
+                let spec = value("--share")?;
+                let share = qemu::parse_share(&spec, opts.shares.len())?;
+                opts.shares.push(share);
+            }
             other => return Err(format!("run: unknown option '{other}'\n\n{USAGE}")),
         }
     }

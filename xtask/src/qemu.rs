@@ -44,6 +44,29 @@ pub struct Options {
     pub append: String,
     /// More QEMU arguments (tests: a VGA card without a window, a monitor socket).
     pub extra: Vec<String>,
+    /// Host folders shared into Keel: (host dir, guest path, read-only).
+    pub shares: Vec<(std::path::PathBuf, String, bool)>,
+}
+
+/// Parses `--share DIR[:GUEST][:ro]`; GUEST defaults to /host (then /host2, ...).
+pub fn parse_share(spec: &str, index: usize) -> Result<(std::path::PathBuf, String, bool), String> {
+    let mut parts: Vec<&str> = spec.split(':').collect();
+    let ro = parts.last() == Some(&"ro");
+    if ro {
+        parts.pop();
+    }
+    let dir = parts.first().filter(|d| !d.is_empty()).ok_or(format!("--share {spec}: missing DIR"))?;
+    let path = std::path::Path::new(dir);
+    let abs = path.canonicalize().map_err(|e| format!("--share {dir}: {e}"))?;
+    if !abs.is_dir() {
+        return Err(format!("--share {dir}: not a directory"));
+    }
+    let default = if index == 0 { "/host".to_string() } else { format!("/host{}", index + 1) };
+    let guest = parts.get(1).map(|g| g.to_string()).unwrap_or(default);
+    if !guest.starts_with('/') || guest.contains(' ') {
+        return Err(format!("--share {spec}: GUEST must be an absolute path without spaces"));
+    }
+    Ok((abs, guest, ro))
 }
 
 impl Default for Options {
@@ -55,6 +78,7 @@ impl Default for Options {
             machine: None,
             append: String::new(),
             extra: Vec::new(),
+            shares: Vec::new(),
         }
     }
 }
@@ -85,8 +109,20 @@ pub fn command(image: &Image, opts: &Options) -> Command {
     cmd.args(["-cpu", "qemu64,+rdrand"]);
     cmd.arg("-kernel").arg(&image.kernel);
     cmd.arg("-initrd").arg(&image.initrd);
-    if !opts.append.is_empty() {
-        cmd.args(["-append", &opts.append]);
+    let mut append = opts.append.clone();
+    for (i, (dir, guest, ro)) in opts.shares.iter().enumerate() {
+        let tag = format!("share{i}");
+        let mut fsdev = format!("local,id=fs{i},path={},security_model=none", dir.display());
+        if *ro {
+            fsdev.push_str(",readonly=on");
+        }
+        let device = if machine == "microvm" { "virtio-9p-device" } else { "virtio-9p-pci" };
+        cmd.args(["-fsdev", &fsdev, "-device", &format!("{device},fsdev=fs{i},mount_tag={tag}")]);
+        append.push_str(&format!(" keel.share={tag}:{guest}{}", if *ro { ":ro" } else { "" }));
+    }
+    let append = append.trim().to_string();
+    if !append.is_empty() {
+        cmd.args(["-append", &append]);
     }
     cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     if opts.gui {
