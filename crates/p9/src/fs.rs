@@ -93,6 +93,32 @@ impl<T: Transport> Inner<T> {
         Ok(ino)
     }
 
+    /// Opens `ino`, moves up to `len` bytes with `step` (which returns how many it moved), and
+    /// closes it again. `on_zero` decides what a step that moved nothing means.
+    fn transfer(
+        &mut self,
+        ino: Ino,
+        flags: u32,
+        len: usize,
+        mut step: impl FnMut(&mut Client<T>, u32, usize) -> core::result::Result<usize, P9Error>,
+        on_zero: impl Fn(usize) -> Result<usize>,
+    ) -> Result<usize> {
+        let fid = self.open(ino, flags)?;
+        let mut done = 0;
+        let result = loop {
+            if done >= len {
+                break Ok(done);
+            }
+            match step(&mut self.client, fid, done) {
+                Ok(0) => break on_zero(done),
+                Ok(n) => done += n,
+                Err(err) => break Err(e(err)),
+            }
+        };
+        let _ = self.client.clunk(fid);
+        result
+    }
+
     fn open(&mut self, ino: Ino, flags: u32) -> Result<u32> {
         let fid = self.clone_fid(ino)?;
         if let Err(err) = self.client.lopen(fid, flags) {
@@ -152,45 +178,27 @@ impl<T: Transport + Send> FileSystem for P9Fs<T> {
     }
 
     fn read(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        let mut g = self.inner.lock();
-        let fid = g.open(ino, O_RDONLY)?;
-        let mut done = 0;
-        let mut result = Ok(());
-        while done < buf.len() {
-            match g.client.read(fid, offset + done as u64, &mut buf[done..]) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(err) => {
-                    result = Err(e(err));
-                    break;
-                }
-            }
-        }
-        let _ = g.client.clunk(fid);
-        result.map(|_| done)
+        let len = buf.len();
+        // A zero-length read is the end of the file.
+        self.inner.lock().transfer(
+            ino,
+            O_RDONLY,
+            len,
+            |c, fid, done| c.read(fid, offset + done as u64, &mut buf[done..]),
+            Ok,
+        )
     }
 
     fn write(&self, ino: Ino, offset: u64, data: &[u8]) -> Result<usize> {
         self.writable()?;
-        let mut g = self.inner.lock();
-        let fid = g.open(ino, O_WRONLY)?;
-        let mut done = 0;
-        let mut result = Ok(());
-        while done < data.len() {
-            match g.client.write(fid, offset + done as u64, &data[done..]) {
-                Ok(0) => {
-                    result = Err(Error::NoSpace);
-                    break;
-                }
-                Ok(n) => done += n,
-                Err(err) => {
-                    result = Err(e(err));
-                    break;
-                }
-            }
-        }
-        let _ = g.client.clunk(fid);
-        result.map(|_| done)
+        // A zero-length write means the host took nothing more: its disk is full.
+        self.inner.lock().transfer(
+            ino,
+            O_WRONLY,
+            data.len(),
+            |c, fid, done| c.write(fid, offset + done as u64, &data[done..]),
+            |_| Err(Error::NoSpace),
+        )
     }
 
     fn set_size(&self, ino: Ino, size: u64) -> Result<()> {

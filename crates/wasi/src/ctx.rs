@@ -423,8 +423,12 @@ impl WasiCtx {
         Ok(())
     }
 
-    fn sizes(list: &[Vec<u8>]) -> (u32, u32) {
-        (list.len() as u32, list.iter().map(|s| s.len() as u32 + 1).sum())
+    /// Writes the number of strings and the bytes they need (with their NULs).
+    fn put_sizes(mem: &mut [u8], list: &[Vec<u8>], count: u32, size: u32) -> R {
+        let mut m = Mem(mem);
+        tri!(m.put_u32(count, list.len() as u32));
+        tri!(m.put_u32(size, list.iter().map(|s| s.len() as u32 + 1).sum()));
+        Ok(errno::SUCCESS)
     }
 
     pub fn args_get(&mut self, mem: &mut [u8], argv: u32, buf: u32) -> R {
@@ -433,11 +437,7 @@ impl WasiCtx {
     }
 
     pub fn args_sizes_get(&mut self, mem: &mut [u8], count: u32, size: u32) -> R {
-        let (c, s) = Self::sizes(&self.args);
-        let mut m = Mem(mem);
-        tri!(m.put_u32(count, c));
-        tri!(m.put_u32(size, s));
-        Ok(errno::SUCCESS)
+        Self::put_sizes(mem, &self.args, count, size)
     }
 
     pub fn environ_get(&mut self, mem: &mut [u8], environ: u32, buf: u32) -> R {
@@ -446,11 +446,7 @@ impl WasiCtx {
     }
 
     pub fn environ_sizes_get(&mut self, mem: &mut [u8], count: u32, size: u32) -> R {
-        let (c, s) = Self::sizes(&self.env);
-        let mut m = Mem(mem);
-        tri!(m.put_u32(count, c));
-        tri!(m.put_u32(size, s));
-        Ok(errno::SUCCESS)
+        Self::put_sizes(mem, &self.env, count, size)
     }
 
     // ---- clocks, randomness, scheduling, process ----
