@@ -20,8 +20,8 @@ pub type Pid = u64;
 
 /// Pages of every task's stack (256 KiB).
 const STACK_PAGES: u64 = 64;
-/// Timer ticks (ms) in one time slice.
-pub const SLICE_TICKS: u64 = 10;
+/// Timer ticks in one time slice (10 ms at 100 Hz).
+pub const SLICE_TICKS: u64 = 1;
 
 /// What a task is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
