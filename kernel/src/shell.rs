@@ -115,16 +115,17 @@ impl Terminal for Console {
 }
 
 /// Tab completion: command names first, paths (relative to `cwd`) after.
-struct Completion {
+struct Completion<'s> {
     cwd: String,
-    programs: Vec<String>,
+    /// The shell, for `$PATH` (programs are only listed when Tab is pressed).
+    shell: &'s Shell,
 }
 
-impl Completer for Completion {
+impl Completer for Completion<'_> {
     fn complete(&self, word: &str, first: bool) -> Vec<String> {
         if first && !word.contains('/') {
             let mut names: Vec<String> = all_commands().into_iter().map(|c| String::from(c.0)).collect();
-            names.extend(self.programs.iter().cloned());
+            names.extend(crate::wasm::programs_on_path(self.shell));
             return names.into_iter().filter(|n| n.starts_with(word)).collect();
         }
         keel_commands::complete_path(fs::vfs(), &self.cwd, word)
@@ -669,8 +670,7 @@ pub fn run() -> ! {
         let line = loop {
             out.clear();
             let b = serial::read_blocking();
-            let completion =
-                Completion { cwd: keel_commands::cwd(&shell), programs: crate::wasm::programs_on_path(&shell) };
+            let completion = Completion { cwd: keel_commands::cwd(&shell), shell: &shell };
             let ev = host.editor.feed(b, &mut out, &completion);
             serial::write_raw(out.as_bytes());
             match ev {
