@@ -152,9 +152,9 @@ pub fn build_apps() -> Result<PathBuf, String> {
             }
         }
     }
-    let c_dir = apps.join("c");
-    if c_dir.exists() && ensure_clang() {
-        for entry in std::fs::read_dir(&c_dir).map_err(|e| format!("{}: {e}", c_dir.display()))? {
+    let c_dirs = [apps.join("c"), apps.join("hostile")];
+    if ensure_clang() {
+        for entry in c_dirs.iter().filter_map(|d| std::fs::read_dir(d).ok()).flatten() {
             let src = entry.map_err(|e| e.to_string())?.path();
             if src.extension().is_none_or(|e| e != "c") {
                 continue;

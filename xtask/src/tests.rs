@@ -477,40 +477,16 @@ fn float_loop_expected() -> i32 {
     (y as u32 & 127) as i32
 }
 
-const SPIN_WAT: &str = r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#;
-const TRAP_WAT: &str = r#"(module (memory (export "memory") 1)
-  (func $deep (param i32) (if (local.get 0) (then (unreachable))))
-  (func (export "_start") (call $deep (i32.const 1))))"#;
-const RECURSE_WAT: &str =
-    r#"(module (memory (export "memory") 1) (func $f (call $f)) (func (export "_start") (call $f)))"#;
-const BOMB_WAT: &str = r#"(module
-  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-  (memory (export "memory") 1)
-  (func (export "_start")
-    (loop $l (br_if $l (i32.ne (memory.grow (i32.const 256)) (i32.const -1))))
-    (unreachable)))"#;
+const SPIN_WAT: &str = include_str!("../../apps/hostile/spin.wat");
+const TRAP_WAT: &str = include_str!("../../apps/hostile/trap.wat");
+const RECURSE_WAT: &str = include_str!("../../apps/hostile/recurse.wat");
+const BOMB_WAT: &str = include_str!("../../apps/hostile/bomb.wat");
 /// Writes 100 MiB of 'x' to stdout in 64 KiB writes.
-const FLOOD_WAT: &str = r#"(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 2)
-  (func (export "_start") (local $i i32)
-    (memory.fill (i32.const 65536) (i32.const 120) (i32.const 65536))
-    (i32.store (i32.const 0) (i32.const 65536))
-    (i32.store (i32.const 4) (i32.const 65536))
-    (loop $l
-      (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $l (i32.lt_u (local.get $i) (i32.const 1600))))))"#;
+const FLOOD_WAT: &str = include_str!("../../apps/hostile/flood.wat");
 /// 3 million failing memory.grow: found by the fuzzer; without guaranteed tail calls in the
 /// interpreter every one of them took native stack, and the kernel task overflowed.
-const GROW_LOOP_WAT: &str = r#"(module (memory (export "memory") 1 1)
-  (func (export "_start") (local $i i32)
-    (local.set $i (i32.const 3000000))
-    (loop $l
-      (drop (memory.grow (i32.const 1)))
-      (br_if $l (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))))"#;
-const IMPORT_WAT: &str =
-    r#"(module (import "env" "launch_missiles" (func)) (memory (export "memory") 1) (func (export "_start")))"#;
+const GROW_LOOP_WAT: &str = include_str!("../../apps/hostile/grow-loop.wat");
+const IMPORT_WAT: &str = include_str!("../../apps/hostile/import.wat");
 
 fn wasm_test_files() -> Result<Vec<(&'static str, Vec<u8>)>, String> {
     let w = |src: &str| wat::parse_str(src).map_err(|e| e.to_string());
