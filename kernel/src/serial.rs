@@ -103,6 +103,8 @@ pub fn push_input(bytes: &[u8]) {
                 input.push(b);
             }
         }
+        drop(input);
+        crate::task::wake_input_waiters();
     });
 }
 
@@ -124,6 +126,7 @@ fn drain_uart() {
 /// Called from the COM1 interrupt.
 pub fn on_interrupt() {
     drain_uart();
+    crate::task::wake_input_waiters();
 }
 
 /// Marks whether a command runs (Ctrl-C interrupts it) or the line editor reads (Ctrl-C is a key).
@@ -159,8 +162,9 @@ pub fn read_interruptible() -> Option<u8> {
         if next.is_some() || INTERRUPT.load(Ordering::SeqCst) {
             return next;
         }
-        // Let other tasks run; the idle task halts the CPU when nobody needs it.
-        crate::task::sleep_ms(1);
+        // Let other tasks run (the idle task halts the CPU when nobody needs it) until input
+        // arrives: the receive interrupt wakes us; the timeout covers Ctrl-C and lost wake-ups.
+        crate::task::sleep_for_input(crate::time::uptime_ns() + 20_000_000);
     }
 }
 

@@ -58,6 +58,8 @@ struct Task {
     /// Memory the task reports using (e.g. a WASM program's linear memory).
     mem_bytes: AtomicU64,
     exit_status: Option<i32>,
+    /// Sleeping until keyboard input arrives (woken early by the input interrupt).
+    input_waiter: bool,
 }
 
 struct Scheduler {
@@ -129,6 +131,7 @@ pub fn init(name: &str) {
         kill: AtomicBool::new(false),
         mem_bytes: AtomicU64::new(0),
         exit_status: None,
+        input_waiter: false,
     });
     let mut tasks = BTreeMap::new();
     tasks.insert(1, me);
@@ -189,6 +192,7 @@ pub fn spawn(name: &str, f: Box<dyn FnOnce()>) -> Option<Pid> {
                 kill: AtomicBool::new(false),
                 mem_bytes: AtomicU64::new(0),
                 exit_status: None,
+                input_waiter: false,
             }),
         );
         s.ready.push_back(pid);
@@ -254,6 +258,37 @@ pub fn sleep_until(until: u64) {
     });
 }
 
+/// Sleeps until `until` or until keyboard input arrives, whichever is first.
+pub fn sleep_for_input(until: u64) {
+    interrupts::without_interrupts(|| {
+        with_sched(|s| {
+            let cur = s.current;
+            if let Some(t) = s.tasks.get_mut(&cur) {
+                t.state = State::Sleeping(until);
+                t.input_waiter = true;
+            }
+        });
+        schedule();
+    });
+}
+
+/// Called by the input interrupts: makes tasks waiting for input ready to run.
+pub fn wake_input_waiters() {
+    let Some(mut guard) = SCHED.try_lock() else { return };
+    let Some(s) = guard.as_mut() else { return };
+    let mut woke = Vec::new();
+    for t in s.tasks.values_mut() {
+        if t.input_waiter {
+            t.input_waiter = false;
+            if let State::Sleeping(_) = t.state {
+                t.state = State::Ready;
+                woke.push(t.pid);
+            }
+        }
+    }
+    s.ready.extend(woke);
+}
+
 /// Sleeps for `ms` milliseconds.
 pub fn sleep_ms(ms: u64) {
     sleep_until(time::uptime_ns() + ms * 1_000_000);
@@ -273,6 +308,7 @@ pub fn on_tick() {
         if let State::Sleeping(until) = t.state {
             if now >= until {
                 t.state = State::Ready;
+                t.input_waiter = false;
                 woke.push(t.pid);
             }
         }
