@@ -199,9 +199,7 @@ fn run_as_task(shell: &Shell, io: &mut Io<'_>, name: String, body: TaskBody) -> 
             io.stdin = stdin;
             io.stdout = stdout;
             io.stderr = stderr;
-            let status = body(&mut sh, &mut io);
-            drop(io);
-            crate::task::exit(status);
+            body(&mut sh, &mut io)
         }),
     );
     let Some(pid) = pid else {
@@ -480,8 +478,7 @@ impl Host for KernelHost {
                     if let Some(w) = stdout {
                         io.stdout = Sink::stream(Box::new(w));
                     }
-                    let status = stage_shell.run_command(&cmd, &mut host, io);
-                    crate::task::exit(status);
+                    stage_shell.run_command(&cmd, &mut host, io)
                 }),
             );
             match pid {
@@ -520,8 +517,7 @@ impl Host for KernelHost {
             Box::new(move || {
                 let mut host = KernelHost { editor: Editor::new("") };
                 let mut console = Console { foreground: false };
-                let status = job_shell.run_line(&line, &mut host, &mut console);
-                crate::task::exit(status);
+                job_shell.run_line(&line, &mut host, &mut console)
             }),
         );
         let Some(pid) = pid else {

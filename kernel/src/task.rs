@@ -39,7 +39,7 @@ struct FxArea([u8; 512]);
 
 /// A task that may be moved to the scheduler. Keel runs on one CPU and a task's closure only ever
 /// runs on that task, so `Send` is not needed between tasks.
-struct Job(Box<dyn FnOnce()>);
+struct Job(Box<dyn FnOnce() -> i32>);
 
 // SAFETY: single CPU; the closure is moved once into its task and only run there.
 unsafe impl Send for Job {}
@@ -152,15 +152,16 @@ pub fn init(name: &str) {
 }
 
 /// The idle task: halts until an interrupt, then lets others run.
-fn idle_loop() {
+fn idle_loop() -> i32 {
     loop {
         interrupts::enable_and_hlt();
         yield_now();
     }
 }
 
-/// Starts a task running `f`. Returns its pid, or None when memory for its stack is missing.
-pub fn spawn(name: &str, f: Box<dyn FnOnce()>) -> Option<Pid> {
+/// Starts a task running `f`; the task ends with the status `f` returns (everything `f` owns is
+/// dropped first). Returns its pid, or None when memory for its stack is missing.
+pub fn spawn(name: &str, f: Box<dyn FnOnce() -> i32>) -> Option<Pid> {
     let stack = memory::alloc_stack(STACK_PAGES, "a task")?;
     // Initial frame for keel_switch: six callee-saved registers, then the return address.
     let top = stack.top;
@@ -213,10 +214,12 @@ extern "C" fn task_start() -> ! {
     })
     .flatten();
     interrupts::enable();
-    if let Some(Job(f)) = job {
-        f();
-    }
-    exit(0)
+    // `f` returns (rather than calling `exit`), so its captures are dropped before the task ends.
+    let status = match job {
+        Some(Job(f)) => f(),
+        None => 0,
+    };
+    exit(status)
 }
 
 /// Ends the current task with `status`.

@@ -744,6 +744,25 @@ fn pipes_stream_with_backpressure(image: &Image) -> Result<(), String> {
     shutdown(vm)
 }
 
+fn repeated_programs_do_not_leak(image: &Image) -> Result<(), String> {
+    // Regression: a task's captured state was never dropped (it called exit instead of
+    // returning), leaking ~1 KiB per program run.
+    let mut vm = boot(image)?;
+    let line: Vec<&str> = (0..40).map(|_| "hello > /dev/null").collect();
+    let line = line.join("; ");
+    vm.run(&line, Duration::from_secs(120))?;
+    let a = heap_used(&vm.run("mem", STEP)?);
+    vm.run(&line, Duration::from_secs(120))?;
+    let b = heap_used(&vm.run("mem", STEP)?);
+    // The second batch adds one history line (under 2 KiB) and nothing per program.
+    check(
+        a.is_some() && b.is_some() && b < a.map(|a| a + 4096),
+        &format!("heap after 40 runs {a:?}, after 80 {b:?}"),
+        "",
+    )?;
+    shutdown(vm)
+}
+
 fn memory_bombs_cannot_starve_the_kernel(image: &Image) -> Result<(), String> {
     let img = image_with_tree(image, "test-wasm", &wasm_test_files()?)?;
     let mut vm = boot_with(&img, &Options { mem: "160M".into(), ..Options::default() })?;
@@ -1012,6 +1031,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("jobs::foreground_ctrl_c_spares_background_jobs", foreground_ctrl_c_spares_background_jobs),
     ("jobs::pipes_stream_with_backpressure", pipes_stream_with_backpressure),
     ("jobs::memory_bombs_cannot_starve_the_kernel", memory_bombs_cannot_starve_the_kernel),
+    ("jobs::repeated_programs_do_not_leak", repeated_programs_do_not_leak),
     ("share::round_trip", share_round_trip),
     ("share::wasm_tools_and_sandbox", share_wasm_tools_and_sandbox),
     ("share::read_only_and_vanishing", share_read_only_and_vanishing),
