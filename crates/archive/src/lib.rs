@@ -51,7 +51,7 @@ pub enum Error {
     BadChecksum { offset: usize },
     /// A numeric field is not valid octal (or base-256).
     BadNumber { offset: usize, field: &'static str },
-    /// A member name is unsafe or malformed (absolute, `..`, empty, NUL, not UTF-8, too long).
+    /// A member name is dangerous or malformed (absolute, `..`, empty, NUL, not UTF-8, too long).
     BadPath { offset: usize, reason: &'static str },
     /// A member type Keel does not serve (devices, FIFOs, hard links, sparse files).
     Unsupported { offset: usize, typeflag: u8 },

@@ -306,6 +306,10 @@ impl<T: Transport + Send> FileSystem for P9Fs<T> {
         g.client.setattr(fid, valid, 0, split(atime.unwrap_or(0)), split(mtime.unwrap_or(0))).map_err(e)
     }
 
+    fn readonly(&self) -> bool {
+        self.readonly
+    }
+
     fn info(&self) -> FsInfo {
         let mut g = self.inner.lock();
         let s = g.client.statfs(ROOT_FID).unwrap_or_default();

@@ -105,8 +105,13 @@ pub trait FileSystem: Send + Sync {
     fn set_times(&self, _ino: Ino, _atime: Option<u64>, _mtime: Option<u64>) -> Result<()> {
         Err(Error::ReadOnly)
     }
-    /// Size and usage.
+    /// Size and usage (may be costly: a statfs round trip for a 9P share).
     fn info(&self) -> FsInfo;
+    /// True if nothing on this filesystem can be changed (checked before every change, so it
+    /// must be cheap).
+    fn readonly(&self) -> bool {
+        false
+    }
     /// A handle to `ino` was opened (keeps an unlinked file's data alive until closed).
     fn retain(&self, _ino: Ino) {}
     /// A handle to `ino` was closed.

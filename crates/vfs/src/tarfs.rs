@@ -136,6 +136,10 @@ impl FileSystem for TarFs {
         Err(Error::ReadOnly)
     }
 
+    fn readonly(&self) -> bool {
+        true
+    }
+
     fn info(&self) -> FsInfo {
         FsInfo {
             kind: "tarfs",

@@ -270,7 +270,7 @@ impl Vfs {
     }
 
     fn writable(node: &Node) -> Result<()> {
-        if node.fs.info().readonly {
+        if node.fs.readonly() {
             Err(Error::ReadOnly)
         } else {
             Ok(())
