@@ -105,7 +105,8 @@ pub fn command(shell: &mut Shell, argv: &[String], io: &mut Io<'_>) -> i32 {
             return 2;
         }
     };
-    run(shell, parsed, io)
+    let name = parsed.file.clone();
+    run_named(shell, parsed, name, io)
 }
 
 /// Finds a program on `$PATH` (default `/extra_files/wasm`): `NAME.wasm` or `NAME`.
@@ -148,11 +149,6 @@ pub fn run_by_name(shell: &mut Shell, file: String, argv: &[String], io: &mut Io
         WasmArgs { dirs: alloc::vec![(".".into(), ".".into())], file, args: argv[1..].to_vec(), ..WasmArgs::default() };
     let name = argv[0].clone();
     run_named(shell, args, name, io)
-}
-
-fn run(shell: &mut Shell, a: WasmArgs, io: &mut Io<'_>) -> i32 {
-    let name = a.file.clone();
-    run_named(shell, a, name, io)
 }
 
 fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> i32 {

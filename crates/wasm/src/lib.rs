@@ -15,7 +15,6 @@ pub mod runner;
 
 use alloc::format;
 use alloc::string::{String, ToString};
-use alloc::vec::Vec;
 use core::fmt;
 
 use keel_wasi::{Abort, Errno, WasiCtx, FUNCTIONS};
@@ -541,19 +540,5 @@ impl Process {
                 }
             },
         }
-    }
-
-    /// Whether the guest is finished.
-    pub fn finished(&self) -> bool {
-        matches!(self.resume, Resume::Done)
-    }
-}
-
-/// Convenience for hosts: names of imports a module needs (for diagnostics).
-pub fn imports(bytes: &[u8]) -> Vec<(String, String)> {
-    let engine = engine();
-    match Module::new(&engine, bytes) {
-        Ok(m) => m.imports().map(|i| (i.module().to_string(), i.name().to_string())).collect(),
-        Err(_) => Vec::new(),
     }
 }
