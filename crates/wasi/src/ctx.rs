@@ -349,6 +349,18 @@ impl WasiCtx {
         Ok(h.node().path.clone())
     }
 
+    /// A directory descriptor's real path (checking `right`) and a path argument from memory.
+    fn at<'m>(&self, m: &'m Mem<'_>, fd: u32, right: u64, path: u32, len: u32) -> Result<(String, &'m str), Errno> {
+        let base = self.dir_base(fd, right)?;
+        Ok((base, m.str(path, len)?))
+    }
+
+    /// The kind of what `p` (without trailing slashes) names, not following a final symlink.
+    fn kind_at(&self, base: &str, p: &str) -> Result<FileType, Errno> {
+        let how = Lookup { follow: false, confine: true };
+        self.vfs.stat(base, p.trim_end_matches('/'), how).map(|st| st.kind).map_err(vfs_errno)
+    }
+
     fn read_stdin(&mut self, mem: &mut Mem<'_>, iovs: &[IoVec]) -> Result<u32, Errno> {
         let mut total = 0u32;
         for iov in iovs {
@@ -866,17 +878,15 @@ impl WasiCtx {
     // ---- paths ----
 
     pub fn path_create_directory(&mut self, mem: &mut [u8], fd: u32, path: u32, len: u32) -> R {
-        let base = tri!(self.dir_base(fd, rights::PATH_CREATE_DIRECTORY));
         let m = Mem(mem);
-        let p = tri!(m.str(path, len));
+        let (base, p) = tri!(self.at(&m, fd, rights::PATH_CREATE_DIRECTORY, path, len));
         tri!(self.vfs.mkdir(&base, p, true).map_err(vfs_errno));
         Ok(errno::SUCCESS)
     }
 
     pub fn path_filestat_get(&mut self, mem: &mut [u8], fd: u32, flags: u32, path: u32, len: u32, out: u32) -> R {
-        let base = tri!(self.dir_base(fd, rights::PATH_FILESTAT_GET));
         let mut m = Mem(mem);
-        let p = tri!(m.str(path, len));
+        let (base, p) = tri!(self.at(&m, fd, rights::PATH_FILESTAT_GET, path, len));
         let how = Lookup { follow: flags & LOOKUP_SYMLINK_FOLLOW != 0, confine: true };
         let st = tri!(self.vfs.stat(&base, p, how).map_err(vfs_errno));
         tri!(Self::write_filestat(&mut m, out, &st));
@@ -1015,9 +1025,8 @@ impl WasiCtx {
         buf_len: u32,
         used: u32,
     ) -> R {
-        let base = tri!(self.dir_base(fd, rights::PATH_READLINK));
         let mut m = Mem(mem);
-        let p = tri!(m.str(path, len));
+        let (base, p) = tri!(self.at(&m, fd, rights::PATH_READLINK, path, len));
         let target = tri!(self.vfs.readlink(&base, p, true).map_err(vfs_errno));
         let n = target.len().min(buf_len as usize);
         tri!(m.write(buf, &target.as_bytes()[..n]));
@@ -1026,9 +1035,8 @@ impl WasiCtx {
     }
 
     pub fn path_remove_directory(&mut self, mem: &mut [u8], fd: u32, path: u32, len: u32) -> R {
-        let base = tri!(self.dir_base(fd, rights::PATH_REMOVE_DIRECTORY));
         let m = Mem(mem);
-        let p = tri!(m.str(path, len));
+        let (base, p) = tri!(self.at(&m, fd, rights::PATH_REMOVE_DIRECTORY, path, len));
         tri!(self.vfs.rmdir(&base, p, true).map_err(vfs_errno));
         Ok(errno::SUCCESS)
     }
@@ -1049,14 +1057,8 @@ impl WasiCtx {
         let op = tri!(m.str(old, old_len));
         let np = tri!(m.str(new, new_len));
         // A trailing slash on a non-directory source is an error, as on POSIX.
-        if op.ends_with('/') || np.ends_with('/') {
-            let st = tri!(self
-                .vfs
-                .stat(&ob, op.trim_end_matches('/'), Lookup { follow: false, confine: true })
-                .map_err(vfs_errno));
-            if st.kind != FileType::Dir {
-                return Ok(errno::NOTDIR);
-            }
+        if (op.ends_with('/') || np.ends_with('/')) && tri!(self.kind_at(&ob, op)) != FileType::Dir {
+            return Ok(errno::NOTDIR);
         }
         tri!(self.vfs.rename(&ob, op, &nb, np, true).map_err(vfs_errno));
         Ok(errno::SUCCESS)
@@ -1075,15 +1077,10 @@ impl WasiCtx {
     }
 
     pub fn path_unlink_file(&mut self, mem: &mut [u8], fd: u32, path: u32, len: u32) -> R {
-        let base = tri!(self.dir_base(fd, rights::PATH_UNLINK_FILE));
         let m = Mem(mem);
-        let p = tri!(m.str(path, len));
+        let (base, p) = tri!(self.at(&m, fd, rights::PATH_UNLINK_FILE, path, len));
         if p.ends_with('/') {
-            let st = tri!(self
-                .vfs
-                .stat(&base, p.trim_end_matches('/'), Lookup { follow: false, confine: true })
-                .map_err(vfs_errno));
-            return Ok(if st.kind == FileType::Dir { errno::ISDIR } else { errno::NOTDIR });
+            return Ok(if tri!(self.kind_at(&base, p)) == FileType::Dir { errno::ISDIR } else { errno::NOTDIR });
         }
         tri!(self.vfs.unlink(&base, p, true).map_err(vfs_errno));
         Ok(errno::SUCCESS)
