@@ -350,8 +350,8 @@ impl Vm {
         let (lock, cv) = &*self.shared.clone();
         let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let out = g.out.clone();
-            self.flush_echo(&out);
+            let out = &g.out;
+            self.flush_echo(out);
             let hay = String::from_utf8_lossy(&out[self.mark.min(out.len())..]).into_owned();
             if let Some(i) = hay.find(pattern) {
                 let end = i + pattern.len();
@@ -365,7 +365,7 @@ impl Vm {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(format!("timed out after {timeout:?} waiting for {pattern:?}; output since the last step:\n{hay}\n(all: {:?})", String::from_utf8_lossy(&out)));
+                return Err(format!("timed out after {timeout:?} waiting for {pattern:?}; output since the last step:\n{hay}\n(all: {:?})", String::from_utf8_lossy(out)));
             }
             g = cv.wait_timeout(g, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
@@ -378,8 +378,8 @@ impl Vm {
         let mut last_len = g.out.len();
         let mut last_change = Instant::now();
         loop {
-            let out = g.out.clone();
-            self.flush_echo(&out);
+            let out = &g.out;
+            self.flush_echo(out);
             let tail = &out[self.mark.min(out.len())..];
             if let Some(i) = find(tail, PROMPT.as_bytes()) {
                 self.mark += i + PROMPT.len();
