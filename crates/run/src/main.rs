@@ -102,7 +102,8 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let limits = Limits { max_memory: 1 << 30, fuel_slice: 20_000_000, ..Limits::default() };
+    // The kernel's slice: the same engine behaviour at slice boundaries as inside Keel.
+    let limits = Limits { max_memory: 1 << 30, ..Limits::default() };
     let mut process = match Process::new(&program, wasi, limits) {
         Ok(p) => p,
         Err(e) => {

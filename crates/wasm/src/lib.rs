@@ -156,9 +156,25 @@ impl fmt::Display for Suspended {
 
 impl wasmi::errors::HostError for Suspended {}
 
+/// The engine configuration every program runs with.
+///
+/// Functions are validated when the module loads and translated to wasmi's bytecode lazily, at
+/// their first call (fast start-up for large modules). wasmi 2.0 charges that translation in
+/// fuel (7 per byte by default), but when the slice has less fuel left than the charge, the call
+/// fails with an error that cannot be resumed (the executor turns the resumable out-of-fuel error
+/// from `FuncEntry::compile` into a plain `DoneReason::Error`): real programs such as Lua then
+/// died with "all fuel consumed" at a slice boundary. Translation is therefore not charged: it
+/// happens once per function and is bounded by the (already validated) module size, like eager
+/// compilation would be at load time; execution, `memory.grow` and bulk copies still are.
 fn engine() -> Engine {
     let mut config = Config::default();
     config.consume_fuel(true);
+    config.compilation_mode(wasmi::CompilationMode::LazyTranslation);
+    config.fuel_cost(wasmi::CustomFuelCosts {
+        bytes_copied_per_fuel: 64,
+        fuel_per_bytes_translated: 0,
+        fuel_per_bytes_validated: 0,
+    });
     Engine::new(&config)
 }
 
