@@ -26,6 +26,7 @@ pub const PIC_OFFSET: u8 = 32;
 pub const IRQ_TIMER: u8 = PIC_OFFSET;
 pub const IRQ_KEYBOARD: u8 = PIC_OFFSET + 1;
 pub const IRQ_COM1: u8 = PIC_OFFSET + 4;
+pub const IRQ_COM2: u8 = PIC_OFFSET + 3;
 
 #[repr(C, align(16))]
 struct Stack([u8; IST_STACK_SIZE]);
@@ -86,6 +87,7 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
     }
     idt[IRQ_TIMER].set_handler_fn(timer_interrupt);
     idt[IRQ_COM1].set_handler_fn(com1_interrupt);
+    idt[IRQ_COM2].set_handler_fn(com2_interrupt);
     idt[IRQ_KEYBOARD].set_handler_fn(keyboard_interrupt);
     for v in PIC_OFFSET + 8..PIC_OFFSET + 16 {
         idt[v].set_handler_fn(spurious_slave);
@@ -147,6 +149,25 @@ extern "x86-interrupt" fn com1_interrupt(_frame: InterruptStackFrame) {
     crate::serial::on_interrupt();
     // SAFETY: IRQ_COM1 came from the PIC.
     unsafe { PICS.lock().notify_end_of_interrupt(IRQ_COM1) };
+}
+
+extern "x86-interrupt" fn com2_interrupt(_frame: InterruptStackFrame) {
+    crate::job::on_interrupt();
+    // SAFETY: IRQ_COM2 came from the PIC.
+    unsafe { PICS.lock().notify_end_of_interrupt(IRQ_COM2) };
+}
+
+/// Masks or unmasks one line of the master PIC (IRQ 0-7).
+pub fn set_irq_masked(irq: u8, masked: bool) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut pics = PICS.lock();
+        // SAFETY: reading and writing the PIC mask registers only changes which lines interrupt.
+        unsafe {
+            let [master, slave] = pics.read_masks();
+            let master = if masked { master | 1 << irq } else { master & !(1 << irq) };
+            pics.write_masks(master, slave);
+        }
+    });
 }
 
 extern "x86-interrupt" fn keyboard_interrupt(_frame: InterruptStackFrame) {

@@ -12,6 +12,7 @@ mod boot;
 mod console;
 mod cpu;
 mod fs;
+mod job;
 mod memory;
 mod pipe;
 mod power;
@@ -92,6 +93,11 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
 }
 
 extern "C" fn shell_entry() -> ! {
+    let cmdline = shell::boot_cmdline();
+    if let Some(path) = job::job_path(&cmdline) {
+        task::init("job");
+        job::run(path)
+    }
     task::init("shell");
     shell::run()
 }

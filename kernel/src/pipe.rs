@@ -99,6 +99,25 @@ impl InputStream for PipeReader {
             wait_turn(&mut spins);
         }
     }
+
+    fn ready_by(&mut self, deadline: u64) -> bool {
+        let mut spins = 0;
+        loop {
+            {
+                let p = self.0.lock();
+                if !p.buf.is_empty() || !p.writer_open {
+                    return true;
+                }
+            }
+            if should_stop() {
+                return true;
+            }
+            if crate::time::uptime_ns() >= deadline {
+                return false;
+            }
+            wait_turn(&mut spins);
+        }
+    }
 }
 
 impl Drop for PipeWriter {

@@ -168,6 +168,14 @@ pub fn read_interruptible() -> Option<u8> {
     }
 }
 
+/// True when input is waiting to be read.
+pub fn input_available() -> bool {
+    interrupts::without_interrupts(|| {
+        poll();
+        INPUT.lock().len > 0
+    })
+}
+
 /// True once Ctrl-C was pressed during the running command (stays set until the command ends).
 pub fn interrupt_pending() -> bool {
     INTERRUPT.load(Ordering::SeqCst)

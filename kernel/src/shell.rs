@@ -49,7 +49,11 @@ pub fn set_boot_info(info: &BootInfo) {
     *BOOT_CMDLINE.lock() = info.cmdline().to_string();
 }
 
-/// The serial console seen by the shell and by programs.
+/// The kernel command line.
+pub fn boot_cmdline() -> String {
+    BOOT_CMDLINE.lock().clone()
+}
+
 /// The console as a command sees it. A background job gets no keyboard input, and stops when it
 /// is killed rather than on Ctrl-C.
 pub struct Console {
@@ -59,6 +63,24 @@ pub struct Console {
 impl Terminal for Console {
     fn write(&mut self, data: &[u8]) {
         serial::write_bytes(data);
+    }
+
+    /// Input counts as ready once a key is waiting (the read then collects the whole line).
+    fn input_ready_by(&mut self, deadline: u64) -> bool {
+        if !self.foreground {
+            return true;
+        }
+        loop {
+            if serial::input_available() || serial::interrupt_pending() {
+                return true;
+            }
+            let now = crate::time::uptime_ns();
+            if now >= deadline {
+                return false;
+            }
+            // The receive interrupt wakes us; the timeout covers Ctrl-C and lost wake-ups.
+            crate::task::sleep_for_input(deadline.min(now + 20_000_000));
+        }
     }
 
     /// Cooked input: echoes, handles Backspace, returns a line at Enter, 0 at Ctrl-D or Ctrl-C.

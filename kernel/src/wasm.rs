@@ -53,7 +53,12 @@ impl runner::Host for RunHost<'_, '_> {
         }
     }
 
-    fn stdin(&mut self, _deadline: Option<u64>) -> Result<Option<Vec<u8>>, Interrupted> {
+    fn stdin(&mut self, deadline: Option<u64>) -> Result<Option<Vec<u8>>, Interrupted> {
+        if let Some(d) = deadline {
+            if !self.io.wait_readable(d) {
+                return Ok(Some(Vec::new()));
+            }
+        }
         let mut buf = alloc::vec![0u8; 64 * 1024];
         let n = self.io.read(&mut buf);
         if self.io.interrupted() {
@@ -105,7 +110,7 @@ pub fn command(shell: &mut Shell, argv: &[String], io: &mut Io<'_>) -> i32 {
             return 2;
         }
     };
-    let name = parsed.file.clone();
+    let name = parsed.argv0.clone().unwrap_or_else(|| parsed.file.clone());
     run_named(shell, parsed, name, io)
 }
 

@@ -5,6 +5,7 @@
 mod bench;
 mod build;
 mod fuzz;
+mod oneshot;
 mod qemu;
 mod tests;
 mod wasi_imports;
@@ -20,6 +21,10 @@ commands:
   run [options]         build, then boot Keel in QEMU with its shell on this terminal
                         (stdin not a terminal: run it as a script, line by line)
   test [FILTER]         host unit tests, then boot tests in QEMU (FILTER: only matching boot tests)
+  wasm [options] FILE [ARGS...]
+                        run one WASI program in a fresh Keel microVM, like `wasmtime run`
+                        (stdio relayed byte for byte, exits with the program's status;
+                        `cargo xtask wasm --help` for its options)
   lint                  rustfmt --check and clippy -D warnings on every crate and the kernel
   bench [--runs N]      measure boot, start-up, compute (vs the host), concurrency, I/O
   fuzz [--seconds N] [--seed S] [--in-keel N]
@@ -44,6 +49,7 @@ fn main() -> ExitCode {
         Some("build") => build::build_all().map(|_| 0),
         Some("run") => run(&args[1..]),
         Some("test") => tests::run_all(&args[1..]),
+        Some("wasm") => oneshot::command(&args[1..]),
         Some("lint") => build::lint().map(|_| 0),
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => tests::fuzz_command(&args[1..]),

@@ -32,6 +32,11 @@ pub trait Terminal {
     fn interrupted(&mut self) -> bool {
         false
     }
+    /// Waits until input is available (true) or the monotonic time `deadline` (ns) passes
+    /// (false). Consoles that cannot tell answer true at once.
+    fn input_ready_by(&mut self, _deadline: u64) -> bool {
+        true
+    }
     /// True for the interactive foreground (keyboard input, Ctrl-C); false for background jobs.
     fn is_foreground(&self) -> bool {
         true
@@ -52,6 +57,11 @@ pub trait OutputStream {
 pub trait InputStream {
     /// Reads up to `buf.len()` bytes; 0 at the end.
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, String>;
+    /// Waits until a read would not block (true) or the monotonic time `deadline` (ns) passes
+    /// (false). Files are always ready.
+    fn ready_by(&mut self, _deadline: u64) -> bool {
+        true
+    }
 }
 
 /// Output collected for the next pipe stage.
@@ -189,6 +199,16 @@ impl<'a> Io<'a> {
                     0
                 }
             },
+        }
+    }
+
+    /// Waits until reading stdin would not block (true), or until the monotonic time `deadline`
+    /// (ns) passes (false): `poll_oneoff` with a timeout on stdin.
+    pub fn wait_readable(&mut self, deadline: u64) -> bool {
+        match &mut self.stdin {
+            Source::Terminal => self.term.input_ready_by(deadline),
+            Source::Bytes { .. } => true,
+            Source::Stream(s) => s.ready_by(deadline),
         }
     }
 

@@ -14,13 +14,15 @@ pub struct WasmArgs {
     pub fuel: Option<u64>,
     /// Memory limit in bytes (None: the default).
     pub max_memory: Option<usize>,
+    /// The program's `argv[0]` (None: FILE as given).
+    pub argv0: Option<String>,
     pub file: String,
     pub args: Vec<String>,
 }
 
 /// Usage text.
 pub const USAGE: &str =
-    "usage: wasm [--dir HOST[::GUEST]]... [--env NAME=VALUE]... [--fuel N] [--max-memory SIZE] FILE [ARGS...]";
+    "usage: wasm [--dir HOST[::GUEST]]... [--env NAME=VALUE]... [--fuel N] [--max-memory SIZE] [--argv0 NAME] FILE [ARGS...]";
 
 /// Parses a size such as `4096`, `64K`, `16M`, `1G` (binary units).
 pub fn parse_size(s: &str) -> Option<usize> {
@@ -87,6 +89,7 @@ impl WasmArgs {
                     let v = value()?;
                     a.max_memory = Some(parse_size(&v).ok_or(format!("--max-memory {v}: not a size (e.g. 64M)"))?);
                 }
+                "--argv0" => a.argv0 = Some(value()?),
                 other => return Err(format!("unknown option {other}")),
             }
             i += 1;
@@ -118,6 +121,8 @@ mod tests {
             "--fuel",
             "100",
             "--max-memory=64M",
+            "--argv0",
+            "prog",
             "p.wasm",
             "--dir",
             "x",
@@ -128,6 +133,7 @@ mod tests {
         assert_eq!(a.fuel, Some(100));
         assert_eq!(a.max_memory, Some(64 << 20));
         assert_eq!(a.file, "p.wasm");
+        assert_eq!(a.argv0.as_deref(), Some("prog"));
         assert_eq!(a.args, v(&["--dir", "x"]));
     }
 
