@@ -407,8 +407,37 @@ impl Vfs {
             return Err(Error::InvalidPath);
         }
         let (dir, name) = self.resolve_parent(base, path, Lookup { follow: true, confine })?;
+        if confine && !Self::target_stays_inside(base, &dir.path, target) {
+            // A sandboxed program may not plant a link that points outside its directory (on a
+            // shared host folder the host would follow it): as wasmtime, refuse it.
+            return Err(Error::PermissionDenied);
+        }
         Self::writable(&dir)?;
         dir.fs.create(dir.ino, &name, NewNode::Symlink(String::from(target))).map(|_| ())
+    }
+
+    /// True when `target`, read from the directory `link_dir` (a real path at or below `base`),
+    /// is relative and never climbs above `base`.
+    fn target_stays_inside(base: &str, link_dir: &str, target: &str) -> bool {
+        if target.starts_with('/') {
+            return false;
+        }
+        let names = |p: &str| p.split('/').filter(|c| !c.is_empty()).count();
+        let below = if link_dir.starts_with(base) { names(link_dir).saturating_sub(names(base)) } else { 0 };
+        let mut depth = below as isize;
+        for c in target.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    depth -= 1;
+                    if depth < 0 {
+                        return false;
+                    }
+                }
+                _ => depth += 1,
+            }
+        }
+        true
     }
 
     /// Creates a hard link `new` to the existing `old`.

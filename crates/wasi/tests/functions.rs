@@ -27,6 +27,7 @@ const PRE: u32 = 3;
 struct W {
     ctx: WasiCtx,
     mem: Vec<u8>,
+    vfs: &'static Vfs,
 }
 
 impl W {
@@ -46,7 +47,7 @@ impl W {
             max_fds: 16,
             tty: [true, true, true],
         };
-        W { ctx: WasiCtx::new(vfs, Box::new(Sys), config).unwrap(), mem: vec![0; 65536] }
+        W { ctx: WasiCtx::new(vfs, Box::new(Sys), config).unwrap(), mem: vec![0; 65536], vfs }
     }
 
     /// Puts bytes at `at`, returns (ptr, len).
@@ -242,7 +243,15 @@ fn path_open_and_file_io() {
     assert_eq!(ok(w.ctx.fd_write(&mut w.mem, af, iov, 1, 8)), SUCCESS);
     assert_eq!(ok(w.ctx.fd_filestat_get(&mut w.mem, af, 600)), SUCCESS);
     assert_eq!(w.u64(632), 12);
-    assert_eq!(ok(w.ctx.fd_pwrite(&mut w.mem, af, iov, 1, 0, 8)), NOTSUP);
+    // pwrite on an append descriptor writes at the offset and leaves the position alone.
+    assert_eq!(ok(w.ctx.fd_tell(&mut w.mem, af, 640)), SUCCESS);
+    let pos = w.u64(640);
+    assert_eq!(ok(w.ctx.fd_pwrite(&mut w.mem, af, iov, 1, 0, 8)), SUCCESS);
+    assert_eq!(w.u32(8), 2);
+    assert_eq!(ok(w.ctx.fd_tell(&mut w.mem, af, 640)), SUCCESS);
+    assert_eq!(w.u64(640), pos);
+    assert_eq!(ok(w.ctx.fd_filestat_get(&mut w.mem, af, 600)), SUCCESS);
+    assert_eq!(w.u64(632), 12);
     // Truncation on open.
     let tf = w.open("data.txt", oflags::TRUNC, rights::FILE, 0).unwrap();
     assert_eq!(ok(w.ctx.fd_filestat_get(&mut w.mem, tf, 600)), SUCCESS);
@@ -405,9 +414,21 @@ fn the_sandbox_holds() {
     for bad in ["../outside.txt", "sub/../../outside.txt", "/outside.txt", "/sandbox/data.txt"] {
         assert_eq!(w.open(bad, 0, rights::FD_READ, 0), Err(NOTCAPABLE), "{bad}");
     }
-    let (t, tl) = w.put(1100, b"../outside.txt");
+    // Links that point outside (absolute, or climbing above the directory) are refused.
     let (l, ll) = w.put(1200, b"escape");
-    assert_eq!(ok(w.ctx.path_symlink(&mut w.mem, t, tl, PRE, l, ll)), SUCCESS);
+    for target in ["../outside.txt", "/", "/sandbox/data.txt", "sub/../../x", "a/../../b"] {
+        let (t, tl) = w.put(1100, target.as_bytes());
+        assert_eq!(ok(w.ctx.path_symlink(&mut w.mem, t, tl, PRE, l, ll)), PERM, "{target}");
+    }
+    let (l2, ll2) = w.put(1250, b"sub/inner");
+    let (t, tl) = w.put(1100, b"../data.txt");
+    assert_eq!(ok(w.ctx.path_symlink(&mut w.mem, t, tl, PRE, l2, ll2)), SUCCESS, "sub/inner -> ../data.txt stays inside");
+    let (t, tl) = w.put(1100, b"../../data.txt");
+    let (l3, ll3) = w.put(1250, b"sub/outer");
+    assert_eq!(ok(w.ctx.path_symlink(&mut w.mem, t, tl, PRE, l3, ll3)), PERM);
+    assert_eq!(w.open("escape", 0, rights::FD_READ, 0), Err(NOENT));
+    // A link planted from outside the sandbox (the host, on a shared folder) is not followed out.
+    w.vfs.symlink("../outside.txt", "/sandbox", "escape", false).unwrap();
     assert_eq!(w.open("escape", 0, rights::FD_READ, 0), Err(NOTCAPABLE));
     let (d, dl) = w.put(1300, b"../x");
     assert_eq!(ok(w.ctx.path_create_directory(&mut w.mem, PRE, d, dl)), NOTCAPABLE);
