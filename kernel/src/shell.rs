@@ -18,7 +18,12 @@ use crate::{fs, memory, power, serial, time};
 
 /// Commands implemented here: (name, usage and summary, details).
 const COMMANDS: &[(&str, &str, &str)] = &[
-    ("help", "help [CMD]: list commands, or explain one", ""),
+    ("help", "help [CMD|PROGRAM]: list commands and programs, or explain one", ""),
+    (
+        "wasm",
+        "wasm [--dir HOST[::GUEST]]... [--env K=V]... [--fuel N] [--max-memory SIZE] [--argv0 NAME] FILE [ARGS...]: run a WASI program",
+        "FILE is a .wasm module (WASI preview1). The program sees only the --dir folders, the exported\nvariables and the --env ones. A program on $PATH also runs by its name: NAME [ARGS...] (then with\nthe current directory as '.').",
+    ),
     ("uptime", "uptime: time since boot", ""),
     ("date", "date: current date and time (UTC, from the RTC)", ""),
     ("mem", "mem: physical memory and kernel heap, used and free", ""),
@@ -262,7 +267,7 @@ impl Host for KernelHost {
         }
         let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
         Some(match argv[0].as_str() {
-            "help" => help(&args, io),
+            "help" => help(shell, &args, io),
             "uptime" => {
                 io.print(format_args!("up {}\n", Human(time::uptime_ns())));
                 0
@@ -567,7 +572,7 @@ impl Host for KernelHost {
     }
 }
 
-fn help(args: &[&str], io: &mut Io<'_>) -> i32 {
+fn help(shell: &Shell, args: &[&str], io: &mut Io<'_>) -> i32 {
     let all = all_commands();
     if let Some(name) = args.first() {
         if let Some(c) = all.iter().find(|c| c.0 == *name) {
@@ -577,7 +582,13 @@ fn help(args: &[&str], io: &mut Io<'_>) -> i32 {
             }
             return 0;
         }
-        io.eprint(format_args!("help: no such command: {name}\n"));
+        if let Some(file) = crate::wasm::find_on_path(shell, name) {
+            io.print(format_args!(
+                "{name}: a WASI program on $PATH: runs {file}\n  ({name} ARGS... = wasm --dir .::. {file} ARGS...)\n"
+            ));
+            return 0;
+        }
+        io.eprint(format_args!("help: no such command or program on $PATH: {name}\n"));
         return 1;
     }
     let mut s = String::from("Keel shell commands:\n");
@@ -585,7 +596,22 @@ fn help(args: &[&str], io: &mut Io<'_>) -> i32 {
         let summary = usage.split_once(": ").map_or(usage, |p| p.1);
         s.push_str(&format!("  {name:<10} {summary}\n"));
     }
-    s.push_str("Operators: ; && || | < > >> 2> 2>&1, quotes, $VAR, $?. Keys: arrows, Tab, Ctrl-A/E/U/K/W/L/C.\n");
+    let programs = crate::wasm::programs_on_path(shell);
+    if !programs.is_empty() {
+        s.push_str(&format!("Programs on $PATH ({}):\n ", shell.var("PATH").unwrap_or("/extra_files/wasm")));
+        let mut width = 1;
+        for p in programs {
+            if width + p.len() + 1 > 78 {
+                s.push_str("\n ");
+                width = 1;
+            }
+            s.push(' ');
+            s.push_str(&p);
+            width += p.len() + 1;
+        }
+        s.push('\n');
+    }
+    s.push_str("Operators: ; && || | < > >> 2> 2>&1, quotes ('..' \"..\" $'..'), $VAR, $?. Keys: arrows, Tab, Ctrl-A/E/U/K/W/L/C.\n");
     io.out(s.as_bytes());
     0
 }
@@ -672,17 +698,22 @@ fn crash(args: &[&str], io: &mut Io<'_>) -> i32 {
 /// Runs the interactive shell on the serial console; never returns.
 pub fn run() -> ! {
     let mut shell = Shell::new();
-    shell.vars.insert("HOME".into(), "/".into());
-    shell.vars.insert("PWD".into(), "/".into());
-    shell.vars.insert("PATH".into(), "/extra_files/wasm".into());
+    shell.export("HOME", "/");
+    shell.export("PWD", "/");
+    shell.export("PATH", "/extra_files/wasm");
     let mut host = KernelHost { editor: Editor::new("keel> ") };
     let mut console = Console { foreground: true };
     let ms = time::uptime_ns() / 1_000_000;
     crate::kprintln!("\nWelcome to Keel {} (booted in {ms} ms). Type 'help' for commands.", crate::VERSION);
     let mut out = String::new();
+    // A line whose quote is still open: it continues on the next line (prompt "> ").
+    let mut pending: Option<String> = None;
     loop {
-        report_done_jobs();
+        if pending.is_none() {
+            report_done_jobs();
+        }
         out.clear();
+        host.editor.set_prompt(if pending.is_some() { "> " } else { "keel> " });
         host.editor.start(&mut out);
         serial::write_raw(out.as_bytes());
         let line = loop {
@@ -695,6 +726,7 @@ pub fn run() -> ! {
                 Event::Pending => {}
                 Event::Line(l) => break Some(l),
                 Event::Interrupt => {
+                    pending = None;
                     shell.status = keel_shell::exec::STATUS_INTERRUPTED;
                     break None;
                 }
@@ -705,6 +737,18 @@ pub fn run() -> ! {
                 }
             }
         };
+        let line = line.and_then(|l| {
+            let full = match pending.take() {
+                Some(p) => alloc::format!("{p}\n{l}"),
+                None => l,
+            };
+            if keel_shell::parse::incomplete(&full) {
+                pending = Some(full);
+                None
+            } else {
+                Some(full)
+            }
+        });
         if let Some(line) = line {
             host.editor.add_history(&line);
             serial::set_command_running(true);

@@ -205,7 +205,7 @@ fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> 
             }
         }
     }
-    let mut env: Vec<(String, String)> = shell.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut env = shell.environment();
     for (k, v) in &a.env {
         env.retain(|(ek, _)| ek != k);
         env.push((k.clone(), v.clone()));

@@ -7,7 +7,7 @@
 //! cost — (d) under wasmtime (Cranelift) when it can be installed, and (e) as native code.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::build::{self, Image};
@@ -66,7 +66,7 @@ fn result_of(out: &str) -> String {
         .unwrap_or_default()
 }
 
-fn find_wasmtime() -> Option<PathBuf> {
+pub fn find_wasmtime() -> Option<PathBuf> {
     if build::which("wasmtime") {
         return Some(PathBuf::from("wasmtime"));
     }
@@ -204,6 +204,29 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         }
     }
     row("boot", "smallest -m that boots and runs calc".into(), "MiB", vec![smallest], String::new());
+
+    eprintln!("bench: one-shot runs (cargo xtask wasm)");
+    let hello_wasm = build::out_dir().join("wasm/hello.wasm");
+    let job = crate::oneshot::Job { file: hello_wasm.clone(), argv0: "hello".into(), ..Default::default() };
+    let (mut ready, mut first, mut done, mut host) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        let fin = crate::oneshot::run(&image, &job, crate::oneshot::Stdin::Bytes(Vec::new()), &mut Vec::new(), &mut Vec::new())?;
+        done.push(t.elapsed().as_secs_f64() * 1000.0);
+        ready.push(fin.ready_after.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0));
+        first.push(fin.first_output_after.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0));
+        if let Some(wt) = &wasmtime {
+            let t = Instant::now();
+            let _ = Command::new(wt).arg("run").arg(&hello_wasm).stdin(Stdio::null()).stdout(Stdio::null()).status();
+            host.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    row("one-shot", format!("invocation to Keel ready ({accel})"), "ms", ready, "booted, about to load".into());
+    row("one-shot", "invocation to hello.wasm's first output".into(), "ms", first, "target <= 150".into());
+    row("one-shot", "hello.wasm, invocation to exit status".into(), "ms", done, String::new());
+    if !host.is_empty() {
+        row("one-shot", "hello.wasm under `wasmtime run` on the host".into(), "ms", host, "same run".into());
+    }
 
     eprintln!("bench: start-up and compute inside Keel");
     let mut vm = boot(&img, "512M")?;

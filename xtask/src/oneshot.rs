@@ -62,6 +62,8 @@ pub struct Finished {
     pub status: i32,
     /// From the invocation to Keel's ready frame (boot done, program about to load).
     pub ready_after: Option<std::time::Duration>,
+    /// From the invocation to the program's first output.
+    pub first_output_after: Option<std::time::Duration>,
 }
 
 impl Job {
@@ -187,7 +189,13 @@ enum Event {
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
 /// Runs `job` in a fresh Keel, writing the program's stdout and stderr to `out` and `err`.
-pub fn run(image: &Image, job: &Job, stdin: Stdin, out: &mut dyn Write, err: &mut dyn Write) -> Result<Finished, String> {
+pub fn run(
+    image: &Image,
+    job: &Job,
+    stdin: Stdin,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<Finished, String> {
     let started = Instant::now();
     let n = RUNS.fetch_add(1, Ordering::Relaxed);
     let stage = build::out_dir().join("jobs").join(format!("{}-{n}", std::process::id()));
@@ -292,7 +300,11 @@ fn run_staged(
     let mut status = None;
     let mut broken = None;
     let mut ready_after = None;
+    let mut first_output_after = None;
     for ev in rx.iter() {
+        if matches!(ev, Event::Frame(Kind::Stdout | Kind::Stderr, _)) && first_output_after.is_none() {
+            first_output_after = Some(started.elapsed());
+        }
         match ev {
             Event::Frame(Kind::Stdout, data) => {
                 let _ = out.write_all(&data).and_then(|_| out.flush());
@@ -321,7 +333,7 @@ fn run_staged(
     let _ = child.wait();
     drop(feeder);
     match status {
-        Some(status) => Ok(Finished { status, ready_after }),
+        Some(status) => Ok(Finished { status, ready_after, first_output_after }),
         None => {
             let log = std::fs::read_to_string(stage.join("console.log")).unwrap_or_default();
             let qemu_said = qemu_stderr.join().unwrap_or_default();
@@ -332,7 +344,7 @@ fn run_staged(
                 log,
                 if qemu_said.is_empty() { String::new() } else { format!("--- QEMU ---\n{qemu_said}") }
             );
-            Ok(Finished { status: STATUS_KEEL_FAILED, ready_after })
+            Ok(Finished { status: STATUS_KEEL_FAILED, ready_after, first_output_after })
         }
     }
 }

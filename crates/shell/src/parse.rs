@@ -354,6 +354,10 @@ impl<'a> Lexer<'a> {
                         }
                     }
                 }
+                '$' if self.peek_at(1) == Some('\'') => {
+                    quoted = true;
+                    self.ansi_c_string(&mut lit)?;
+                }
                 '$' => {
                     if let Some(p) = self.dollar()? {
                         flush(&mut lit, &mut w);
@@ -373,6 +377,74 @@ impl<'a> Lexer<'a> {
             w.parts.push(Part::Lit(String::new()));
         }
         Ok(w)
+    }
+
+    /// At `$'`: a string with backslash escapes as in bash (`\n`, `\t`, `\\`, `\'`, `\xHH`,
+    /// `\0NNN`, ...), appended to `lit`.
+    fn ansi_c_string(&mut self, lit: &mut String) -> Result<(), ParseError> {
+        let start = self.pos();
+        self.i += 2;
+        loop {
+            let Some(c) = self.peek() else {
+                return Err(ParseError { pos: start, kind: ErrorKind::UnclosedQuote('\'') });
+            };
+            self.i += 1;
+            match c {
+                '\'' => return Ok(()),
+                '\\' => {
+                    let Some(e) = self.peek() else { continue };
+                    self.i += 1;
+                    let simple = match e {
+                        'n' => Some('\n'),
+                        't' => Some('\t'),
+                        'r' => Some('\r'),
+                        'a' => Some('\x07'),
+                        'b' => Some('\x08'),
+                        'e' | 'E' => Some('\x1b'),
+                        'f' => Some('\x0c'),
+                        'v' => Some('\x0b'),
+                        '\\' | '\'' | '"' | '?' => Some(e),
+                        _ => None,
+                    };
+                    if let Some(ch) = simple {
+                        lit.push(ch);
+                        continue;
+                    }
+                    let (radix, max) = match e {
+                        'x' => (16, 2),
+                        '0'..='7' => {
+                            self.i -= 1;
+                            (8, 3)
+                        }
+                        _ => {
+                            lit.push('\\');
+                            lit.push(e);
+                            continue;
+                        }
+                    };
+                    let mut value = 0u32;
+                    let mut digits = 0;
+                    while digits < max {
+                        match self.peek().and_then(|d| d.to_digit(radix)) {
+                            Some(d) => {
+                                value = value * radix + d;
+                                self.i += 1;
+                                digits += 1;
+                            }
+                            None => break,
+                        }
+                    }
+                    match char::from_u32(value) {
+                        Some(ch) if digits > 0 => lit.push(ch),
+                        _ => {
+                            lit.push('\\');
+                            lit.push(e);
+                        }
+                    }
+                }
+                c => lit.push(c),
+            }
+        }
     }
 
     /// At a `$`: parses an expansion, or returns None (and consumes the `$`) for a lone dollar.
@@ -420,6 +492,37 @@ impl<'a> Lexer<'a> {
             _ => Ok(None),
         }
     }
+}
+
+/// True when `text` only fails to parse because a quoted string is still open: a shell then
+/// reads another line (prompt `> `) and parses both, joined by a newline.
+pub fn incomplete(text: &str) -> bool {
+    matches!(parse(text), Err(ParseError { kind: ErrorKind::UnclosedQuote(_), .. }))
+}
+
+/// Splits a script into commands: lines, where a line inside an open quote continues into the
+/// next one (`source` files, scripts).
+pub fn logical_lines(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pending: Option<String> = None;
+    for line in text.lines() {
+        let full = match pending.take() {
+            Some(mut p) => {
+                p.push('\n');
+                p.push_str(line);
+                p
+            }
+            None => String::from(line),
+        };
+        if incomplete(&full) {
+            pending = Some(full);
+        } else {
+            out.push(full);
+        }
+    }
+    // A quote never closed: the line goes through as is (and reports its syntax error).
+    out.extend(pending);
+    out
 }
 
 /// Parses a command line. An empty line or a comment gives an empty script.
@@ -620,5 +723,37 @@ mod tests {
     #[test]
     fn unicode_is_kept() {
         assert_eq!(words("echo héllo 'wörld ✓'")[1..], [vec![lit("héllo")], vec![lit("wörld ✓")]]);
+    }
+
+    #[test]
+    fn ansi_c_quotes() {
+        let lit = |line: &str| -> Vec<String> {
+            let script = parse(line).unwrap();
+            script.items[0].pipelines[0].1.commands[0]
+                .words
+                .iter()
+                .map(|w| w.parts.iter().map(|p| if let Part::Lit(l) = p { l.clone() } else { "$".into() }).collect())
+                .collect()
+        };
+        assert_eq!(
+            lit(r"x $'a\nb' $'tab\there' $'q\'s' $'\x41\101\0' $'' $'\\'"),
+            vec!["x", "a\nb", "tab\there", "q's", "AA\0", "", "\\"]
+        );
+        assert_eq!(lit(r"c=$'new\nline' pre$'\e'post"), vec!["c=new\nline", "pre\x1bpost"]);
+        assert_eq!(lit(r"$'\q' $'\xZZ'"), vec!["\\q", "\\xZZ"]);
+        assert_eq!(err("echo $'abc").kind, ErrorKind::UnclosedQuote('\''));
+    }
+
+    #[test]
+    fn quotes_continue_over_lines() {
+        assert!(incomplete("echo 'abc"));
+        assert!(incomplete("echo \"a"));
+        assert!(incomplete("echo $'a"));
+        assert!(!incomplete("echo 'abc'"));
+        assert!(!incomplete("echo |"));
+        assert_eq!(
+            logical_lines("echo 'a\nb' done\necho \"x\n\ny\"\nls\necho 'never"),
+            vec!["echo 'a\nb' done", "echo \"x\n\ny\"", "ls", "echo 'never"]
+        );
     }
 }

@@ -422,7 +422,11 @@ fn the_sandbox_holds() {
     }
     let (l2, ll2) = w.put(1250, b"sub/inner");
     let (t, tl) = w.put(1100, b"../data.txt");
-    assert_eq!(ok(w.ctx.path_symlink(&mut w.mem, t, tl, PRE, l2, ll2)), SUCCESS, "sub/inner -> ../data.txt stays inside");
+    assert_eq!(
+        ok(w.ctx.path_symlink(&mut w.mem, t, tl, PRE, l2, ll2)),
+        SUCCESS,
+        "sub/inner -> ../data.txt stays inside"
+    );
     let (t, tl) = w.put(1100, b"../../data.txt");
     let (l3, ll3) = w.put(1250, b"sub/outer");
     assert_eq!(ok(w.ctx.path_symlink(&mut w.mem, t, tl, PRE, l3, ll3)), PERM);
