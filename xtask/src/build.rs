@@ -142,6 +142,9 @@ pub fn build_apps() -> Result<PathBuf, String> {
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut cargo = kernel_cargo()?;
     cargo.current_dir(&apps).args(["build", "--release", "--locked", "--target", "wasm32-wasip1"]);
+    if quiet() {
+        cargo.arg("-q");
+    }
     status(&mut cargo)?;
     let built = apps.join("target/wasm32-wasip1/release");
     for entry in std::fs::read_dir(&built).map_err(|e| format!("{}: {e}", built.display()))? {
@@ -215,7 +218,12 @@ pub fn setup() -> Result<(), String> {
 /// Builds the kernel (release) and copies it to target/keel/keel.elf.
 pub fn build_kernel() -> Result<PathBuf, String> {
     ensure_toolchain()?;
-    status(kernel_cargo()?.args(["build", "--release", "--locked"]))?;
+    let mut cargo = kernel_cargo()?;
+    cargo.args(["build", "--release", "--locked"]);
+    if quiet() {
+        cargo.arg("-q");
+    }
+    status(&mut cargo)?;
     let built = root().join("kernel/target/x86_64-keel/release/keel");
     let out = out_dir();
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -225,6 +233,17 @@ pub fn build_kernel() -> Result<PathBuf, String> {
 }
 
 /// Everything a boot needs.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Builds without cargo's progress lines (`cargo xtask wasm`: stderr belongs to the program).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub fn build_all() -> Result<Image, String> {
     let kernel = build_kernel()?;
     let apps = build_apps()?;

@@ -174,6 +174,7 @@ pub fn command(args: &[String]) -> Result<i32, String> {
             return Ok(2);
         }
     };
+    build::set_quiet(true);
     let image = build::build_all()?;
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();

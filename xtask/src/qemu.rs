@@ -264,8 +264,17 @@ pub fn script(image: &Image, opts: &Options) -> Result<i32, String> {
     let mut vm = Vm::boot(image, opts)?;
     vm.echo = true;
     vm.wait_for(PROMPT, Duration::from_secs(60))?;
+    let mut open_quote = String::new();
     for line in input.lines() {
         vm.send_line(line)?;
+        open_quote.push_str(line);
+        if keel_shell::parse::incomplete(&open_quote) {
+            // The shell continues the line: wait for its "> " prompt, not for the command.
+            open_quote.push('\n');
+            let _ = vm.wait_for("\n> ", Duration::from_secs(10));
+            continue;
+        }
+        open_quote.clear();
         // Wait for the next prompt, or for the program to go quiet (it may be reading input).
         vm.wait_prompt_or_idle(Duration::from_millis(1500));
     }

@@ -404,3 +404,121 @@ pub fn corpus_matches_wasmtime(image: &Image) -> Result<(), String> {
         Err(failed.join("\n"))
     }
 }
+
+// ---- the shell with other people's programs, and the one-shot runner's own contract ----
+
+use std::time::Duration;
+
+use crate::tests::{boot, check, contains, image_with_tree, shutdown, STEP};
+
+/// An image with Lua and the suite's poll_oneoff_stdio test under /extra_files/t.
+fn image_with_programs(image: &Image) -> Result<Image, String> {
+    let read = |p: PathBuf| std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()));
+    let files = [
+        ("t/lua.wasm", read(corpus_module("lua"))?),
+        ("t/poll_oneoff_stdio.wasm", read(build::root().join("tests/wasi-testsuite/rust/poll_oneoff_stdio.wasm"))?),
+    ];
+    image_with_tree(image, "programs-tree", &files)
+}
+
+/// Programs get the exported variables only; `env -i`, `$'...'` and quotes over lines work.
+pub fn shell_environment_and_quoting(image: &Image) -> Result<(), String> {
+    let img = image_with_programs(image)?;
+    let mut vm = boot(&img)?;
+    let lua = "wasm /extra_files/t/lua.wasm -e";
+    let show = "\"for _, k in ipairs({'PLAIN', 'EXP', 'HOME', 'PATH', 'ONE'}) do io.write(k, '=', tostring(os.getenv(k)), ' ') end print()\"";
+    vm.run("PLAIN=1; export EXP=2", STEP)?;
+    let out = vm.run(&format!("{lua} {show}"), STEP)?;
+    check(
+        out == "PLAIN=nil EXP=2 HOME=/ PATH=/extra_files/wasm ONE=nil \n",
+        "exported variables only (HOME, PATH from boot)",
+        &out,
+    )?;
+    let out = vm.run(&format!("ONE=x {lua} {show}; env -i EXP=3 {lua} {show}"), STEP)?;
+    check(
+        out == "PLAIN=nil EXP=2 HOME=/ PATH=/extra_files/wasm ONE=x \nPLAIN=nil EXP=3 HOME=nil PATH=nil ONE=nil \n",
+        "prefix assignment and env -i",
+        &out,
+    )?;
+    let out = vm.run("wasm --env $'c=new\\nline\\ttab' /extra_files/t/lua.wasm -e \"io.write(os.getenv('c'), '|')\"; echo", STEP)?;
+    check(out == "new\nline\ttab|\n", "a newline reaches a program through $'...'", &out)?;
+    // A quote left open continues on the next line, with the continuation prompt.
+    vm.send_line("echo 'first")?;
+    vm.wait_for("\n> ", STEP)?;
+    vm.send_line("second' done")?;
+    let out = vm.wait_for(crate::qemu::PROMPT, STEP)?;
+    check(out.contains("first\r\nsecond done\r\n"), "a quoted newline", &out)?;
+    let out = vm.run("help; help lua; help wasm", STEP)?;
+    contains(&out, "  wasm ")?;
+    contains(&out, "Programs on $PATH")?;
+    contains(&out, " hello ")?;
+    contains(&out, "help: no such command or program on $PATH: lua")?;
+    contains(&out, "wasm [--dir HOST[::GUEST]]")?;
+    let out = vm.run("help hello", STEP)?;
+    contains(&out, "hello: a WASI program on $PATH: runs /extra_files/wasm/hello.wasm")?;
+    shutdown(vm)
+}
+
+/// poll_oneoff with a 200 ms clock and a read on the console's stdin returns when the clock
+/// fires, with nothing typed (it used to wait for a line).
+pub fn poll_on_console_stdin_times_out(image: &Image) -> Result<(), String> {
+    let img = image_with_programs(image)?;
+    let mut vm = boot(&img)?;
+    let out = vm.run("wasm /extra_files/t/poll_oneoff_stdio.wasm; echo status $?", Duration::from_secs(30))?;
+    contains(&out, "status 0")?;
+    shutdown(vm)
+}
+
+fn xtask_wasm(args: &[&str], stdin: &[u8]) -> Result<(i32, Vec<u8>, String), String> {
+    use std::io::Write as _;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = std::process::Command::new(exe)
+        .arg("wasm")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut input = child.stdin.take().ok_or("no stdin")?;
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let _ = feeder.join();
+    Ok((out.status.code().unwrap_or(-1), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned()))
+}
+
+/// `cargo xtask wasm` as a user types it: stdio byte for byte (binary, CR/LF, 1 MiB through),
+/// exit statuses, and clear errors for bad options, missing files and bad modules.
+pub fn oneshot_command_line(_image: &Image) -> Result<(), String> {
+    let lua = corpus_module("lua");
+    let lua = lua.to_str().ok_or("path")?;
+    // Binary data both ways, unchanged: every byte value, CR LF, NUL, 1 MiB in all.
+    let data: Vec<u8> = (0..(1usize << 20)).map(|i| (i * 31 % 256) as u8).chain(*b"\r\n\0end\r").collect();
+    let (st, out, err) = xtask_wasm(&[lua, "-e", "io.write(io.read('a'))"], &data)?;
+    check(st == 0 && out == data, "stdin to stdout byte for byte", &format!("status {st}, {} bytes, stderr {err}", out.len()))?;
+    let (st, out, err) = xtask_wasm(&[lua, "-e", "io.stderr:write('to stderr\\n') io.write('to stdout') os.exit(7)"], b"")?;
+    check(st == 7 && out == b"to stdout" && err == "to stderr\n", "separate streams and the exit status", &err)?;
+    let (st, _, err) = xtask_wasm(&["--env", "K=v", "--env", "E=", lua, "-e", "assert(os.getenv('K') == 'v' and os.getenv('E') == '' and not os.getenv('HOME'))"], b"")?;
+    check(st == 0, "exactly the --env variables", &err)?;
+    // A trap: 134 and the message on stderr.
+    let trap = build::out_dir().join("trap.wasm");
+    let wat = "(module (memory (export \"memory\") 1) (func (export \"_start\") unreachable))";
+    std::fs::write(&trap, wat::parse_str(wat).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let (st, _, err) = xtask_wasm(&[trap.to_str().ok_or("path")?], b"")?;
+    check(st == 134 && err.contains("trap: wasm `unreachable` instruction executed"), "a trap", &err)?;
+    // Not a module: 126 with the loader's message.
+    let bad = build::out_dir().join("not-a-module.wasm");
+    std::fs::write(&bad, b"\0asm garbage").map_err(|e| e.to_string())?;
+    let (st, _, err) = xtask_wasm(&[bad.to_str().ok_or("path")?], b"")?;
+    check(st == 126 && err.contains("not a valid WebAssembly module"), "a bad module", &err)?;
+    let (st, _, err) = xtask_wasm(&["/nonexistent/prog.wasm"], b"")?;
+    check(st == 2 && err.contains("/nonexistent/prog.wasm: no such file"), "a missing file", &err)?;
+    let (st, _, err) = xtask_wasm(&["--bogus", lua], b"")?;
+    check(st == 2 && err.contains("unknown option --bogus") && err.contains("usage:"), "a bad option", &err)?;
+    let (st, _, err) = xtask_wasm(&["--dir", "/nonexistent-dir", lua], b"")?;
+    check(st == 2 && err.contains("--dir /nonexistent-dir"), "a missing --dir", &err)?;
+    Ok(())
+}

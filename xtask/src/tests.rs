@@ -10,12 +10,12 @@ use crate::qemu::{Options, Vm, FAULT_STATUS, PROMPT};
 
 type TestFn = fn(&Image) -> Result<(), String>;
 
-const STEP: Duration = Duration::from_secs(20);
+pub(crate) const STEP: Duration = Duration::from_secs(20);
 /// A fresh prompt (a redraw while editing starts with a bare `\r` instead).
 const NEXT_PROMPT: &str = "\r\nkeel> ";
 
 /// Boots Keel and waits for the first prompt.
-fn boot(image: &Image) -> Result<Vm, String> {
+pub(crate) fn boot(image: &Image) -> Result<Vm, String> {
     boot_with(image, &Options::default())
 }
 
@@ -25,7 +25,7 @@ fn boot_with(image: &Image, opts: &Options) -> Result<Vm, String> {
     Ok(vm)
 }
 
-fn check(cond: bool, what: &str, output: &str) -> Result<(), String> {
+pub(crate) fn check(cond: bool, what: &str, output: &str) -> Result<(), String> {
     if cond {
         Ok(())
     } else {
@@ -33,12 +33,12 @@ fn check(cond: bool, what: &str, output: &str) -> Result<(), String> {
     }
 }
 
-fn contains(output: &str, needle: &str) -> Result<(), String> {
+pub(crate) fn contains(output: &str, needle: &str) -> Result<(), String> {
     check(output.contains(needle), &format!("expected {needle:?}"), output)
 }
 
 /// Powers off through `shutdown` and checks QEMU's status is 0.
-fn shutdown(mut vm: Vm) -> Result<(), String> {
+pub(crate) fn shutdown(mut vm: Vm) -> Result<(), String> {
     vm.send_line("shutdown")?;
     let st = vm.wait_exit(STEP)?;
     check(st == 0, &format!("shutdown exited with {st}"), &vm.output())
@@ -66,7 +66,7 @@ fn echo_and_help(image: &Image) -> Result<(), String> {
     let out = vm.run("help mem", STEP)?;
     contains(&out, "mem: physical memory")?;
     let out = vm.run("help nosuch", STEP)?;
-    contains(&out, "help: no such command: nosuch")?;
+    contains(&out, "help: no such command or program on $PATH: nosuch")?;
     shutdown(vm)
 }
 
@@ -115,8 +115,15 @@ fn unknown_command_and_bad_arguments(image: &Image) -> Result<(), String> {
     contains(&out, "sleep: invalid time interval 'forever'")?;
     let out = vm.run("crash sideways", STEP)?;
     contains(&out, "crash: sideways: expected")?;
-    let out = vm.run("echo 'unclosed", STEP)?;
-    contains(&out, "syntax error at column 6: unclosed ' quote")?;
+    // An open quote continues on the next line; Ctrl-C abandons it.
+    vm.send_line("echo 'unclosed")?;
+    vm.wait_for("\n> ", STEP)?;
+    vm.send(b"\x03")?;
+    vm.wait_for(crate::qemu::PROMPT, STEP)?;
+    let out = vm.run("echo $?", STEP)?;
+    check(out == "130\n", "status after Ctrl-C", &out)?;
+    let out = vm.run("echo a |", STEP)?;
+    contains(&out, "missing command after '|'")?;
     let out = vm.run("echo still alive", STEP)?;
     check(out == "still alive\n", "shell goes on", &out)?;
     shutdown(vm)
@@ -314,7 +321,7 @@ fn test_tree() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 /// Builds an image whose extra files are a generated test tree (plus an empty directory).
-fn image_with_tree(base: &Image, name: &str, files: &[(&str, Vec<u8>)]) -> Result<Image, String> {
+pub(crate) fn image_with_tree(base: &Image, name: &str, files: &[(&str, Vec<u8>)]) -> Result<Image, String> {
     let dir = build::out_dir().join(name);
     let _ = std::fs::remove_dir_all(&dir);
     for (path, data) in files {
@@ -1019,6 +1026,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("fs::tmp_works_like_unix_tmp", tmp_works_like_unix_tmp),
     ("fs::big_extra_files_are_not_copied", big_extra_files_are_not_copied),
     ("shell::source", source_runs_scripts),
+    ("shell::environment_and_quoting", crate::suite::shell_environment_and_quoting),
     ("shell::tab_completes_paths", tab_completes_paths),
     ("wasm::calc_session", calc_session),
     ("wasm::wasi_from_rust_std", wasi_from_rust_std),
@@ -1026,6 +1034,8 @@ const TESTS: &[(&str, TestFn)] = &[
     ("wasm::traps_and_bad_modules", traps_and_bad_modules),
     ("wasm::ctrl_c_stops_a_runaway_guest", ctrl_c_stops_a_runaway_guest),
     ("wasm::long_loops_int_and_float", long_loops_int_and_float),
+    ("wasm::poll_on_console_stdin_times_out", crate::suite::poll_on_console_stdin_times_out),
+    ("oneshot::command_line", crate::suite::oneshot_command_line),
     ("jobs::twenty_programs_at_once", twenty_programs_at_once),
     ("jobs::kill_one_while_others_finish", kill_one_while_others_finish),
     ("jobs::foreground_ctrl_c_spares_background_jobs", foreground_ctrl_c_spares_background_jobs),
