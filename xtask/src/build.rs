@@ -249,7 +249,43 @@ pub fn build_all() -> Result<Image, String> {
     let apps = build_apps()?;
     let initrd = out_dir().join("files.tar");
     pack(&root().join("extra_files"), Some(&apps), &initrd)?;
+    // Marks the moment every input was built; see `fresh_image`.
+    std::fs::write(out_dir().join(".built"), b"").map_err(|e| format!("{}: {e}", out_dir().display()))?;
     Ok(Image { kernel, initrd })
+}
+
+/// The newest modification time of the build's inputs (sources, manifests, lock files, extra
+/// files), skipping build output.
+fn newest_input() -> Option<std::time::SystemTime> {
+    fn walk(p: &Path, newest: &mut std::time::SystemTime) -> Option<()> {
+        let meta = std::fs::symlink_metadata(p).ok()?;
+        *newest = (*newest).max(meta.modified().ok()?);
+        if meta.is_dir() {
+            for e in std::fs::read_dir(p).ok()? {
+                let e = e.ok()?;
+                if e.file_name() != "target" {
+                    walk(&e.path(), newest)?;
+                }
+            }
+        }
+        Some(())
+    }
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for part in ["kernel", "crates", "apps", "extra_files", "Cargo.lock", "Cargo.toml"] {
+        let p = root().join(part);
+        if p.exists() {
+            walk(&p, &mut newest)?;
+        }
+    }
+    Some(newest)
+}
+
+/// The boot image as last built, when no input changed since (a few ms instead of two cargo
+/// runs: `cargo xtask wasm` starts a VM per program). None: build it.
+pub fn fresh_image() -> Option<Image> {
+    let built = std::fs::metadata(out_dir().join(".built")).ok()?.modified().ok()?;
+    let image = Image { kernel: out_dir().join("keel.elf"), initrd: out_dir().join("files.tar") };
+    (image.kernel.exists() && image.initrd.exists() && newest_input()? < built).then_some(image)
 }
 
 /// Packs every file and directory below `dir` into a tar archive at `out` (recursively, empty

@@ -175,7 +175,10 @@ pub fn command(args: &[String]) -> Result<i32, String> {
         }
     };
     build::set_quiet(true);
-    let image = build::build_all()?;
+    let image = match build::fresh_image() {
+        Some(image) => image,
+        None => build::build_all()?,
+    };
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
     Ok(run(&image, &job, Stdin::Inherit, &mut out, &mut err)?.status)
