@@ -211,7 +211,13 @@ pub fn run(args: &[String]) -> Result<i32, String> {
     let (mut ready, mut first, mut done, mut host) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let t = Instant::now();
-        let fin = crate::oneshot::run(&image, &job, crate::oneshot::Stdin::Bytes(Vec::new()), &mut Vec::new(), &mut Vec::new())?;
+        let fin = crate::oneshot::run(
+            &image,
+            &job,
+            crate::oneshot::Stdin::Bytes(Vec::new()),
+            &mut Vec::new(),
+            &mut Vec::new(),
+        )?;
         done.push(t.elapsed().as_secs_f64() * 1000.0);
         ready.push(fin.ready_after.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0));
         first.push(fin.first_output_after.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0));

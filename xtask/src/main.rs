@@ -7,7 +7,6 @@ mod build;
 mod fuzz;
 mod oneshot;
 mod qemu;
-mod suite;
 mod tests;
 mod wasi_imports;
 

@@ -1,11 +1,13 @@
-//! Boot tests that run other people's programs through `cargo xtask wasm`: the official WASI
-//! preview1 test suite (vendored in tests/wasi-testsuite) and a corpus of third-party programs
-//! (tests/corpus) compared with wasmtime on the host.
+//! wasi_testsuite::, corpus::, oneshot:: — other people's programs through `cargo xtask wasm`:
+//! the official WASI preview1 test suite (vendored in tests/wasi-testsuite), a corpus of
+//! third-party programs (tests/corpus) compared with wasmtime on the host, and the one-shot
+//! runner's own contract (stdio byte for byte, statuses, errors).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::harness::{check, image_with_tree};
 use crate::build::{self, Image};
 use crate::oneshot::{self, Job, Stdin};
 
@@ -405,68 +407,16 @@ pub fn corpus_matches_wasmtime(image: &Image) -> Result<(), String> {
     }
 }
 
-// ---- the shell with other people's programs, and the one-shot runner's own contract ----
-
-use std::time::Duration;
-
-use crate::tests::{boot, check, contains, image_with_tree, shutdown, STEP};
+// ---- the one-shot runner's own contract ----
 
 /// An image with Lua and the suite's poll_oneoff_stdio test under /extra_files/t.
-fn image_with_programs(image: &Image) -> Result<Image, String> {
+pub(super) fn image_with_programs(image: &Image) -> Result<Image, String> {
     let read = |p: PathBuf| std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()));
     let files = [
         ("t/lua.wasm", read(corpus_module("lua"))?),
         ("t/poll_oneoff_stdio.wasm", read(build::root().join("tests/wasi-testsuite/rust/poll_oneoff_stdio.wasm"))?),
     ];
     image_with_tree(image, "programs-tree", &files)
-}
-
-/// Programs get the exported variables only; `env -i`, `$'...'` and quotes over lines work.
-pub fn shell_environment_and_quoting(image: &Image) -> Result<(), String> {
-    let img = image_with_programs(image)?;
-    let mut vm = boot(&img)?;
-    let lua = "wasm /extra_files/t/lua.wasm -e";
-    let show = "\"for _, k in ipairs({'PLAIN', 'EXP', 'HOME', 'PATH', 'ONE'}) do io.write(k, '=', tostring(os.getenv(k)), ' ') end print()\"";
-    vm.run("PLAIN=1; export EXP=2", STEP)?;
-    let out = vm.run(&format!("{lua} {show}"), STEP)?;
-    check(
-        out == "PLAIN=nil EXP=2 HOME=/ PATH=/extra_files/wasm ONE=nil \n",
-        "exported variables only (HOME, PATH from boot)",
-        &out,
-    )?;
-    let out = vm.run(&format!("ONE=x {lua} {show}; env -i EXP=3 {lua} {show}"), STEP)?;
-    check(
-        out == "PLAIN=nil EXP=2 HOME=/ PATH=/extra_files/wasm ONE=x \nPLAIN=nil EXP=3 HOME=nil PATH=nil ONE=nil \n",
-        "prefix assignment and env -i",
-        &out,
-    )?;
-    let out = vm.run("wasm --env $'c=new\\nline\\ttab' /extra_files/t/lua.wasm -e \"io.write(os.getenv('c'), '|')\"; echo", STEP)?;
-    check(out == "new\nline\ttab|\n", "a newline reaches a program through $'...'", &out)?;
-    // A quote left open continues on the next line, with the continuation prompt.
-    vm.send_line("echo 'first")?;
-    vm.wait_for("\n> ", STEP)?;
-    vm.send_line("second' done")?;
-    let out = vm.wait_for(crate::qemu::PROMPT, STEP)?;
-    check(out.contains("first\r\nsecond done\r\n"), "a quoted newline", &out)?;
-    let out = vm.run("help; help lua; help wasm", STEP)?;
-    contains(&out, "  wasm ")?;
-    contains(&out, "Programs on $PATH")?;
-    contains(&out, " hello ")?;
-    contains(&out, "help: no such command or program on $PATH: lua")?;
-    contains(&out, "wasm [--dir HOST[::GUEST]]")?;
-    let out = vm.run("help hello", STEP)?;
-    contains(&out, "hello: a WASI program on $PATH: runs /extra_files/wasm/hello.wasm")?;
-    shutdown(vm)
-}
-
-/// poll_oneoff with a 200 ms clock and a read on the console's stdin returns when the clock
-/// fires, with nothing typed (it used to wait for a line).
-pub fn poll_on_console_stdin_times_out(image: &Image) -> Result<(), String> {
-    let img = image_with_programs(image)?;
-    let mut vm = boot(&img)?;
-    let out = vm.run("wasm /extra_files/t/poll_oneoff_stdio.wasm; echo status $?", Duration::from_secs(30))?;
-    contains(&out, "status 0")?;
-    shutdown(vm)
 }
 
 fn xtask_wasm(args: &[&str], stdin: &[u8]) -> Result<(i32, Vec<u8>, String), String> {
@@ -498,10 +448,26 @@ pub fn oneshot_command_line(_image: &Image) -> Result<(), String> {
     // Binary data both ways, unchanged: every byte value, CR LF, NUL, 1 MiB in all.
     let data: Vec<u8> = (0..(1usize << 20)).map(|i| (i * 31 % 256) as u8).chain(*b"\r\n\0end\r").collect();
     let (st, out, err) = xtask_wasm(&[lua, "-e", "io.write(io.read('a'))"], &data)?;
-    check(st == 0 && out == data, "stdin to stdout byte for byte", &format!("status {st}, {} bytes, stderr {err}", out.len()))?;
-    let (st, out, err) = xtask_wasm(&[lua, "-e", "io.stderr:write('to stderr\\n') io.write('to stdout') os.exit(7)"], b"")?;
+    check(
+        st == 0 && out == data,
+        "stdin to stdout byte for byte",
+        &format!("status {st}, {} bytes, stderr {err}", out.len()),
+    )?;
+    let (st, out, err) =
+        xtask_wasm(&[lua, "-e", "io.stderr:write('to stderr\\n') io.write('to stdout') os.exit(7)"], b"")?;
     check(st == 7 && out == b"to stdout" && err == "to stderr\n", "separate streams and the exit status", &err)?;
-    let (st, _, err) = xtask_wasm(&["--env", "K=v", "--env", "E=", lua, "-e", "assert(os.getenv('K') == 'v' and os.getenv('E') == '' and not os.getenv('HOME'))"], b"")?;
+    let (st, _, err) = xtask_wasm(
+        &[
+            "--env",
+            "K=v",
+            "--env",
+            "E=",
+            lua,
+            "-e",
+            "assert(os.getenv('K') == 'v' and os.getenv('E') == '' and not os.getenv('HOME'))",
+        ],
+        b"",
+    )?;
     check(st == 0, "exactly the --env variables", &err)?;
     // A trap: 134 and the message on stderr.
     let trap = build::out_dir().join("trap.wasm");

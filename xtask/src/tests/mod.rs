@@ -1,0 +1,137 @@
+//! `cargo xtask test`: host unit tests, then boot tests that type into Keel's shell over serial
+//! and check what it prints. Every step has a timeout, so a hang fails fast; a kernel fault fails
+//! the test and shows the kernel's report.
+
+mod boot;
+mod fault;
+mod fs;
+mod harness;
+mod hostile;
+mod jobs;
+mod programs;
+mod share;
+mod shell;
+mod wasm;
+
+use std::process::Command;
+use std::time::Instant;
+
+use crate::build;
+use crate::qemu::Options;
+
+use harness::{indent, TestFn};
+pub use hostile::fuzz_command;
+
+const TESTS: &[(&str, TestFn)] = &[
+    ("boot::prompt", boot::boot_to_prompt),
+    ("boot::q35", boot::q35_boots_too),
+    ("console::screen_and_keyboard", boot::screen_console_and_keyboard),
+    ("shell::echo_and_help", shell::echo_and_help),
+    ("shell::unknown_command_and_bad_arguments", shell::unknown_command_and_bad_arguments),
+    ("shell::line_editing", shell::line_editing_over_serial),
+    ("shell::pipes_and_connectors", shell::pipes_and_connectors),
+    ("shell::ctrl_c_stops_sleep", shell::ctrl_c_stops_sleep),
+    ("time::uptime", boot::uptime_advances),
+    ("time::date", boot::date_is_the_host_date),
+    ("mem::report", boot::mem_reports_pages_and_heap),
+    ("power::exit_status", boot::exit_status_reaches_the_host),
+    ("power::reboot", boot::reboot_comes_back),
+    ("fs::extra_files_match_the_host", fs::extra_files_match_the_host),
+    ("fs::extra_files_are_read_only", fs::extra_files_are_read_only),
+    ("fs::tmp_works_like_unix_tmp", fs::tmp_works_like_unix_tmp),
+    ("fs::big_extra_files_are_not_copied", fs::big_extra_files_are_not_copied),
+    ("shell::source", shell::source_runs_scripts),
+    ("shell::environment_and_quoting", shell::shell_environment_and_quoting),
+    ("shell::tab_completes_paths", shell::tab_completes_paths),
+    ("wasm::calc_session", wasm::calc_session),
+    ("wasm::wasi_from_rust_std", wasm::wasi_from_rust_std),
+    ("wasm::exit_codes_and_pipes", wasm::exit_codes_and_pipes),
+    ("wasm::traps_and_bad_modules", wasm::traps_and_bad_modules),
+    ("wasm::ctrl_c_stops_a_runaway_guest", wasm::ctrl_c_stops_a_runaway_guest),
+    ("wasm::long_loops_int_and_float", wasm::long_loops_int_and_float),
+    ("wasm::poll_on_console_stdin_times_out", wasm::poll_on_console_stdin_times_out),
+    ("oneshot::command_line", programs::oneshot_command_line),
+    ("jobs::twenty_programs_at_once", jobs::twenty_programs_at_once),
+    ("jobs::kill_one_while_others_finish", jobs::kill_one_while_others_finish),
+    ("jobs::foreground_ctrl_c_spares_background_jobs", jobs::foreground_ctrl_c_spares_background_jobs),
+    ("jobs::pipes_stream_with_backpressure", jobs::pipes_stream_with_backpressure),
+    ("jobs::memory_bombs_cannot_starve_the_kernel", jobs::memory_bombs_cannot_starve_the_kernel),
+    ("jobs::repeated_programs_do_not_leak", jobs::repeated_programs_do_not_leak),
+    ("share::round_trip", share::share_round_trip),
+    ("share::wasm_tools_and_sandbox", share::share_wasm_tools_and_sandbox),
+    ("share::read_only_and_vanishing", share::share_read_only_and_vanishing),
+    ("hostile::guests", hostile::hostile_guests),
+    ("hostile::fuzzed_modules_in_keel", hostile::fuzzed_modules_in_keel),
+    ("wasi_testsuite::assemblyscript", programs::wasi_testsuite_assemblyscript),
+    ("wasi_testsuite::c", programs::wasi_testsuite_c),
+    ("wasi_testsuite::rust", programs::wasi_testsuite_rust),
+    ("corpus::matches_wasmtime", programs::corpus_matches_wasmtime),
+    ("fault::page_fault", fault::fault_page),
+    ("fault::general_protection", fault::fault_gpf),
+    ("fault::divide", fault::fault_divide),
+    ("fault::invalid_opcode", fault::fault_invalid_opcode),
+    ("fault::stack_overflow", fault::fault_stack_overflow),
+    ("fault::panic", fault::fault_panic),
+];
+
+/// Runs the host tests and the boot tests; returns the exit code.
+pub fn run_all(args: &[String]) -> Result<i32, String> {
+    let mut filter: Option<&str> = None;
+    let mut host = true;
+    for a in args {
+        match a.as_str() {
+            "--boot-only" => host = false,
+            f if !f.starts_with('-') => filter = Some(f),
+            other => return Err(format!("test: unknown option '{other}'")),
+        }
+    }
+    if host {
+        println!("== host tests (cargo test --workspace)");
+        let st = Command::new("cargo")
+            .args(["test", "--workspace", "--locked"])
+            .current_dir(build::root())
+            .status()
+            .map_err(|e| format!("cannot run cargo test: {e}"))?;
+        if !st.success() {
+            return Err("host tests failed".into());
+        }
+    }
+    println!("== building the boot image");
+    let image = build::build_all()?;
+    if host {
+        println!("== fuzzing on the host (20 s, fixed seed)");
+        let failures = crate::fuzz::fuzz_host(20, 2026);
+        let saved = crate::fuzz::save(&failures);
+        for ((what, _), path) in failures.iter().zip(&saved) {
+            println!("fuzz FAILED {what}\n    input kept in {}", path.display());
+        }
+        if !failures.is_empty() {
+            return Err("fuzzing found failures".into());
+        }
+    }
+    build::ensure_qemu()?;
+    println!("== boot tests in QEMU ({})", crate::qemu::accel_name(&Options::default()));
+    let (mut passed, mut failed) = (0, Vec::new());
+    for (name, test) in TESTS {
+        if filter.is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let t = Instant::now();
+        match test(&image) {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok ({:.1}s)", t.elapsed().as_secs_f64());
+            }
+            Err(e) => {
+                println!("test {name} ... FAILED ({:.1}s)\n{}", t.elapsed().as_secs_f64(), indent(&e));
+                failed.push(*name);
+            }
+        }
+    }
+    println!();
+    if !failed.is_empty() {
+        println!("failed boot tests: {}", failed.join(", "));
+    }
+    println!("qemu: {passed} passed, {} failed", failed.len());
+    Ok(if failed.is_empty() { 0 } else { 1 })
+}
