@@ -34,5 +34,12 @@ printf '#ifndef CMARK_EXPORT_H\n#define CMARK_EXPORT_H\n#define CMARK_EXPORT\n#e
     blocks.c buffer.c cmark.c cmark_ctype.c commonmark.c houdini_href_e.c houdini_html_e.c houdini_html_u.c \
     html.c inlines.c iterator.c latex.c main.c man.c node.c references.c render.c scanners.c utf8.c xml.c)
 
+# QuickJS-ng 0.16.2 (C): the sources of its CMake target qjs_exe, with its WASI definitions.
+git clone -q --depth 1 --branch v0.16.2 https://github.com/quickjs-ng/quickjs "$work/qjs"
+(cd "$work/qjs" && clang --target=wasm32-wasi -O2 -D_GNU_SOURCE -DQJS_BUILD_LIBC -D_WASI_EMULATED_PROCESS_CLOCKS \
+    -D_WASI_EMULATED_SIGNAL -I. -o "$here/qjs/qjs.wasm" gen/repl.c gen/standalone.c qjs.c dtoa.c libregexp.c \
+    libunicode.c quickjs.c quickjs-libc.c -lm -lwasi-emulated-process-clocks -lwasi-emulated-signal \
+    -Wl,-z,stack-size=8388608)
+
 # Lua 5.4.8: see lua/ORIGIN.md (built once for the fuel-trap reproducer; not rebuilt here).
 sha256sum "$here"/*/*.wasm

@@ -267,6 +267,38 @@ const CHECKS: &[Check] = &[
         files: &[("bin.dat", BINARY)],
     },
     Check { program: "hexyl", args: &["missing.bin"], env: &[], stdin: b"", files: &[] },
+    // QuickJS-ng 0.16.2 (C): a JavaScript engine: expressions, a script file with an exit code, an
+    // uncaught exception, files, env and stdin through its std module, a compute loop.
+    Check {
+        program: "qjs",
+        args: &["-e", "console.log(1 + 2, [1, 2, 3].map(x => x * x).join(), JSON.stringify({ a: [1, { b: 2 }] }))"],
+        env: &[],
+        stdin: b"",
+        files: &[],
+    },
+    Check {
+        program: "qjs",
+        args: &["--std", "script.js", "arg1"],
+        env: &[],
+        stdin: b"",
+        files: &[("script.js", b"print('args', scriptArgs.join(' ')); std.exit(5);\n")],
+    },
+    Check { program: "qjs", args: &["-e", "throw new Error('boom')"], env: &[], stdin: b"", files: &[] },
+    Check {
+        program: "qjs",
+        args: &["--std", "-e", "const f = std.open('out.json', 'w'); f.puts(JSON.stringify({ env: std.getenv('NAME') })); \
+                 f.close(); let l, s = []; while ((l = std.in.getline()) !== null) s.push(l.toUpperCase()); print(s.join('|'))"],
+        env: &[("NAME", "keel")],
+        stdin: b"one\ntwo\n",
+        files: &[],
+    },
+    Check {
+        program: "qjs",
+        args: &["-e", "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2) } console.log(fib(20), Math.max(...[3, 9, 4]))"],
+        env: &[],
+        stdin: b"",
+        files: &[],
+    },
     // ripgrep 15.2.0 (Rust): directory walks, stdin, no match (status 1), a bad pattern (2).
     Check {
         program: "rg",
