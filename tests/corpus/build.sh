@@ -17,6 +17,11 @@ for spec in "hexyl 0.17.0 hexyl" "ripgrep 15.2.0 rg"; do
     # Custom sections only (debug info, names): code and data are untouched.
     wasm-strip "$here/$3/$3.wasm"
 done
+# comrak without its default syntect feature (which needs the Oniguruma C library).
+cargo $toolchain install --locked --no-default-features --features cli --target wasm32-wasip1 --version 0.59.0 \
+    --root "$work/comrak" comrak
+cp "$work/comrak/bin/comrak.wasm" "$here/comrak/comrak.wasm"
+wasm-strip "$here/comrak/comrak.wasm"
 
 # zlib 1.3.1's minigzip (C).
 git clone -q --depth 1 --branch v1.3.1 https://github.com/madler/zlib "$work/zlib"

@@ -255,6 +255,22 @@ const CHECKS: &[Check] = &[
         files: &[("doc.md", MARKDOWN)],
     },
     Check { program: "cmark", args: &["--bogus"], env: &[], stdin: b"", files: &[] },
+    // comrak 0.59.0 (Rust): GitHub-flavoured extensions from stdin, a file to a file, a bad option.
+    Check {
+        program: "comrak",
+        args: &["--extension", "table", "--extension", "strikethrough", "--extension", "autolink"],
+        env: &[],
+        stdin: b"# T\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n~~gone~~ www.example.org\n",
+        files: &[],
+    },
+    Check {
+        program: "comrak",
+        args: &["--output", "doc.html", "doc.md"],
+        env: &[],
+        stdin: b"",
+        files: &[("doc.md", MARKDOWN)],
+    },
+    Check { program: "comrak", args: &["--nonsense"], env: &[], stdin: b"", files: &[] },
     // zlib's minigzip (C): compress a file in place; decompressing traps everywhere.
     Check { program: "minigzip", args: &["data.txt"], env: &[], stdin: b"", files: &[("data.txt", MARKDOWN)] },
     Check { program: "minigzip", args: &["-d", "none.gz"], env: &[], stdin: b"", files: &[] },
