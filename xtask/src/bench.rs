@@ -136,11 +136,39 @@ fn bench_image(image: &Image) -> Result<Image, String> {
         (i64.store (i32.const 24) (i64.const 3600000000000))
         (drop (call $p (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 200)))))"#;
     std::fs::write(dir.join("b/idle.wasm"), w(idle)?).map_err(|e| e.to_string())?;
+    // 100 path_open calls of a deep (2000-component, 4 KB) and of a one-component path.
+    for (name, path) in
+        [("open-deep", deep_path("p0").trim_start_matches("/tmp/").to_string()), ("open-shallow", "p0".into())]
+    {
+        let open = format!(
+            r#"(module
+          (import "wasi_snapshot_preview1" "path_open"
+            (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 16) "{path}")
+          (func (export "_start") (local $i i32)
+            (loop $l
+              (if (call $open (i32.const 3) (i32.const 1) (i32.const 16) (i32.const {len}) (i32.const 0)
+                    (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 8))
+                (then (call $exit (i32.const 1))))
+              (drop (call $close (i32.load (i32.const 8))))
+              (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 100))))))"#,
+            len = path.len()
+        );
+        std::fs::write(dir.join(format!("b/{name}.wasm")), w(&open)?).map_err(|e| e.to_string())?;
+    }
     let data: Vec<u8> = (0..32usize << 20).map(|i| (i % 253) as u8).collect();
     std::fs::write(dir.join("b/data-32MiB.bin"), data).map_err(|e| e.to_string())?;
     let tar = build::out_dir().join("bench.tar");
     build::pack(&dir, Some(&build::out_dir().join("wasm")), &tar)?;
     Ok(Image { kernel: image.kernel.clone(), initrd: tar })
+}
+
+/// A 4 KB path of 2000 components under /tmp (the deep-path benchmark).
+fn deep_path(top: &str) -> String {
+    format!("/tmp/{top}{}", "/d".repeat(1999))
 }
 
 fn keel_time(vm: &mut Vm, cmd: &str) -> Result<(f64, String), String> {
@@ -289,6 +317,21 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         vm.run("rm /tmp/out.bin", STEP)?;
     }
     row("I/O", "guest reads 32 MiB from /extra_files".into(), "MB/s", reads, String::new());
+    let (mut mkdirs, mut stat_ms, mut opens) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..runs {
+        vm.run(&format!("P={}", deep_path(&format!("p{i}"))), STEP)?;
+        mkdirs.push(keel_time(&mut vm, "mkdir -p $P")?.0);
+        stat_ms.push(keel_time(&mut vm, "stat $P > /dev/null")?.0);
+        if i == 0 {
+            let (deep, _) = keel_time(&mut vm, "wasm --dir /tmp::. /extra_files/b/open-deep.wasm")?;
+            let (shallow, _) = keel_time(&mut vm, "wasm --dir /tmp::. /extra_files/b/open-shallow.wasm")?;
+            opens.push((deep - shallow) / 100.0);
+        }
+    }
+    let note = "4 KB, 2000 components".to_string();
+    row("paths", "mkdir -p of a deep path".into(), "ms", mkdirs, note.clone());
+    row("paths", "stat of a deep path".into(), "ms", stat_ms, note.clone());
+    row("paths", "WASI path_open of a deep path (vs 1 component)".into(), "ms", opens, note);
     row("I/O", "guest writes 32 MiB to /tmp".into(), "MB/s", writes, String::new());
     shutdown(vm);
 

@@ -14,7 +14,7 @@ use keel_shell::exec::{InputStream, OutputStream};
 use keel_shell::{Bytes, Io, Shell};
 use keel_time::DateTime;
 use keel_vfs::path::{file_name, join, normalize};
-use keel_vfs::{Error, FileType, Handle, Lookup, OpenOptions, Stat, Vfs};
+use keel_vfs::{Error, FileType, Handle, Lookup, Node, OpenOptions, Stat, Vfs};
 use sha2::{Digest, Sha256};
 
 /// The commands of this crate: (name, usage: summary, details).
@@ -464,16 +464,24 @@ impl Cmd<'_, '_, '_> {
         }
     }
 
+    /// Removes `path` and everything below it, depth first with a list instead of recursion (a
+    /// tree as deep as the path limit allows must not overflow the kernel stack), going from
+    /// directory node to child so that each step costs one lookup, not a walk from `/`.
     fn remove_tree(&mut self, path: &str) -> Result<(), Error> {
-        let st = self.vfs.stat(&self.cwd, path, Lookup::NOFOLLOW)?;
-        if st.kind == FileType::Dir {
-            for e in self.vfs.readdir(&self.cwd, path, false)? {
-                self.remove_tree(&join(path, &e.name))?;
+        let (parent, name) = self.vfs.resolve_parent(&self.cwd, path, Lookup::FOLLOW)?;
+        // (directory, entry, the entry's own entries are gone)
+        let mut todo: Vec<(Node, String, bool)> = alloc::vec![(parent, name, false)];
+        while let Some((dir, name, emptied)) = todo.pop() {
+            let node = self.vfs.child(&dir, &name)?;
+            if emptied || node.stat()?.kind != FileType::Dir {
+                self.vfs.remove_child(&dir, &name)?;
+                continue;
             }
-            self.vfs.rmdir(&self.cwd, path, false)
-        } else {
-            self.vfs.unlink(&self.cwd, path, false)
+            let entries = node.fs.readdir(node.ino)?;
+            todo.push((dir, name, true));
+            todo.extend(entries.into_iter().map(|e| (node.clone(), e.name, false)));
         }
+        Ok(())
     }
 
     fn rm(&mut self, args: &[&str]) {
@@ -585,8 +593,25 @@ impl Cmd<'_, '_, '_> {
             Ok(()) | Err(Error::AlreadyExists) => {}
             Err(e) => return Err(e),
         }
-        for e in self.vfs.readdir(&self.cwd, src, false)? {
-            self.copy_tree(&join(src, &e.name), &join(dst, &e.name))?;
+        // Depth first with a list, node to node, as in remove_tree. Links are followed; one
+        // back up the tree ends at the path length limit.
+        let mut todo = alloc::vec![(
+            self.vfs.resolve(&self.cwd, src, Lookup::FOLLOW)?,
+            self.vfs.resolve(&self.cwd, dst, Lookup::FOLLOW)?
+        )];
+        while let Some((s, d)) = todo.pop() {
+            for e in s.fs.readdir(s.ino)? {
+                let mut from = self.vfs.child(&s, &e.name)?;
+                if from.stat()?.kind == FileType::Symlink {
+                    from = self.vfs.resolve("/", &from.path, Lookup::FOLLOW)?;
+                }
+                if from.stat()?.kind == FileType::Dir {
+                    let to = self.vfs.mkdir_child(&d, &e.name)?;
+                    todo.push((from, to));
+                } else {
+                    self.copy_file(&from.path, &join(&d.path, &e.name))?;
+                }
+            }
         }
         Ok(())
     }

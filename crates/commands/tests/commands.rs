@@ -184,3 +184,22 @@ fn completion_of_paths() {
     let c = keel_commands::complete_path(&sh.host.vfs, "/extra_files", "d");
     assert_eq!(c, ["dir/"]);
 }
+
+#[test]
+fn trees_with_links_and_mounts_copy_and_remove_like_unix() {
+    let mut sh = Sh::new();
+    sh.run("mkdir -p /w/a/b/c && echo x > /w/a/b/c/f && echo y > /w/a/top && ln -s /w/a/b /w/a/link");
+    // cp -r follows links (a copy of b appears under link); rm -r removes a link, not its target.
+    assert_eq!(sh.run("cp -r /w/a /w/copy && cat /w/copy/link/c/f /w/copy/b/c/f /w/copy/top"), "x\nx\ny\n");
+    assert_eq!(sh.run("rm -r /w/copy/link && ls /w/copy/b/c && ls /w/a/b/c"), "f\nf\n");
+    // A link back up the tree: the copy stops at the path length limit with an error, no hang.
+    sh.run("ln -s /w/loop /w/loop; ln -s .. /w/a/b/up");
+    let out = sh.run("cp -r /w/a /w/deep; echo $?");
+    assert!(out.contains("file name too long") && out.ends_with("1\n"), "{out}");
+    assert_eq!(sh.run("rm -r /w/deep /w/a; ls /w | cat"), "copy\nloop\n");
+    // A mounted filesystem inside the tree is emptied but stays (busy), like rm -r on Linux.
+    assert_eq!(
+        sh.run("echo z > /tmp/z; rm -r /tmp; ls /tmp | cat"),
+        "rm: cannot remove '/tmp': device or resource busy\n"
+    );
+}

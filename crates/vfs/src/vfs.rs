@@ -106,6 +106,28 @@ fn join(dir: &str, name: &str) -> String {
     s
 }
 
+/// A walk in progress: the directories entered (each with the length its path has in `path`)
+/// and the real path of the last one, grown and cut in place.
+struct Walk {
+    stack: Vec<Step>,
+    path: String,
+}
+
+struct Step {
+    fs: Arc<dyn FileSystem>,
+    ino: Ino,
+    dev: u64,
+    path_len: usize,
+}
+
+impl Walk {
+    fn pop(&mut self) {
+        self.stack.pop();
+        let len = self.stack.last().map_or(1, |s| s.path_len);
+        self.path.truncate(len);
+    }
+}
+
 fn components(path: &str) -> VecDeque<String> {
     path.split('/').filter(|c| !c.is_empty()).map(String::from).collect()
 }
@@ -150,14 +172,20 @@ impl Vfs {
         self.mounts.lock().iter().any(|m| m.path == path)
     }
 
-    fn root_node(&self) -> Node {
+    fn root_step(&self) -> Step {
         let m = self.mounts.lock();
         let r = &m[0];
-        Node { fs: r.fs.clone(), ino: r.fs.root(), dev: r.dev, path: String::from("/") }
+        Step { fs: r.fs.clone(), ino: r.fs.root(), dev: r.dev, path_len: 1 }
     }
 
     /// Walks `path` (relative to the real absolute directory `base`, or absolute).
     pub fn resolve(&self, base: &str, path: &str, how: Lookup) -> Result<Node> {
+        self.resolve_or_create(base, path, how, false)
+    }
+
+    /// [`Vfs::resolve`], creating missing directories on the way when `create_dirs` is set.
+    /// Linear in the length of the path: one name lookup per component, one growing path buffer.
+    fn resolve_or_create(&self, base: &str, path: &str, how: Lookup, create_dirs: bool) -> Result<Node> {
         if path.len() > MAX_PATH || base.len() > MAX_PATH {
             return Err(Error::NameTooLong);
         }
@@ -167,18 +195,19 @@ impl Vfs {
         if path.starts_with('/') && how.confine {
             return Err(Error::Escape);
         }
+        let mut w = Walk { stack: alloc::vec![self.root_step()], path: String::from("/") };
         // The base directory's own chain of nodes (its path is real: no symlinks to follow).
         // An absolute path does not need it (the base may even be gone).
-        let mut stack: Vec<Node> = alloc::vec![self.root_node()];
         if !path.starts_with('/') {
             let mut pending = components(base);
-            self.walk(&mut stack, &mut pending, 1, Lookup::FOLLOW, &mut 0)?;
+            self.walk(&mut w, &mut pending, 1, Lookup::FOLLOW, &mut 0, false)?;
         }
-        let floor = if how.confine { stack.len() } else { 1 };
+        let floor = if how.confine { w.stack.len() } else { 1 };
         let mut pending = components(path);
         let mut links = 0;
-        self.walk(&mut stack, &mut pending, floor, how, &mut links)?;
-        let node = stack.pop().ok_or(Error::Io)?;
+        self.walk(&mut w, &mut pending, floor, how, &mut links, create_dirs)?;
+        let top = w.stack.pop().ok_or(Error::Io)?;
+        let node = Node { fs: top.fs, ino: top.ino, dev: top.dev, path: w.path };
         if path.ends_with('/') && node.stat()?.kind != FileType::Dir {
             return Err(Error::NotADirectory);
         }
@@ -187,18 +216,19 @@ impl Vfs {
 
     fn walk(
         &self,
-        stack: &mut Vec<Node>,
+        w: &mut Walk,
         pending: &mut VecDeque<String>,
         floor: usize,
         how: Lookup,
         links: &mut usize,
+        create_dirs: bool,
     ) -> Result<()> {
         while let Some(comp) = pending.pop_front() {
             match comp.as_str() {
                 "." => continue,
                 ".." => {
-                    if stack.len() > floor {
-                        stack.pop();
+                    if w.stack.len() > floor {
+                        w.pop();
                     } else if how.confine {
                         return Err(Error::Escape);
                     }
@@ -206,19 +236,33 @@ impl Vfs {
                 }
                 _ => {}
             }
-            let top = stack.last().ok_or(Error::Io)?;
-            let child_path = join(&top.path, &comp);
-            let child = match self.mount_at(&child_path) {
+            let top = w.stack.last().ok_or(Error::Io)?;
+            let (top_fs, top_ino, top_dev) = (top.fs.clone(), top.ino, top.dev);
+            let parent_len = w.path.len();
+            if !w.path.ends_with('/') {
+                w.path.push('/');
+            }
+            w.path.push_str(&comp);
+            let child = match self.mount_at(&w.path) {
                 Some((fs, dev)) => {
                     // The mount point must be reachable as a directory of the parent too.
-                    if top.fs.stat(top.ino)?.kind != FileType::Dir {
+                    if top_fs.stat(top_ino)?.kind != FileType::Dir {
                         return Err(Error::NotADirectory);
                     }
-                    Node { ino: fs.root(), fs, dev, path: child_path }
+                    Step { ino: fs.root(), fs, dev, path_len: w.path.len() }
                 }
                 None => {
-                    let ino = top.fs.lookup(top.ino, &comp)?;
-                    Node { fs: top.fs.clone(), ino, dev: top.dev, path: child_path }
+                    let ino = match top_fs.lookup(top_ino, &comp) {
+                        Err(Error::NotFound) if create_dirs => {
+                            if top_fs.readonly() {
+                                return Err(Error::ReadOnly);
+                            }
+                            check_name(&comp)?;
+                            top_fs.create(top_ino, &comp, NewNode::Dir)?
+                        }
+                        r => r?,
+                    };
+                    Step { fs: top_fs, ino, dev: top_dev, path_len: w.path.len() }
                 }
             };
             let last = pending.is_empty();
@@ -231,18 +275,21 @@ impl Vfs {
                 if target.is_empty() {
                     return Err(Error::NotFound);
                 }
+                // The link itself is not part of the real path.
+                w.path.truncate(parent_len);
                 if target.starts_with('/') {
                     if how.confine {
                         return Err(Error::Escape);
                     }
-                    stack.truncate(1);
+                    w.stack.truncate(1);
+                    w.path.truncate(1);
                 }
                 for c in components(&target).into_iter().rev() {
                     pending.push_front(c);
                 }
                 continue;
             }
-            stack.push(child);
+            w.stack.push(child);
         }
         Ok(())
     }
@@ -334,19 +381,12 @@ impl Vfs {
         dir.fs.create(dir.ino, &name, NewNode::Dir).map(|_| ())
     }
 
-    /// Creates a directory and its missing parents (`mkdir -p`).
+    /// Creates a directory and its missing parents (`mkdir -p`), in one walk.
     pub fn mkdir_all(&self, base: &str, path: &str) -> Result<()> {
         let abs = crate::path::normalize(&crate::path::join(base, path))?;
-        let mut cur = String::new();
-        for c in components(&abs) {
-            cur.push('/');
-            cur.push_str(&c);
-            match self.resolve("/", &cur, Lookup::FOLLOW) {
-                Ok(n) if n.stat()?.kind == FileType::Dir => {}
-                Ok(_) => return Err(Error::NotADirectory),
-                Err(Error::NotFound) => self.mkdir("/", &cur, false)?,
-                Err(e) => return Err(e),
-            }
+        let node = self.resolve_or_create("/", &abs, Lookup::FOLLOW, true)?;
+        if node.stat()?.kind != FileType::Dir {
+            return Err(Error::NotADirectory);
         }
         Ok(())
     }
@@ -469,6 +509,50 @@ impl Vfs {
     pub fn readdir(&self, base: &str, path: &str, confine: bool) -> Result<Vec<DirEntry>> {
         let n = self.resolve(base, path, Lookup { follow: true, confine })?;
         n.fs.readdir(n.ino)
+    }
+
+    /// The entry `name` (one name) of the directory `dir`, not following a final symlink. Costs
+    /// one lookup, where a walk from `/` costs the directory's depth: tree walks (`rm -r`, `cp -r`)
+    /// go from node to node. A mount point gives the mounted filesystem's root.
+    pub fn child(&self, dir: &Node, name: &str) -> Result<Node> {
+        check_name(name)?;
+        let path = join(&dir.path, name);
+        if path.len() > MAX_PATH {
+            return Err(Error::NameTooLong);
+        }
+        if let Some((fs, dev)) = self.mount_at(&path) {
+            return Ok(Node { ino: fs.root(), fs, dev, path });
+        }
+        let ino = dir.fs.lookup(dir.ino, name)?;
+        Ok(Node { fs: dir.fs.clone(), ino, dev: dir.dev, path })
+    }
+
+    /// Removes the entry `name` of `dir`: a file, a link or an empty directory.
+    pub fn remove_child(&self, dir: &Node, name: &str) -> Result<()> {
+        let node = self.child(dir, name)?;
+        if self.is_mount_point(&node.path) {
+            return Err(Error::Busy);
+        }
+        Self::writable(dir)?;
+        if node.stat()?.kind == FileType::Dir {
+            dir.fs.rmdir(dir.ino, name)
+        } else {
+            dir.fs.unlink(dir.ino, name)
+        }
+    }
+
+    /// Makes the directory `name` in `dir`, or finds it there.
+    pub fn mkdir_child(&self, dir: &Node, name: &str) -> Result<Node> {
+        match self.child(dir, name) {
+            Ok(n) if n.stat()?.kind == FileType::Dir => Ok(n),
+            Ok(_) => Err(Error::AlreadyExists),
+            Err(Error::NotFound) => {
+                Self::writable(dir)?;
+                let ino = dir.fs.create(dir.ino, name, NewNode::Dir)?;
+                Ok(Node { fs: dir.fs.clone(), ino, dev: dir.dev, path: join(&dir.path, name) })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Sets times (None leaves one unchanged).

@@ -94,3 +94,26 @@ pub(super) fn big_extra_files_are_not_copied(image: &Image) -> Result<(), String
     contains(&out, &format!("Size: {}", 64 << 20))?;
     shutdown(vm)
 }
+
+/// Paths as deep as the limit allows (4 KB, 2000 components) are handled in linear time and
+/// without recursion: mkdir -p, stat, cp -r and rm -r of such a tree answer at once and the
+/// kernel survives (rm -r used to overflow the shell's stack; mkdir -p took 20 s). Past the
+/// limits: ENAMETOOLONG and ELOOP.
+pub(super) fn deep_paths(image: &Image) -> Result<(), String> {
+    let mut vm = boot(image)?;
+    let deep = format!("/tmp/p{}", "/d".repeat(1999));
+    vm.run(&format!("P={deep}"), STEP)?;
+    let out = vm.run("mkdir -p $P && stat $P > /dev/null && echo made", STEP)?;
+    check(out == "made\n", "mkdir -p and stat of a 2000-component path", &out)?;
+    let out = vm.run("cp -r /tmp/p /tmp/c && rm -r /tmp/p && rm -r /tmp/c && ls /tmp | cat; echo gone", STEP)?;
+    check(out == "gone\n", "cp -r and rm -r of a 2000-deep tree", &out)?;
+    let out = vm.run("mkdir -p /tmp//q//./r/ && ls /tmp/q | cat", STEP)?;
+    check(out == "r\n", "doubled slashes and dots", &out)?;
+    let out = vm.run(&format!("mkdir -p /tmp/x{}", "/y".repeat(2100)), STEP)?;
+    contains(&out, "file name too long")?;
+    let out = vm.run("ln -s /tmp/loop /tmp/loop; cat /tmp/loop; mkdir -p /tmp/loop/x", STEP)?;
+    check(out.matches("too many levels of symbolic links").count() == 2, "symlink loops are ELOOP", &out)?;
+    let out = vm.run("echo alive", STEP)?;
+    check(out == "alive\n", "the shell answers", &out)?;
+    shutdown(vm)
+}

@@ -40,6 +40,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("fs::extra_files_are_read_only", fs::extra_files_are_read_only),
     ("fs::tmp_works_like_unix_tmp", fs::tmp_works_like_unix_tmp),
     ("fs::big_extra_files_are_not_copied", fs::big_extra_files_are_not_copied),
+    ("fs::deep_paths", fs::deep_paths),
     ("shell::source", shell::source_runs_scripts),
     ("shell::environment_and_quoting", shell::shell_environment_and_quoting),
     ("shell::tab_completes_paths", shell::tab_completes_paths),
