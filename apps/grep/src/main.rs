@@ -1,12 +1,20 @@
-//! `grep [-i] [-v] [-n] [-c] PATTERN [FILE...]`: lines containing PATTERN (a plain string).
-//! Exit status: 0 if a line matched, 1 if none, 2 on error — as POSIX grep.
+//! `grep [-i] [-v] [-n] [-c] [-q] [-r] [--] PATTERN [FILE...]`: lines containing PATTERN (a plain
+//! string). `-q` prints nothing (the status says); `-r` searches directories recursively
+//! (default `.`), in name order. Combined flags
+//! (`-in`), `--` and `--help` work as in GNU grep. Exit status: 0 if a line matched, 1 if none, 2
+//! on an error or a bad option (with the usage) — as POSIX grep.
 use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+const USAGE: &str = "usage: grep [-i] [-v] [-n] [-c] [-q] [-r] [--] PATTERN [FILE...]";
 
 struct Opts {
     ignore_case: bool,
     invert: bool,
     numbers: bool,
     count: bool,
+    recursive: bool,
+    quiet: bool,
 }
 
 fn search(reader: &mut dyn BufRead, name: Option<&str>, pat: &str, o: &Opts, out: &mut dyn Write) -> io::Result<usize> {
@@ -24,6 +32,9 @@ fn search(reader: &mut dyn BufRead, name: Option<&str>, pat: &str, o: &Opts, out
         let found = if o.ignore_case { text.to_lowercase().contains(pat) } else { text.contains(pat) };
         if found != o.invert {
             hits += 1;
+            if o.quiet {
+                return Ok(hits);
+            }
             if !o.count {
                 if let Some(name) = name {
                     write!(out, "{name}:")?;
@@ -35,7 +46,7 @@ fn search(reader: &mut dyn BufRead, name: Option<&str>, pat: &str, o: &Opts, out
             }
         }
     }
-    if o.count {
+    if o.count && !o.quiet {
         match name {
             Some(name) => writeln!(out, "{name}:{hits}")?,
             None => writeln!(out, "{hits}")?,
@@ -44,50 +55,105 @@ fn search(reader: &mut dyn BufRead, name: Option<&str>, pat: &str, o: &Opts, out
     Ok(hits)
 }
 
+/// The files to search: the operands, with directories expanded (sorted) under `-r`.
+fn expand(operands: &[String], recursive: bool, errors: &mut bool) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    // A list, not recursion: a deep tree cannot exhaust the stack.
+    let mut todo: Vec<PathBuf> = operands.iter().rev().map(PathBuf::from).collect();
+    while let Some(p) = todo.pop() {
+        if recursive && p.is_dir() {
+            match std::fs::read_dir(&p) {
+                Ok(rd) => {
+                    let mut names: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                    names.sort();
+                    todo.extend(names.into_iter().rev());
+                }
+                Err(e) => {
+                    eprintln!("grep: {}: {e}", p.display());
+                    *errors = true;
+                }
+            }
+        } else if p.is_dir() {
+            eprintln!("grep: {}: Is a directory", p.display());
+            *errors = true;
+        } else {
+            files.push(p);
+        }
+    }
+    files
+}
+
+fn display(p: &Path) -> String {
+    let s = p.display().to_string();
+    s.strip_prefix("./").map(str::to_string).unwrap_or(s)
+}
+
 fn main() {
-    let mut o = Opts { ignore_case: false, invert: false, numbers: false, count: false };
+    let mut o = Opts { ignore_case: false, invert: false, numbers: false, count: false, recursive: false, quiet: false };
     let mut rest = Vec::new();
+    let mut operands_only = false;
     for a in std::env::args().skip(1) {
-        match a.as_str() {
-            "-i" => o.ignore_case = true,
-            "-v" => o.invert = true,
-            "-n" => o.numbers = true,
-            "-c" => o.count = true,
-            _ => rest.push(a),
+        if operands_only || a == "-" || !a.starts_with('-') {
+            rest.push(a);
+        } else if a == "--" {
+            operands_only = true;
+        } else if a == "--help" {
+            println!("{USAGE}\nPrints the lines of each FILE (or stdin) that contain PATTERN.");
+            return;
+        } else {
+            for ch in a[1..].chars() {
+                match ch {
+                    'i' => o.ignore_case = true,
+                    'v' => o.invert = true,
+                    'n' => o.numbers = true,
+                    'c' => o.count = true,
+                    'r' | 'R' => o.recursive = true,
+                    'q' => o.quiet = true,
+                    _ => {
+                        eprintln!("grep: invalid option -- '{ch}'\n{USAGE}");
+                        std::process::exit(2);
+                    }
+                }
+            }
         }
     }
     let Some(pattern) = rest.first().cloned() else {
-        eprintln!("usage: grep [-i] [-v] [-n] [-c] PATTERN [FILE...]");
+        eprintln!("{USAGE}");
         std::process::exit(2);
     };
     let pat = if o.ignore_case { pattern.to_lowercase() } else { pattern };
-    let files = &rest[1..];
+    let mut operands = rest[1..].to_vec();
+    if operands.is_empty() && o.recursive {
+        operands.push(".".into());
+    }
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let mut total = 0;
     let mut error = false;
-    if files.is_empty() {
+    if operands.is_empty() {
         let stdin = io::stdin();
         match search(&mut stdin.lock(), None, &pat, &o, &mut out) {
             Ok(n) => total += n,
             Err(e) => {
-                eprintln!("grep: (stdin): {e}");
+                eprintln!("grep: (standard input): {e}");
                 error = true;
             }
         }
     }
-    for f in files {
-        let name = (files.len() > 1).then_some(f.as_str());
+    let files = expand(&operands, o.recursive, &mut error);
+    let show_names = files.len() > 1 || o.recursive;
+    for f in &files {
+        let name = display(f);
         match std::fs::File::open(f) {
-            Ok(file) => match search(&mut BufReader::new(file), name, &pat, &o, &mut out) {
+            Ok(file) => match search(&mut BufReader::new(file), show_names.then_some(&name), &pat, &o, &mut out) {
                 Ok(n) => total += n,
                 Err(e) => {
-                    eprintln!("grep: {f}: {e}");
+                    eprintln!("grep: {name}: {e}");
                     error = true;
                 }
             },
             Err(e) => {
-                eprintln!("grep: {f}: {e}");
+                eprintln!("grep: {name}: {e}");
                 error = true;
             }
         }

@@ -1,11 +1,23 @@
-//! `wc [FILE...]`: lines, words and bytes of each file (or stdin), with a total for several.
+//! `wc [-l] [-w] [-c] [FILE...]`: lines, words and bytes of each file (or stdin, also as `-`),
+//! with a total for several. No option: all three. Combined flags (`-lw`), `--` and `--help`
+//! work as in coreutils; an unknown option prints the usage and exits with status 2.
 use std::io::{self, Read};
+
+const USAGE: &str = "usage: wc [-l] [-w] [-c] [FILE...]";
 
 #[derive(Default, Clone, Copy)]
 struct Counts {
     lines: u64,
     words: u64,
     bytes: u64,
+}
+
+/// Which counts to show, in the fixed order lines, words, bytes.
+#[derive(Clone, Copy)]
+struct Show {
+    lines: bool,
+    words: bool,
+    bytes: bool,
 }
 
 fn count(r: &mut dyn Read) -> io::Result<Counts> {
@@ -31,31 +43,66 @@ fn count(r: &mut dyn Read) -> io::Result<Counts> {
     }
 }
 
-fn show(c: Counts, name: &str) {
-    if name.is_empty() {
-        println!("{:7} {:7} {:7}", c.lines, c.words, c.bytes);
-    } else {
-        println!("{:7} {:7} {:7} {name}", c.lines, c.words, c.bytes);
+fn show(c: Counts, name: &str, s: Show) {
+    let fields: Vec<u64> = [(s.lines, c.lines), (s.words, c.words), (s.bytes, c.bytes)]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, v)| *v)
+        .collect();
+    // One count of stdin: the bare number (as coreutils); otherwise aligned columns.
+    if fields.len() == 1 && name.is_empty() {
+        println!("{}", fields[0]);
+        return;
     }
+    let mut line: String = fields.iter().map(|v| format!("{v:7} ")).collect();
+    line.push_str(name);
+    println!("{}", line.trim_end());
 }
 
 fn main() {
-    let files: Vec<String> = std::env::args().skip(1).collect();
-    let mut status = 0;
-    if files.is_empty() {
-        match count(&mut io::stdin().lock()) {
-            Ok(c) => show(c, ""),
-            Err(e) => {
-                eprintln!("wc: {e}");
-                status = 1;
+    let mut s = Show { lines: false, words: false, bytes: false };
+    let mut files: Vec<String> = Vec::new();
+    let mut operands_only = false;
+    for a in std::env::args().skip(1) {
+        if operands_only || a == "-" || !a.starts_with('-') {
+            files.push(a);
+        } else if a == "--" {
+            operands_only = true;
+        } else if a == "--help" {
+            println!("{USAGE}\nCounts lines (-l), words (-w) and bytes (-c) of each FILE, or of stdin.");
+            return;
+        } else {
+            for ch in a[1..].chars() {
+                match ch {
+                    'l' => s.lines = true,
+                    'w' => s.words = true,
+                    'c' => s.bytes = true,
+                    _ => {
+                        eprintln!("wc: invalid option -- '{ch}'\n{USAGE}");
+                        std::process::exit(2);
+                    }
+                }
             }
         }
     }
+    if !(s.lines || s.words || s.bytes) {
+        s = Show { lines: true, words: true, bytes: true };
+    }
+    let mut status = 0;
+    if files.is_empty() {
+        files.push("-".into());
+    }
+    let named = !(files.len() == 1 && files[0] == "-");
     let mut total = Counts::default();
     for f in &files {
-        match std::fs::File::open(f).and_then(|mut file| count(&mut file)) {
+        let r = if f == "-" {
+            count(&mut io::stdin().lock())
+        } else {
+            std::fs::File::open(f).and_then(|mut file| count(&mut file))
+        };
+        match r {
             Ok(c) => {
-                show(c, f);
+                show(c, if named { f } else { "" }, s);
                 total.lines += c.lines;
                 total.words += c.words;
                 total.bytes += c.bytes;
@@ -67,7 +114,7 @@ fn main() {
         }
     }
     if files.len() > 1 {
-        show(total, "total");
+        show(total, "total", s);
     }
     std::process::exit(status);
 }

@@ -32,7 +32,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("rm", "rm [-r] [-f] PATH...: remove files (-r: directories too; -f: ignore missing)", ""),
     ("rmdir", "rmdir DIR...: remove empty directories", ""),
     ("touch", "touch FILE...: create empty files or update their time", ""),
-    ("cp", "cp [-r] SRC... DEST: copy files (-r: directories)", ""),
+    ("cp", "cp [-r] [-a] SRC... DEST: copy files (-r, -a: directories too)", ""),
     ("mv", "mv SRC... DEST: move or rename", ""),
     ("ln", "ln [-s] TARGET LINK: make a hard link (-s: symbolic link)", ""),
     ("stat", "stat PATH...: show file metadata", ""),
@@ -49,7 +49,14 @@ pub fn cwd(shell: &Shell) -> String {
 pub fn run(vfs: &Vfs, shell: &mut Shell, argv: &[String], io: &mut Io<'_>) -> Option<i32> {
     let name = argv[0].as_str();
     let mut c = Cmd { vfs, cwd: cwd(shell), name, io, status: 0 };
-    let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+    let mut args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+    // Commands without flags still answer --help, take `--`, and refuse unknown options.
+    if matches!(name, "cat" | "rmdir" | "touch" | "mv" | "stat" | "sha256sum" | "df") {
+        match c.opts(&args, "") {
+            Some((_, operands)) => args = operands,
+            None => return Some(c.status),
+        }
+    }
     match name {
         "ls" => c.ls(&args),
         "cd" => {
@@ -220,7 +227,14 @@ impl Cmd<'_, '_, '_> {
         self.status = 2;
     }
 
+    /// The flags and operands of `args`; None when the command should stop: after `--help`
+    /// (usage on stdout, status 0) or an unknown option (usage on stderr, status 2).
     fn opts<'x>(&mut self, args: &[&'x str], allowed: &str) -> Option<(String, Vec<&'x str>)> {
+        if args.iter().take_while(|a| **a != "--").any(|a| *a == "--help") {
+            let help = COMMANDS.iter().find(|c| c.0 == self.name).map_or("", |c| c.1);
+            self.io.print(format_args!("usage: {}\n", help.replacen(": ", "\n  ", 1)));
+            return None;
+        }
         match flags(args, allowed) {
             Ok(v) => Some(v),
             Err(c) => {
@@ -617,7 +631,7 @@ impl Cmd<'_, '_, '_> {
     }
 
     fn cp(&mut self, args: &[&str]) {
-        let Some((f, paths)) = self.opts(args, "rR") else {
+        let Some((f, paths)) = self.opts(args, "rRa") else {
             return;
         };
         if paths.len() < 2 {
@@ -629,7 +643,7 @@ impl Cmd<'_, '_, '_> {
         for s in srcs {
             let t = self.target(s, dest, many);
             let r = match self.vfs.stat(&self.cwd, s, Lookup::FOLLOW) {
-                Ok(st) if st.kind == FileType::Dir && !(f.contains('r') || f.contains('R')) => {
+                Ok(st) if st.kind == FileType::Dir && !(f.contains('r') || f.contains('R') || f.contains('a')) => {
                     self.fail(&format!("-r not specified; omitting directory '{s}'"), "is a directory");
                     continue;
                 }

@@ -203,3 +203,14 @@ fn trees_with_links_and_mounts_copy_and_remove_like_unix() {
         "rm: cannot remove '/tmp': device or resource busy\n"
     );
 }
+
+#[test]
+fn help_and_bad_options() {
+    let mut sh = Sh::new();
+    assert_eq!(sh.run("ls --help; echo $?"), "usage: ls [-l] [-a] [PATH...]\n  list directory contents\n0\n");
+    assert_eq!(sh.run("mkdir --bogus /x; echo $?"), "mkdir: invalid option -- '-'\nusage: mkdir [-p] DIR...\n2\n");
+    assert_eq!(sh.run("ls -z; echo $?"), "ls: invalid option -- 'z'\nusage: ls [-l] [-a] [PATH...]\n2\n");
+    assert_eq!(sh.run("cp -a /extra_files/dir /tmp/arch && ls /tmp/arch"), "a b.txt\n");
+    assert_eq!(sh.run("cat -- --help; echo $?"), "cat: --help: no such file or directory\n1\n");
+    assert_eq!(sh.run("stat -x /; echo $?"), "stat: invalid option -- 'x'\nusage: stat PATH...\n2\n");
+}

@@ -51,6 +51,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("wasm::ctrl_c_stops_a_runaway_guest", wasm::ctrl_c_stops_a_runaway_guest),
     ("wasm::long_loops_int_and_float", wasm::long_loops_int_and_float),
     ("wasm::poll_on_console_stdin_times_out", wasm::poll_on_console_stdin_times_out),
+    ("wasm::bundled_tools_take_common_options", wasm::bundled_tools_take_common_options),
     ("oneshot::command_line", programs::oneshot_command_line),
     ("jobs::twenty_programs_at_once", jobs::twenty_programs_at_once),
     ("jobs::kill_one_while_others_finish", jobs::kill_one_while_others_finish),

@@ -226,3 +226,36 @@ pub(super) fn poll_on_console_stdin_times_out(image: &Image) -> Result<(), Strin
     contains(&out, "status 0")?;
     shutdown(vm)
 }
+
+/// The bundled tools take the options people type (combined flags, `--`, `--help`) and refuse
+/// unknown ones with the usage and status 2.
+pub(super) fn bundled_tools_take_common_options(image: &Image) -> Result<(), String> {
+    let mut vm = boot(image)?;
+    let out =
+        vm.run("echo one two three | wc -c; echo one two | wc -lw; wc -l -w -c /extra_files/welcome.txt", STEP)?;
+    let mut lines = out.lines();
+    check(lines.next() == Some("14"), "wc -c of stdin is a bare number", &out)?;
+    check(lines.next() == Some("      1       2"), "wc -lw", &out)?;
+    check(lines.next().is_some_and(|l| l.ends_with(" /extra_files/welcome.txt")), "wc -l -w -c FILE", &out)?;
+    let out = vm.run("wc -x; echo $?; grep -z k; echo $?", STEP)?;
+    check(
+        out == "wc: invalid option -- 'x'\nusage: wc [-l] [-w] [-c] [FILE...]\n2\ngrep: invalid option -- 'z'\n\
+                usage: grep [-i] [-v] [-n] [-c] [-q] [-r] [--] PATTERN [FILE...]\n2\n",
+        "unknown options",
+        &out,
+    )?;
+    vm.run("mkdir -p /tmp/g/s && echo Keel > /tmp/g/a.txt && echo nope > /tmp/g/s/b.txt && echo 'keel too' > /tmp/g/s/c.txt", STEP)?;
+    let out = vm.run(
+        "cd /tmp/g; grep -rin keel; grep -q Keel a.txt && echo found; grep -vc x a.txt; grep -- -x a.txt; echo $?",
+        STEP,
+    )?;
+    check(out == "a.txt:1:Keel\ns/c.txt:1:keel too\nfound\n1\n1\n", "grep -rin, -q, -vc, --", &out)?;
+    let out =
+        vm.run("wc --help | grep -c usage; ls --help; echo $?; cp -a /tmp/g /tmp/h && ls /tmp/h/s | cat", STEP)?;
+    check(
+        out == "1\nusage: ls [-l] [-a] [PATH...]\n  list directory contents\n0\nb.txt\nc.txt\n",
+        "--help and cp -a",
+        &out,
+    )?;
+    shutdown(vm)
+}
