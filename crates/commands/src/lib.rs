@@ -48,7 +48,7 @@ pub fn cwd(shell: &Shell) -> String {
 /// Runs one of this crate's commands; `None` if `argv[0]` is not one of them.
 pub fn run(vfs: &Vfs, shell: &mut Shell, argv: &[String], io: &mut Io<'_>) -> Option<i32> {
     let name = argv[0].as_str();
-    let mut c = Cmd { vfs, cwd: cwd(shell), name, io, status: 0 };
+    let mut c = Cmd { vfs, cwd: cwd(shell), name, io, status: 0, stopped: false };
     let mut args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
     // Commands without flags still answer --help, take `--`, and refuse unknown options.
     if matches!(name, "cat" | "rmdir" | "touch" | "mv" | "stat" | "sha256sum" | "df") {
@@ -168,6 +168,8 @@ struct Cmd<'v, 'i, 'a> {
     name: &'v str,
     io: &'i mut Io<'a>,
     status: i32,
+    /// Ctrl-C or kill arrived: the command stops quietly with status 130.
+    stopped: bool,
 }
 
 fn flags<'x>(args: &[&'x str], allowed: &str) -> Result<(String, Vec<&'x str>), char> {
@@ -216,8 +218,25 @@ fn date(ns: u64) -> String {
 
 impl Cmd<'_, '_, '_> {
     fn fail(&mut self, what: &str, e: impl core::fmt::Display) {
+        if self.stopped {
+            return;
+        }
         self.io.eprint(format_args!("{}: {what}: {e}\n", self.name));
         self.status = 1;
+    }
+
+    /// Between steps of long work (tree walks, copies): Err once Ctrl-C or kill arrived, or the
+    /// output can take no more, so that the command ends within a step.
+    fn check_stop(&mut self) -> Result<(), Error> {
+        if self.stopped {
+            return Err(Error::Io);
+        }
+        if self.io.interrupted() {
+            self.stopped = true;
+            self.status = if self.io.output_broken() { 1 } else { keel_shell::exec::STATUS_INTERRUPTED };
+            return Err(Error::Io);
+        }
+        Ok(())
     }
 
     fn usage(&mut self, msg: &str) {
@@ -391,8 +410,7 @@ impl Cmd<'_, '_, '_> {
         };
         let mut buf = alloc::vec![0u8; 64 * 1024];
         loop {
-            if self.io.interrupted() {
-                self.status = if self.io.output_broken() { 1 } else { keel_shell::exec::STATUS_INTERRUPTED };
+            if self.check_stop().is_err() {
                 return false;
             }
             match h.read(&mut buf) {
@@ -409,6 +427,9 @@ impl Cmd<'_, '_, '_> {
     fn cat(&mut self, args: &[&str]) {
         let files: Vec<&str> = if args.is_empty() { alloc::vec!["-"] } else { args.to_vec() };
         for f in files {
+            if self.stopped {
+                break;
+            }
             self.each_chunk(f, |io, d| io.out(d));
         }
     }
@@ -470,6 +491,9 @@ impl Cmd<'_, '_, '_> {
             return self.usage("missing operand");
         }
         for d in dirs {
+            if self.stopped {
+                break;
+            }
             let r =
                 if f.contains('p') { self.vfs.mkdir_all(&self.cwd, d) } else { self.vfs.mkdir(&self.cwd, d, false) };
             if let Err(e) = r {
@@ -486,6 +510,7 @@ impl Cmd<'_, '_, '_> {
         // (directory, entry, the entry's own entries are gone)
         let mut todo: Vec<(Node, String, bool)> = alloc::vec![(parent, name, false)];
         while let Some((dir, name, emptied)) = todo.pop() {
+            self.check_stop()?;
             let node = self.vfs.child(&dir, &name)?;
             if emptied || node.stat()?.kind != FileType::Dir {
                 self.vfs.remove_child(&dir, &name)?;
@@ -507,6 +532,9 @@ impl Cmd<'_, '_, '_> {
             return self.usage("missing operand");
         }
         for p in paths {
+            if self.stopped {
+                break;
+            }
             let r = match self.vfs.stat(&self.cwd, p, Lookup::NOFOLLOW) {
                 Ok(s) if s.kind == FileType::Dir && !recursive => Err(Error::IsADirectory),
                 Ok(s) if s.kind == FileType::Dir => {
@@ -581,6 +609,7 @@ impl Cmd<'_, '_, '_> {
         let mut to = self.vfs.open(&self.cwd, dst, OpenOptions::write_new(), false)?;
         let mut buf = alloc::vec![0u8; 64 * 1024];
         loop {
+            self.check_stop()?;
             let n = from.read(&mut buf)?;
             if n == 0 {
                 return Ok(());
@@ -615,6 +644,7 @@ impl Cmd<'_, '_, '_> {
         )];
         while let Some((s, d)) = todo.pop() {
             for e in s.fs.readdir(s.ino)? {
+                self.check_stop()?;
                 let mut from = self.vfs.child(&s, &e.name)?;
                 if from.stat()?.kind == FileType::Symlink {
                     from = self.vfs.resolve("/", &from.path, Lookup::FOLLOW)?;
@@ -641,6 +671,9 @@ impl Cmd<'_, '_, '_> {
         let dest = dest[0];
         let many = srcs.len() > 1;
         for s in srcs {
+            if self.stopped {
+                break;
+            }
             let t = self.target(s, dest, many);
             let r = match self.vfs.stat(&self.cwd, s, Lookup::FOLLOW) {
                 Ok(st) if st.kind == FileType::Dir && !(f.contains('r') || f.contains('R') || f.contains('a')) => {
@@ -727,6 +760,9 @@ impl Cmd<'_, '_, '_> {
     fn sha256sum(&mut self, args: &[&str]) {
         let files: Vec<&str> = if args.is_empty() { alloc::vec!["-"] } else { args.to_vec() };
         for f in files {
+            if self.stopped {
+                break;
+            }
             let mut h = Sha256::new();
             if self.each_chunk(f, |_, d| h.update(d)) {
                 let digest = h.finalize();

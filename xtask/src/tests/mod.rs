@@ -31,6 +31,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("shell::line_editing", shell::line_editing_over_serial),
     ("shell::pipes_and_connectors", shell::pipes_and_connectors),
     ("shell::ctrl_c_stops_sleep", shell::ctrl_c_stops_sleep),
+    ("shell::ctrl_c_stops_builtins", shell::ctrl_c_stops_builtins),
     ("time::uptime", boot::uptime_advances),
     ("time::date", boot::date_is_the_host_date),
     ("mem::report", boot::mem_reports_pages_and_heap),

@@ -3,7 +3,7 @@
 use super::harness::*;
 use super::programs::image_with_programs;
 use crate::build::Image;
-use crate::qemu::PROMPT;
+use crate::qemu::{Options, PROMPT};
 use std::time::{Duration, Instant};
 
 pub(super) fn echo_and_help(image: &Image) -> Result<(), String> {
@@ -159,5 +159,46 @@ pub(super) fn shell_environment_and_quoting(image: &Image) -> Result<(), String>
     contains(&out, "wasm [--dir HOST[::GUEST]]")?;
     let out = vm.run("help hello", STEP)?;
     contains(&out, "hello: a WASI program on $PATH: runs /extra_files/wasm/hello.wasm")?;
+    shutdown(vm)
+}
+
+/// Ctrl-C stops long built-in work between two steps (status 130, nothing half-printed): a hash
+/// of a 96 MiB file, a copy of it, a tree copy. Prints how long the prompt took to come back.
+pub(super) fn ctrl_c_stops_builtins(image: &Image) -> Result<(), String> {
+    // 1 GiB: /tmp holds 3 x 96 MiB and the start of their copy (long enough to interrupt).
+    let mut vm = boot_with(image, &Options { mem: "1G".into(), ..Options::default() })?;
+    vm.run(
+        "mkdir /tmp/d && cd /tmp/d && bench write big 96 > /dev/null && cp big big2 && cp big big3 && cd /",
+        Duration::from_secs(120),
+    )?;
+    let mut latencies = Vec::new();
+    for (cmd, check_after) in [
+        ("sha256sum /tmp/d/big /tmp/d/big2", "echo $?"),
+        ("cp /tmp/d/big /tmp/copy", "echo $?; stat /tmp/copy; rm /tmp/copy"),
+        ("cp -r /tmp/d /tmp/e", "echo $?; stat /tmp/e/big3; rm -r /tmp/e"),
+    ] {
+        vm.send_line(cmd)?;
+        std::thread::sleep(Duration::from_millis(150));
+        let t = Instant::now();
+        vm.send(b"\x03")?;
+        let out = vm.wait_for(PROMPT, Duration::from_secs(30))?;
+        latencies.push(t.elapsed().as_millis());
+        check(out.contains("^C"), &format!("{cmd}: still running when Ctrl-C came"), &out)?;
+        check(!out.contains("  /tmp/d/big") && !out.contains("error"), &format!("{cmd}: stopped quietly"), &out)?;
+        let out = vm.run(check_after, STEP)?;
+        check(out.lines().next() == Some("130"), &format!("{cmd}: status 130"), &out)?;
+        if cmd.starts_with("cp") {
+            // Cut short: the copy is smaller than its source, or (tree) not reached yet.
+            let size = out
+                .split("Size: ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|n| n.parse::<u64>().ok());
+            check(size.is_none_or(|s| s < 96 << 20), &format!("{cmd}: cut short"), &out)?;
+        }
+    }
+    println!("      (prompt back {latencies:?} ms after Ctrl-C)");
+    let out = vm.run("echo alive", STEP)?;
+    check(out == "alive\n", "the shell answers", &out)?;
     shutdown(vm)
 }
