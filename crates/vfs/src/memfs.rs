@@ -12,8 +12,85 @@ use crate::path::check_name;
 /// Where the filesystem gets the time (nanoseconds since the Unix epoch).
 pub type Clock = fn() -> u64;
 
+/// A file's bytes in chunks of [`CHUNK`] (the last one only as long as needed): a large file
+/// never needs one large contiguous block, and growing it never copies what it holds.
+#[derive(Default)]
+struct Chunks {
+    chunks: Vec<Vec<u8>>,
+    len: usize,
+}
+
+/// Bytes per chunk of file data.
+const CHUNK: usize = 64 * 1024;
+
+impl Chunks {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Copies bytes from `off` into `buf`; returns how many.
+    fn read(&self, off: usize, buf: &mut [u8]) -> usize {
+        if off >= self.len {
+            return 0;
+        }
+        let k = buf.len().min(self.len - off);
+        let mut done = 0;
+        while done < k {
+            let pos = off + done;
+            let (c, at) = (pos / CHUNK, pos % CHUNK);
+            let n = (k - done).min(CHUNK - at);
+            buf[done..done + n].copy_from_slice(&self.chunks[c][at..at + n]);
+            done += n;
+        }
+        k
+    }
+
+    /// Copies `data` in at `off` (the file must already be that long).
+    fn write(&mut self, off: usize, data: &[u8]) {
+        let mut done = 0;
+        while done < data.len() {
+            let pos = off + done;
+            let (c, at) = (pos / CHUNK, pos % CHUNK);
+            let n = (data.len() - done).min(CHUNK - at);
+            self.chunks[c][at..at + n].copy_from_slice(&data[done..done + n]);
+            done += n;
+        }
+    }
+
+    /// Grows (with zeros) or cuts the file to `new` bytes; NoSpace if memory runs out.
+    fn resize(&mut self, new: usize) -> Result<()> {
+        let want = new.div_ceil(CHUNK);
+        if new > self.len {
+            self.chunks.try_reserve(want.saturating_sub(self.chunks.len())).map_err(|_| Error::NoSpace)?;
+        }
+        self.chunks.truncate(want);
+        while self.chunks.len() < want {
+            self.chunks.push(Vec::new());
+        }
+        // Chunks before the shorter length's last one are full and stay so.
+        let first = self.len.min(new) / CHUNK;
+        for (i, c) in self.chunks.iter_mut().enumerate().skip(first) {
+            let len = if i + 1 == want { new - i * CHUNK } else { CHUNK };
+            if c.len() != len {
+                if len > c.len() {
+                    c.try_reserve_exact(len - c.len()).map_err(|_| Error::NoSpace)?;
+                }
+                c.resize(len, 0);
+                if len < c.capacity() / 2 {
+                    c.shrink_to_fit();
+                }
+            }
+        }
+        if want < self.chunks.capacity() / 2 {
+            self.chunks.shrink_to_fit();
+        }
+        self.len = new;
+        Ok(())
+    }
+}
+
 enum Data {
-    File(Vec<u8>),
+    File(Chunks),
     Dir(BTreeMap<String, Ino>),
     Symlink(String),
 }
@@ -135,7 +212,7 @@ impl Inner {
     }
 
     /// Resizes a file's data to `new` bytes, charging the difference against `capacity`.
-    fn resize(&mut self, ino: Ino, new: u64, capacity: u64) -> Result<&mut Vec<u8>> {
+    fn resize(&mut self, ino: Ino, new: u64, capacity: u64) -> Result<&mut Chunks> {
         let used = self.used;
         let n = self.node_mut(ino)?;
         let kind = n.kind();
@@ -147,13 +224,7 @@ impl Inner {
             return Err(Error::NoSpace);
         }
         let new_us = usize::try_from(new).map_err(|_| Error::FileTooLarge)?;
-        if new_us > v.len() {
-            v.try_reserve(new_us - v.len()).map_err(|_| Error::NoSpace)?;
-        }
-        v.resize(new_us, 0);
-        if new_us < v.capacity() / 2 {
-            v.shrink_to_fit();
-        }
+        v.resize(new_us)?;
         self.used = if new >= old { used + (new - old) } else { used - (old - new) };
         match &mut self.node_mut(ino)?.data {
             Data::File(v) => Ok(v),
@@ -196,12 +267,7 @@ impl FileSystem for MemFs {
         let Ok(off) = usize::try_from(offset) else {
             return Ok(0);
         };
-        if off >= v.len() {
-            return Ok(0);
-        }
-        let k = buf.len().min(v.len() - off);
-        buf[..k].copy_from_slice(&v[off..off + k]);
-        Ok(k)
+        Ok(v.read(off, buf))
     }
 
     fn write(&self, ino: Ino, offset: u64, data: &[u8]) -> Result<usize> {
@@ -215,7 +281,7 @@ impl FileSystem for MemFs {
         }
         let v = g.resize(ino, end.max(cur), self.capacity)?;
         let off = usize::try_from(offset).map_err(|_| Error::FileTooLarge)?;
-        v[off..off + data.len()].copy_from_slice(data);
+        v.write(off, data);
         let n = g.node_mut(ino)?;
         n.mtime = now;
         n.ctime = now;
@@ -251,7 +317,7 @@ impl FileSystem for MemFs {
             return Err(Error::AlreadyExists);
         }
         let (data, nlink) = match node {
-            NewNode::File => (Data::File(Vec::new()), 1),
+            NewNode::File => (Data::File(Chunks::default()), 1),
             NewNode::Dir => (Data::Dir(BTreeMap::new()), 2),
             NewNode::Symlink(t) => (Data::Symlink(t), 1),
         };
@@ -386,5 +452,55 @@ impl FileSystem for MemFs {
             n.open = n.open.saturating_sub(1);
         }
         g.maybe_free(ino);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chunks against a plain Vec: random writes, reads and resizes across chunk borders.
+    #[test]
+    fn chunks_behave_like_one_buffer() {
+        let mut c = Chunks::default();
+        let mut v: Vec<u8> = Vec::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |m: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % m as u64) as usize
+        };
+        for step in 0..2000 {
+            match next(4) {
+                0 => {
+                    let new = next(5 * CHUNK);
+                    c.resize(new).unwrap();
+                    v.resize(new, 0);
+                }
+                1 | 2 => {
+                    let off = next(4 * CHUNK);
+                    let len = next(2 * CHUNK);
+                    let data: Vec<u8> = (0..len).map(|i| (i + step) as u8).collect();
+                    let end = off + len;
+                    if end > c.len() {
+                        c.resize(end).unwrap();
+                        v.resize(end, 0);
+                    }
+                    c.write(off, &data);
+                    v[off..end].copy_from_slice(&data);
+                }
+                _ => {
+                    let off = next(5 * CHUNK);
+                    let mut a = alloc::vec![0u8; next(3 * CHUNK)];
+                    let n = c.read(off, &mut a);
+                    let want = if off >= v.len() { &[][..] } else { &v[off..(off + a.len()).min(v.len())] };
+                    assert_eq!(&a[..n], want, "step {step}");
+                }
+            }
+            assert_eq!(c.len(), v.len());
+            assert_eq!(c.chunks.len(), v.len().div_ceil(CHUNK));
+            assert!(c.chunks.iter().rev().skip(1).all(|k| k.len() == CHUNK));
+        }
     }
 }
