@@ -72,8 +72,11 @@ impl Chunks {
         for (i, c) in self.chunks.iter_mut().enumerate().skip(first) {
             let len = if i + 1 == want { new - i * CHUNK } else { CHUNK };
             if c.len() != len {
-                if len > c.len() {
-                    c.try_reserve_exact(len - c.len()).map_err(|_| Error::NoSpace)?;
+                if len > c.capacity() {
+                    // Doubling up to a whole chunk: appends in small writes copy each chunk a
+                    // few times, not once per write.
+                    let cap = len.max(c.capacity().saturating_mul(2)).min(CHUNK);
+                    c.try_reserve_exact(cap - c.len()).map_err(|_| Error::NoSpace)?;
                 }
                 c.resize(len, 0);
                 if len < c.capacity() / 2 {
@@ -501,6 +504,7 @@ mod tests {
             assert_eq!(c.len(), v.len());
             assert_eq!(c.chunks.len(), v.len().div_ceil(CHUNK));
             assert!(c.chunks.iter().rev().skip(1).all(|k| k.len() == CHUNK));
+            assert!(c.chunks.iter().all(|k| k.capacity() <= CHUNK), "no chunk holds more than CHUNK");
         }
     }
 }
