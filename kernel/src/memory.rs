@@ -59,12 +59,54 @@ struct Arena([u8; INITIAL_HEAP]);
 static mut INITIAL_ARENA: Arena = Arena([0; INITIAL_HEAP]);
 
 /// The kernel heap: talc behind a lock taken with interrupts disabled, so an interrupt or a task
-/// switch can never find it held.
+/// switch can never find it held. Blocks of [`LARGE`] bytes or more (guest memories, file
+/// chunks, big buffers) are whole pages taken straight from the page allocator and given back
+/// when freed: talc never returns what it has claimed, so without this, memory once used for a
+/// big file or program stayed with the heap for good.
 pub struct KernelHeap(Talck<spin::Mutex<()>, GrowFromFrames>);
 
-// SAFETY: delegates to talc, a correct allocator; the lock is only taken with interrupts off.
+/// Allocations at least this big bypass talc (see [`KernelHeap`]).
+pub const LARGE: usize = 256 * 1024;
+
+/// Bytes lent to large blocks right now (for `mem`).
+static LARGE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+fn large_pages(size: usize) -> u64 {
+    size.div_ceil(PAGE_SIZE as usize) as u64
+}
+
+/// Takes pages for a large block; null if there are none.
+fn alloc_large(layout: Layout) -> *mut u8 {
+    let pages = large_pages(layout.size());
+    let align = (layout.align() as u64).div_ceil(PAGE_SIZE).max(1);
+    interrupts::without_interrupts(|| match FRAMES.lock().allocate(pages, align) {
+        Ok(first) => {
+            LARGE_BYTES.fetch_add(pages * PAGE_SIZE, Ordering::Relaxed);
+            (first * PAGE_SIZE) as *mut u8
+        }
+        Err(_) => core::ptr::null_mut(),
+    })
+}
+
+/// Gives a large block's pages back (they merge with their free neighbours).
+fn free_large(ptr: *mut u8, size: usize) {
+    let pages = large_pages(size);
+    interrupts::without_interrupts(|| {
+        if FRAMES.lock().free(ptr as u64 / PAGE_SIZE, pages).is_ok() {
+            LARGE_BYTES.fetch_sub(pages * PAGE_SIZE, Ordering::Relaxed);
+        }
+        // On failure (the free-range table is full) the pages stay lent: lost, but safe.
+    })
+}
+
+// SAFETY: small blocks go to talc, a correct allocator (its lock only taken with interrupts
+// off); large ones are whole identity-mapped pages owned by the block until it is freed, which
+// the size in its layout identifies (GlobalAlloc passes the same layout to dealloc).
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.size() >= LARGE {
+            return alloc_large(layout);
+        }
         interrupts::without_interrupts(|| {
             // SAFETY: forwarded with the caller's guarantees.
             unsafe { self.0.alloc(layout) }
@@ -72,6 +114,9 @@ unsafe impl GlobalAlloc for KernelHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if layout.size() >= LARGE {
+            return free_large(ptr, layout.size());
+        }
         interrupts::without_interrupts(|| {
             // SAFETY: forwarded with the caller's guarantees.
             unsafe { self.0.dealloc(ptr, layout) }
@@ -79,11 +124,34 @@ unsafe impl GlobalAlloc for KernelHeap {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        interrupts::without_interrupts(|| {
-            // SAFETY: forwarded with the caller's guarantees.
-            unsafe { self.0.realloc(ptr, layout, new_size) }
-        })
+        let (old_large, new_large) = (layout.size() >= LARGE, new_size >= LARGE);
+        if !old_large && !new_large {
+            return interrupts::without_interrupts(|| {
+                // SAFETY: forwarded with the caller's guarantees.
+                unsafe { self.0.realloc(ptr, layout, new_size) }
+            });
+        }
+        if old_large && new_large && large_pages(layout.size()) == large_pages(new_size) {
+            return ptr;
+        }
+        // SAFETY: the caller guarantees `new_size`, rounded to `layout.align()`, fits isize.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: a fresh block of the new size, as `alloc` requires a non-zero size (>= LARGE or
+        // a size the caller made valid).
+        let new = unsafe { self.alloc(new_layout) };
+        if !new.is_null() {
+            // SAFETY: both blocks are live, distinct, and at least this long.
+            unsafe { core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size)) };
+            // SAFETY: `ptr` was allocated with `layout` and is not used after this.
+            unsafe { self.dealloc(ptr, layout) };
+        }
+        new
     }
+}
+
+/// Bytes currently lent out as large blocks (whole pages).
+pub fn large_bytes() -> u64 {
+    LARGE_BYTES.load(Ordering::Relaxed)
 }
 
 #[global_allocator]

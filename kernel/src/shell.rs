@@ -295,6 +295,11 @@ impl Host for KernelHost {
                     Bytes(h.allocated),
                     Bytes(h.claimed.saturating_sub(h.allocated))
                 ));
+                io.print(format_args!(
+                    "large:    {} in blocks of {} or more, straight from the page allocator\n",
+                    Bytes(memory::large_bytes()),
+                    Bytes(memory::LARGE as u64)
+                ));
                 0
             }
             "history" => {

@@ -21,7 +21,7 @@ struct Chunks {
 }
 
 /// Bytes per chunk of file data.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 256 * 1024;
 
 impl Chunks {
     fn len(&self) -> usize {

@@ -105,3 +105,43 @@ pub(super) fn reboot_comes_back(image: &Image) -> Result<(), String> {
     check(out == "back\n", "shell after reboot", &out)?;
     shutdown(vm)
 }
+
+/// Free physical pages from `mem`.
+fn free_pages(mem: &str) -> Option<u64> {
+    mem.lines().find(|l| l.starts_with("physical:"))?.rsplit(", ").next()?.split_whitespace().next()?.parse().ok()
+}
+
+/// Memory comes back: filling /tmp to its limit and emptying it ten times, and 100 programs
+/// with 64 MiB memories one after another, leave the free physical pages where they were.
+pub(super) fn memory_comes_back(image: &Image) -> Result<(), String> {
+    let files = [("big-memory.wasm", wat::parse_str(BIG_MEMORY_WAT).map_err(|e| e.to_string())?)];
+    let img = image_with_tree(image, "memory-tree", &files)?;
+    let mut vm = boot(&img)?;
+    // Warm up the shell (its history and buffers) with small commands, then take the baseline.
+    vm.run("mem; echo x > /tmp/small; rm /tmp/small", STEP)?;
+    let before = vm.run("mem", STEP)?;
+    let base = free_pages(&before).ok_or(format!("no free pages in: {before}"))?;
+    for _ in 0..10 {
+        let out = vm.run("cat /dev/zero > /tmp/f; rm /tmp/f", STEP)?;
+        contains(&out, "no space left on device")?;
+    }
+    let line = ["wasm /extra_files/big-memory.wasm"; 10].join("; ");
+    for _ in 0..10 {
+        let out = vm.run(&format!("{line}; echo $?"), Duration::from_secs(120))?;
+        check(out == "0\n", "programs with 64 MiB memories", &out)?;
+    }
+    let after = vm.run("mem", STEP)?;
+    let now = free_pages(&after).ok_or(format!("no free pages in: {after}"))?;
+    // A few pages of slack for the shell's history (it grows by a line per command).
+    check(now + 64 >= base, &format!("free pages back to {base} (now {now})"), &format!("{before}{after}"))?;
+    contains(&after, "large:    0 B")?;
+    shutdown(vm)
+}
+
+/// Touches every page of a 64 MiB memory, then exits 0.
+const BIG_MEMORY_WAT: &str = r#"(module
+  (memory (export "memory") 1024)
+  (func (export "_start") (local $a i32)
+    (loop $l
+      (i32.store8 (local.get $a) (i32.const 1))
+      (br_if $l (i32.lt_u (local.tee $a (i32.add (local.get $a) (i32.const 4096))) (i32.const 67108864))))))"#;

@@ -35,6 +35,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("time::uptime", boot::uptime_advances),
     ("time::date", boot::date_is_the_host_date),
     ("mem::report", boot::mem_reports_pages_and_heap),
+    ("mem::memory_comes_back", boot::memory_comes_back),
     ("power::exit_status", boot::exit_status_reaches_the_host),
     ("power::reboot", boot::reboot_comes_back),
     ("fs::extra_files_match_the_host", fs::extra_files_match_the_host),
