@@ -108,18 +108,31 @@ pub fn push_input(bytes: &[u8]) {
     });
 }
 
-/// Moves every received byte to the input queue (Ctrl-C to the interrupt flag while a command
-/// runs). Called from the COM1 interrupt and when polling; interrupts must be off.
+/// COM1's line on the master PIC.
+const COM1_IRQ: u8 = 4;
+/// Set while COM1's interrupt is masked because the input queue is full.
+static PAUSED: AtomicBool = AtomicBool::new(false);
+
+/// Moves received bytes to the input queue (Ctrl-C to the interrupt flag while a command runs)
+/// until it is full; then masks COM1's interrupt, so that the UART holds the rest and QEMU (or
+/// the line) waits instead of bytes being dropped. Reading resumes it. Called from the COM1
+/// interrupt and when polling; interrupts must be off.
 fn drain_uart() {
     let mut guard = PORT.lock();
     let Some(port) = guard.as_mut() else { return };
     let mut input = INPUT.lock();
-    while let Ok(b) = port.try_receive() {
+    while input.len < RING_SIZE {
+        let Ok(b) = port.try_receive() else { break };
         if b == 0x03 && COMMAND_RUNNING.load(Ordering::SeqCst) {
             INTERRUPT.store(true, Ordering::SeqCst);
         } else {
             input.push(b);
         }
+    }
+    let full = input.len >= RING_SIZE;
+    if full != PAUSED.load(Ordering::Relaxed) {
+        PAUSED.store(full, Ordering::Relaxed);
+        crate::cpu::set_irq_masked(COM1_IRQ, full);
     }
 }
 

@@ -19,6 +19,8 @@ use crate::{fs, memory, random, time};
 const STATUS_CANNOT_RUN: i32 = 126;
 /// Exit status after a trap (as wasmtime: 128 + SIGABRT).
 const STATUS_TRAP: i32 = 134;
+/// Exit status after `--timeout` (as coreutils' `timeout`).
+const STATUS_TIMED_OUT: i32 = 124;
 /// Exit status of a killed program (128 + SIGTERM).
 const STATUS_KILLED: i32 = 143;
 /// Largest module file accepted.
@@ -42,6 +44,22 @@ impl System for KernelSystem {
 
 struct RunHost<'i, 'a> {
     io: &'i mut Io<'a>,
+    /// `--timeout`: the monotonic time the program must be done by.
+    until: Option<u64>,
+}
+
+impl RunHost<'_, '_> {
+    fn timed_out(&self) -> bool {
+        self.until.is_some_and(|u| time::uptime_ns() >= u)
+    }
+
+    /// The earlier of `deadline` and the timeout.
+    fn cap(&self, deadline: Option<u64>) -> Option<u64> {
+        match (deadline, self.until) {
+            (Some(d), Some(u)) => Some(d.min(u)),
+            (d, u) => d.or(u),
+        }
+    }
 }
 
 impl runner::Host for RunHost<'_, '_> {
@@ -54,8 +72,11 @@ impl runner::Host for RunHost<'_, '_> {
     }
 
     fn stdin(&mut self, deadline: Option<u64>) -> Result<Option<Vec<u8>>, Interrupted> {
-        if let Some(d) = deadline {
+        if let Some(d) = self.cap(deadline) {
             if !self.io.wait_readable(d) {
+                if self.timed_out() {
+                    return Err(Interrupted);
+                }
                 return Ok(Some(Vec::new()));
             }
         }
@@ -72,7 +93,8 @@ impl runner::Host for RunHost<'_, '_> {
     }
 
     fn sleep_until(&mut self, deadline: u64) -> Result<(), Interrupted> {
-        if crate::shell::sleep_until(deadline, || self.io.interrupted()) {
+        let end = self.cap(Some(deadline)).unwrap_or(deadline);
+        if crate::shell::sleep_until(end, || self.io.interrupted()) || self.timed_out() {
             return Err(Interrupted);
         }
         Ok(())
@@ -87,7 +109,7 @@ impl runner::Host for RunHost<'_, '_> {
     }
 
     fn interrupted(&mut self) -> bool {
-        self.io.interrupted()
+        self.io.interrupted() || self.timed_out()
     }
 
     fn now(&self) -> u64 {
@@ -230,8 +252,9 @@ fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> 
             return STATUS_CANNOT_RUN;
         }
     };
-    let mut host = RunHost { io };
+    let mut host = RunHost { io, until: a.timeout_ns.map(|t| time::uptime_ns().saturating_add(t)) };
     let outcome = runner::run_with_budget(&mut process, &mut host, a.fuel);
+    let timed_out = host.timed_out();
     let io = host.io;
     if process.memory_limit_hit() {
         if process.memory_denied_by_system() {
@@ -255,6 +278,11 @@ fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> 
         Outcome::OutOfFuel(budget) => {
             io.eprint(format_args!("wasm: {file}: trap: all fuel consumed ({budget} units, --fuel)\n"));
             STATUS_TRAP
+        }
+        Outcome::Interrupted if timed_out => {
+            let secs = a.timeout_ns.unwrap_or(0) as f64 / 1e9;
+            io.eprint(format_args!("wasm: {file}: timed out after {secs} s (--timeout)\n"));
+            STATUS_TIMED_OUT
         }
         Outcome::Interrupted => {
             if io.output_broken() {

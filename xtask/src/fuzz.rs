@@ -427,7 +427,7 @@ pub fn in_keel_batch(n: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
             Some(mutate(&mut rng, &seeds[k]))
         };
         if let Some(m) = m {
-            out.push((format!("fuzz/m{:03}.wasm", out.len()), m));
+            out.push((format!("fuzz/m{:05}.wasm", out.len()), m));
         }
     }
     out

@@ -16,13 +16,15 @@ pub struct WasmArgs {
     pub max_memory: Option<usize>,
     /// The program's `argv[0]` (None: FILE as given).
     pub argv0: Option<String>,
+    /// Wall-clock limit in nanoseconds (None: none).
+    pub timeout_ns: Option<u64>,
     pub file: String,
     pub args: Vec<String>,
 }
 
 /// Usage text.
 pub const USAGE: &str =
-    "usage: wasm [--dir HOST[::GUEST]]... [--env NAME=VALUE]... [--fuel N] [--max-memory SIZE] [--argv0 NAME] FILE [ARGS...]";
+    "usage: wasm [--dir HOST[::GUEST]]... [--env NAME=VALUE]... [--fuel N] [--max-memory SIZE] [--timeout SECS] [--argv0 NAME] FILE [ARGS...]";
 
 /// Parses a size such as `4096`, `64K`, `16M`, `1G` (binary units).
 pub fn parse_size(s: &str) -> Option<usize> {
@@ -90,6 +92,14 @@ impl WasmArgs {
                     a.max_memory = Some(parse_size(&v).ok_or(format!("--max-memory {v}: not a size (e.g. 64M)"))?);
                 }
                 "--argv0" => a.argv0 = Some(value()?),
+                "--timeout" => {
+                    let v = value()?;
+                    let secs: f64 = v.parse().map_err(|_| format!("--timeout {v}: not a number of seconds"))?;
+                    if !(secs > 0.0 && secs < 1e9) {
+                        return Err(format!("--timeout {v}: not a number of seconds"));
+                    }
+                    a.timeout_ns = Some((secs * 1e9) as u64);
+                }
                 other => return Err(format!("unknown option {other}")),
             }
             i += 1;
@@ -123,6 +133,7 @@ mod tests {
             "--max-memory=64M",
             "--argv0",
             "prog",
+            "--timeout=1.5",
             "p.wasm",
             "--dir",
             "x",
@@ -134,6 +145,7 @@ mod tests {
         assert_eq!(a.max_memory, Some(64 << 20));
         assert_eq!(a.file, "p.wasm");
         assert_eq!(a.argv0.as_deref(), Some("prog"));
+        assert_eq!(a.timeout_ns, Some(1_500_000_000));
         assert_eq!(a.args, v(&["--dir", "x"]));
     }
 
@@ -144,6 +156,8 @@ mod tests {
         assert_eq!(WasmArgs::parse(&v(&["--bogus", "x"])).unwrap_err(), "unknown option --bogus");
         assert_eq!(WasmArgs::parse(&v(&["--env", "novalue", "x"])).unwrap_err(), "--env novalue: expected NAME=VALUE");
         assert!(WasmArgs::parse(&v(&["--max-memory", "lots", "x"])).is_err());
+        assert!(WasmArgs::parse(&v(&["--timeout", "-1", "x"])).is_err());
+        assert!(WasmArgs::parse(&v(&["--timeout", "soon", "x"])).is_err());
     }
 
     #[test]

@@ -81,7 +81,33 @@ pub(super) fn wasm_test_files() -> Result<Vec<(&'static str, Vec<u8>)>, String> 
         ("t/grow-loop.wasm", w(GROW_LOOP_WAT)?),
         ("t/garbage.wasm", noise(1000, 3)),
         ("t/truncated.wasm", w(&int_loop_wat())?[..40].to_vec()),
+        ("t/sleep-hour.wasm", w(SLEEP_HOUR_WAT)?),
     ])
+}
+
+/// poll_oneoff on a one-hour clock.
+const SLEEP_HOUR_WAT: &str = r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $p (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const 3600000000000))
+    (drop (call $p (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 200)))))"#;
+
+/// `--timeout` ends a program that computes, sleeps or waits for input past its time (status
+/// 124, as coreutils' timeout), and one that finishes in time is not touched.
+pub(super) fn timeout_ends_programs(image: &Image) -> Result<(), String> {
+    let mut vm = boot_wasm(image)?;
+    for (prog, what) in [("t/spin.wasm", "endless loop"), ("t/sleep-hour.wasm", "hour-long sleep")] {
+        let out = vm.run(&format!("wasm --timeout 0.3 /extra_files/{prog}; echo $?"), Duration::from_secs(10))?;
+        check(out.ends_with("timed out after 0.3 s (--timeout)\n124\n"), what, &out)?;
+    }
+    let out = vm.run("wasm --timeout 0.3 /extra_files/wasm/calc.wasm; echo $?", Duration::from_secs(10))?;
+    check(out.ends_with("124\n"), "waiting for console input", &out)?;
+    let out = vm.run("wasm --timeout 30 /extra_files/wasm/hello.wasm; echo $?", STEP)?;
+    check(out.ends_with("\n0\n") && out.starts_with("Hello"), "a program done in time", &out)?;
+    shutdown(vm)
 }
 
 pub(super) fn boot_wasm(image: &Image) -> Result<Vm, String> {
