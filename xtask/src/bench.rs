@@ -127,14 +127,7 @@ fn bench_image(image: &Image) -> Result<Image, String> {
     big.push_str("\") (func (export \"_start\")))");
     let w = |s: &str| wat::parse_str(s).map_err(|e| e.to_string());
     std::fs::write(dir.join("b/big-module.wasm"), w(&big)?).map_err(|e| e.to_string())?;
-    let idle = r#"(module
-      (import "wasi_snapshot_preview1" "poll_oneoff" (func $p (param i32 i32 i32 i32) (result i32)))
-      (memory (export "memory") 1)
-      (func (export "_start")
-        (i32.store8 (i32.const 8) (i32.const 0))
-        (i32.store (i32.const 16) (i32.const 1))
-        (i64.store (i32.const 24) (i64.const 3600000000000))
-        (drop (call $p (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 200)))))"#;
+    let idle = include_str!("../../apps/hostile/sleep-hour.wat");
     std::fs::write(dir.join("b/idle.wasm"), w(idle)?).map_err(|e| e.to_string())?;
     // 100 path_open calls of a deep (2000-component, 4 KB) and of a one-component path.
     for (name, path) in

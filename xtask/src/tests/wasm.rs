@@ -86,14 +86,7 @@ pub(super) fn wasm_test_files() -> Result<Vec<(&'static str, Vec<u8>)>, String> 
 }
 
 /// poll_oneoff on a one-hour clock.
-const SLEEP_HOUR_WAT: &str = r#"(module
-  (import "wasi_snapshot_preview1" "poll_oneoff" (func $p (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "_start")
-    (i32.store8 (i32.const 8) (i32.const 0))
-    (i32.store (i32.const 16) (i32.const 1))
-    (i64.store (i32.const 24) (i64.const 3600000000000))
-    (drop (call $p (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 200)))))"#;
+const SLEEP_HOUR_WAT: &str = include_str!("../../../apps/hostile/sleep-hour.wat");
 
 /// `--timeout` ends a program that computes, sleeps or waits for input past its time (status
 /// 124, as coreutils' timeout), and one that finishes in time is not touched.
