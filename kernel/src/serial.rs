@@ -40,6 +40,10 @@ impl Ring {
         }
     }
 
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
     fn pop(&mut self) -> Option<u8> {
         if self.len == 0 {
             return None;
@@ -99,6 +103,7 @@ pub fn push_input(bytes: &[u8]) {
         for &b in bytes {
             if b == 0x03 && COMMAND_RUNNING.load(Ordering::SeqCst) {
                 INTERRUPT.store(true, Ordering::SeqCst);
+                input.clear();
             } else {
                 input.push(b);
             }
@@ -125,6 +130,8 @@ fn drain_uart() {
         let Ok(b) = port.try_receive() else { break };
         if b == 0x03 && COMMAND_RUNNING.load(Ordering::SeqCst) {
             INTERRUPT.store(true, Ordering::SeqCst);
+            // As a Unix terminal does on SIGINT: what was typed ahead goes with the command.
+            input.clear();
         } else {
             input.push(b);
         }

@@ -161,7 +161,7 @@ pub fn fuzz_console(image: &Image, bursts: usize, seed: u64) -> Result<(), Strin
 }
 
 pub(super) fn fuzzed_console(image: &Image) -> Result<(), String> {
-    fuzz_console(image, 20, 2026)
+    fuzz_console(image, 40, 2026)
 }
 
 /// `cargo xtask fuzz [--seconds N] [--seed S] [--in-keel N] [--console N]`
