@@ -48,8 +48,54 @@ impl OomHandler for GrowFromFrames {
         HEAP_CLAIMED.fetch_add(bytes as u64, Ordering::Relaxed);
         // SAFETY: the pages were just taken from the page allocator, are identity-mapped and
         // belong to nobody else; the heap owns them from now on.
-        unsafe { talc.claim(Span::from_base_size(base, bytes)).map(|_| ()) }
+        let heap = unsafe { talc.claim(Span::from_base_size(base, bytes)) }?;
+        // Remember the extension so that `trim` can give it back once it is empty again (no
+        // allocation here: a fixed table; an extension that does not fit stays for good).
+        if let Some(slot) = GROWN.lock().iter_mut().find(|g| g.is_none()) {
+            *slot = Some(Grown { heap, first, pages });
+        }
+        Ok(())
     }
+}
+
+/// A heap extension claimed from the page allocator.
+#[derive(Clone, Copy)]
+struct Grown {
+    /// The heap as talc established it (what `truncate` wants back).
+    heap: Span,
+    first: u64,
+    pages: u64,
+}
+
+// SAFETY: a Span is a pair of addresses describing memory the heap owns; it is only used under
+// the heap's lock.
+unsafe impl Send for Grown {}
+
+static GROWN: Mutex<[Option<Grown>; 64]> = Mutex::new([None; 64]);
+
+/// Gives heap extensions that hold no allocation any more back to the page allocator (talc
+/// keeps what it claims otherwise). Cheap: called after each command.
+pub fn trim() {
+    interrupts::without_interrupts(|| {
+        let mut talc = HEAP.0.lock();
+        let mut grown = GROWN.lock();
+        for slot in grown.iter_mut() {
+            let Some(g) = *slot else { continue };
+            // SAFETY: `g.heap` is the span talc returned when the extension was claimed, and
+            // the heap's lock is held, so nothing allocates in between.
+            let used = unsafe { talc.get_allocated_span(g.heap) };
+            if !used.is_empty() {
+                continue;
+            }
+            // SAFETY: as above; truncating to empty is valid for a heap with no allocation.
+            let left = unsafe { talc.truncate(g.heap, Span::empty()) };
+            if left.is_empty() {
+                *slot = None;
+                HEAP_CLAIMED.fetch_sub(g.pages * PAGE_SIZE, Ordering::Relaxed);
+                let _ = FRAMES.lock().free(g.first, g.pages);
+            }
+        }
+    });
 }
 
 static HEAP_CLAIMED: AtomicU64 = AtomicU64::new(INITIAL_HEAP as u64);

@@ -758,6 +758,7 @@ pub fn run() -> ! {
             host.editor.add_history(&line);
             serial::set_command_running(true);
             shell.run_line(&line, &mut host, &mut console);
+            crate::memory::trim();
             if serial::interrupt_pending() {
                 serial::write_bytes(b"^C\n");
             }

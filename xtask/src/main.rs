@@ -27,10 +27,11 @@ commands:
                         `cargo xtask wasm --help` for its options)
   lint                  rustfmt --check and clippy -D warnings on every crate and the kernel
   bench [--runs N]      measure boot, start-up, compute (vs the host), concurrency, I/O
-  fuzz [--seconds N] [--seed S] [--in-keel N] [--console N]
+  fuzz [--seconds N] [--seed S] [--in-keel N] [--console N] [--minutes M]
                         fuzz loader, engine, WASI and archive reader on the host, N generated
                         modules inside Keel in one boot (memory checked every 1000), N bursts
-                        of random keys on the console; failing inputs go to target/fuzz/crashes
+                        of random keys on the console; --minutes: soak, rounds with new seeds
+                        until M minutes are up; failing inputs go to target/fuzz/crashes
   setup                 install what the build needs (pinned toolchain, QEMU)
 
 run options:

@@ -164,12 +164,13 @@ pub(super) fn fuzzed_console(image: &Image) -> Result<(), String> {
     fuzz_console(image, 40, 2026)
 }
 
-/// `cargo xtask fuzz [--seconds N] [--seed S] [--in-keel N] [--console N]`
+/// `cargo xtask fuzz [--seconds N] [--seed S] [--in-keel N] [--console N] [--minutes M]`
 pub fn fuzz_command(args: &[String]) -> Result<i32, String> {
     let mut seconds = 60;
     let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(1);
     let mut in_keel = 0usize;
     let mut console = 0usize;
+    let mut minutes = 0u64;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut num = || it.next().and_then(|v| v.parse::<u64>().ok()).ok_or(format!("{a} needs a number"));
@@ -178,10 +179,37 @@ pub fn fuzz_command(args: &[String]) -> Result<i32, String> {
             "--seed" => seed = num()?,
             "--in-keel" => in_keel = num()? as usize,
             "--console" => console = num()? as usize,
+            "--minutes" => minutes = num()?,
             other => return Err(format!("fuzz: unknown option {other}")),
         }
     }
     let image = build::build_all()?;
+    // Soak mode: rounds with fresh seeds until the time is up (each round as configured, with
+    // a thousand modules and a hundred bursts when none are asked for).
+    let soak_until = (minutes > 0).then(|| Instant::now() + Duration::from_secs(minutes * 60));
+    if soak_until.is_some() {
+        in_keel = in_keel.max(1000);
+        console = console.max(100);
+    }
+    let mut failed = 0;
+    let mut round = 0u64;
+    loop {
+        let round_seed = seed.wrapping_add(round);
+        if soak_until.is_some() {
+            println!("fuzz: soak round {round} (seed {round_seed})");
+        }
+        failed += fuzz_round(&image, seconds, round_seed, in_keel, console)?;
+        round += 1;
+        if soak_until.is_none_or(|u| Instant::now() >= u) || failed > 0 {
+            break;
+        }
+    }
+    println!("fuzz: {} passed, {failed} failed", if failed == 0 { 1 } else { 0 });
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// One round: host fuzzing, then modules inside Keel and bursts on its console; the failures.
+fn fuzz_round(image: &Image, seconds: u64, seed: u64, in_keel: usize, console: usize) -> Result<usize, String> {
     let failures = crate::fuzz::fuzz_host(seconds, seed);
     let saved = crate::fuzz::save(&failures);
     for ((what, _), path) in failures.iter().zip(&saved) {
@@ -190,24 +218,23 @@ pub fn fuzz_command(args: &[String]) -> Result<i32, String> {
     let mut failed = failures.len();
     if in_keel > 0 {
         build::ensure_qemu()?;
-        match fuzz_in_keel(&image, in_keel, seed) {
+        match fuzz_in_keel(image, in_keel, seed) {
             Ok(()) => println!("fuzz: {in_keel} modules inside Keel: the kernel survived, memory back at baseline"),
             Err(e) => {
-                println!("FAILED in Keel: {e}");
+                println!("FAILED in Keel (seed {seed}): {e}");
                 failed += 1;
             }
         }
     }
     if console > 0 {
         build::ensure_qemu()?;
-        match fuzz_console(&image, console, seed) {
+        match fuzz_console(image, console, seed) {
             Ok(()) => println!("fuzz: {console} bursts on the console: the shell answered after each"),
             Err(e) => {
-                println!("FAILED on the console: {e}");
+                println!("FAILED on the console (seed {seed}): {e}");
                 failed += 1;
             }
         }
     }
-    println!("fuzz: {} passed, {failed} failed", if failed == 0 { 1 } else { 0 });
-    Ok(if failed == 0 { 0 } else { 1 })
+    Ok(failed)
 }
