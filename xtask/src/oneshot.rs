@@ -70,27 +70,7 @@ impl Job {
     /// Parses the command line after `wasm`.
     pub fn parse(args: &[String]) -> Result<Job, String> {
         let mut job = Job::default();
-        let mut i = 0;
-        while i < args.len() {
-            let arg = args[i].as_str();
-            if !arg.starts_with("--") {
-                break;
-            }
-            if arg == "--" {
-                i += 1;
-                break;
-            }
-            let (name, inline) = match arg.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (arg, None),
-            };
-            let mut value = || -> Result<String, String> {
-                if let Some(v) = inline.clone() {
-                    return Ok(v);
-                }
-                i += 1;
-                args.get(i).cloned().ok_or(format!("{name} needs a value"))
-            };
+        let i = keel_wasm::cli::each_option(args, |name, value| {
             match name {
                 "--dir" => {
                     let v = value()?;
@@ -124,8 +104,8 @@ impl Job {
                 "--accel" => job.accel = Some(value()?.parse()?),
                 other => return Err(format!("unknown option {other}")),
             }
-            i += 1;
-        }
+            Ok(())
+        })?;
         let file = args.get(i).ok_or("missing FILE")?;
         let path = PathBuf::from(file);
         if !path.is_file() {

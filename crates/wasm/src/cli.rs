@@ -40,30 +40,44 @@ pub fn parse_size(s: &str) -> Option<usize> {
     n.checked_mul(mult)
 }
 
-impl WasmArgs {
-    /// Parses the arguments after `wasm`.
-    pub fn parse(argv: &[String]) -> Result<WasmArgs, String> {
-        let mut a = WasmArgs::default();
-        let mut i = 0;
-        while i < argv.len() {
-            let arg = argv[i].as_str();
-            if !arg.starts_with("--") || arg == "--" {
-                if arg == "--" {
-                    i += 1;
-                }
-                break;
-            }
-            let (name, inline) = match arg.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (arg, None),
-            };
+/// Walks the leading `--name[=value]` options of `argv`, up to `--` or the first operand, calling
+/// `option(name, value)` for each, where `value()` takes the inline `=value` or the next argument.
+/// Returns the index of the first operand. (The `wasm` command and `cargo xtask wasm` share it.)
+pub fn each_option(
+    argv: &[String],
+    mut option: impl FnMut(&str, &mut dyn FnMut() -> Result<String, String>) -> Result<(), String>,
+) -> Result<usize, String> {
+    let mut i = 0;
+    while i < argv.len() {
+        let arg = argv[i].as_str();
+        if !arg.starts_with("--") || arg == "--" {
+            return Ok(if arg == "--" { i + 1 } else { i });
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (arg, None),
+        };
+        let mut next = i;
+        {
             let mut value = || -> Result<String, String> {
                 if let Some(v) = inline.clone() {
                     return Ok(v);
                 }
-                i += 1;
-                argv.get(i).cloned().ok_or(format!("{name} needs a value"))
+                next += 1;
+                argv.get(next).cloned().ok_or(format!("{name} needs a value"))
             };
+            option(name, &mut value)?;
+        }
+        i = next + 1;
+    }
+    Ok(i)
+}
+
+impl WasmArgs {
+    /// Parses the arguments after `wasm`.
+    pub fn parse(argv: &[String]) -> Result<WasmArgs, String> {
+        let mut a = WasmArgs::default();
+        let i = each_option(argv, |name, value| {
             match name {
                 "--dir" => {
                     let v = value()?;
@@ -102,8 +116,8 @@ impl WasmArgs {
                 }
                 other => return Err(format!("unknown option {other}")),
             }
-            i += 1;
-        }
+            Ok(())
+        })?;
         let Some(file) = argv.get(i) else { return Err("missing FILE".into()) };
         a.file = file.clone();
         a.args = argv[i + 1..].to_vec();
