@@ -7,6 +7,9 @@ use crate::types::{errno, Errno};
 /// A guest memory view.
 pub struct Mem<'a>(pub &'a mut [u8]);
 
+/// Most bytes one read or write call moves (see [`Mem::iovecs`]).
+pub const MAX_IO_PER_CALL: u32 = 16 << 20;
+
 /// One `iovec`/`ciovec`: a guest buffer.
 #[derive(Clone, Copy, Debug)]
 pub struct IoVec {
@@ -92,11 +95,17 @@ impl Mem<'_> {
         let raw = &self.0[r];
         let mut v = Vec::new();
         v.try_reserve(count as usize).map_err(|_| errno::NOMEM)?;
+        // At most MAX_IO_PER_CALL bytes in all: one call's kernel work stays short (Ctrl-C and
+        // other tasks wait at most that long) and its count fits in a u32. The rest is a short
+        // read or write, which callers repeat (as POSIX allows and libcs do).
+        let mut budget = MAX_IO_PER_CALL;
         for c in raw.as_chunks::<8>().0 {
-            v.push(IoVec {
-                ptr: u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-                len: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-            });
+            if budget == 0 {
+                break;
+            }
+            let len = u32::from_le_bytes([c[4], c[5], c[6], c[7]]).min(budget);
+            budget -= len;
+            v.push(IoVec { ptr: u32::from_le_bytes([c[0], c[1], c[2], c[3]]), len });
         }
         Ok(v)
     }

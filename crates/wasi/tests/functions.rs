@@ -505,3 +505,23 @@ fn every_function_is_named() {
     names.dedup();
     assert_eq!(names.len(), 46);
 }
+
+#[test]
+fn one_call_moves_at_most_sixteen_mib() {
+    // 6000 iovecs of 1 MiB, all over the same guest buffer: 5.9 GiB asked (more than a u32).
+    let mut w = W::new();
+    w.mem.resize(2 << 20, 0);
+    let table = 1 << 20;
+    for i in 0..6000u32 {
+        let at = table + i * 8;
+        w.mem.resize(w.mem.len().max((at + 8) as usize), 0);
+        w.put(at, &4096u32.to_le_bytes());
+        w.put(at + 4, &(1u32 << 20).to_le_bytes());
+    }
+    // Output to stdout is kept and then flushed: the call suspends for that, with the count set.
+    let r = w.ctx.fd_write(&mut w.mem, 1, table, 6000, 8);
+    assert!(matches!(r, Ok(SUCCESS) | Err(Abort::Suspend)), "{r:?}");
+    assert_eq!(w.u32(8), 16 << 20, "a short write of 16 MiB");
+    let out: usize = w.ctx.take_output().iter().map(|(_, d)| d.len()).sum();
+    assert_eq!(out, 16 << 20);
+}
