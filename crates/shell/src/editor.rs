@@ -48,6 +48,8 @@ enum Esc {
 
 /// Maximum number of lines kept in the history.
 pub const HISTORY_MAX: usize = 500;
+/// Longest line, in characters (as Linux's terminal line discipline: 4096).
+pub const MAX_LINE: usize = 4096;
 
 /// The line editor state.
 pub struct Editor {
@@ -265,6 +267,11 @@ impl Editor {
     }
 
     fn insert(&mut self, c: char, out: &mut String) {
+        if self.buf.len() >= MAX_LINE {
+            // Full (as a Linux terminal line): ring the bell; every key would redraw 4 KB.
+            out.push('\x07');
+            return;
+        }
         self.buf.insert(self.cursor, c);
         self.cursor += 1;
         if self.cursor == self.buf.len() {
@@ -490,6 +497,16 @@ mod tests {
         // LF alone also submits; CR LF submits once.
         let (evs, _) = run(&mut ed, b"a\nb\r\nc\r");
         assert_eq!(evs.len(), 3);
+    }
+
+    #[test]
+    fn lines_stop_at_the_limit_with_a_bell() {
+        let mut input = vec![b'x'; MAX_LINE + 10];
+        input.extend_from_slice(b"\x1b[Dy\r");
+        let mut ed = Editor::new("> ");
+        let (evs, out) = run(&mut ed, &input);
+        assert_eq!(evs, vec![Event::Line("x".repeat(MAX_LINE))]);
+        assert_eq!(out.matches('\x07').count(), 11, "one bell per refused key");
     }
 
     #[test]
