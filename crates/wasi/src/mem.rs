@@ -8,7 +8,7 @@ use crate::types::{errno, Errno};
 pub struct Mem<'a>(pub &'a mut [u8]);
 
 /// Most bytes one read or write call moves (see [`Mem::iovecs`]).
-pub const MAX_IO_PER_CALL: u32 = 16 << 20;
+pub const MAX_IO_PER_CALL: u32 = 4 << 20;
 
 /// One `iovec`/`ciovec`: a guest buffer.
 #[derive(Clone, Copy, Debug)]

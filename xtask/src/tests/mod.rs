@@ -53,6 +53,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("wasm::ctrl_c_stops_a_runaway_guest", wasm::ctrl_c_stops_a_runaway_guest),
     ("wasm::long_loops_int_and_float", wasm::long_loops_int_and_float),
     ("wasm::timeout_ends_programs", wasm::timeout_ends_programs),
+    ("wasm::ctrl_c_stops_huge_wasi_calls", wasm::ctrl_c_stops_huge_wasi_calls),
     ("wasm::poll_on_console_stdin_times_out", wasm::poll_on_console_stdin_times_out),
     ("wasm::bundled_tools_take_common_options", wasm::bundled_tools_take_common_options),
     ("oneshot::command_line", programs::oneshot_command_line),

@@ -66,6 +66,8 @@ const FLOOD_WAT: &str = include_str!("../../../apps/hostile/flood.wat");
 /// interpreter every one of them took native stack, and the kernel task overflowed.
 const GROW_LOOP_WAT: &str = include_str!("../../../apps/hostile/grow-loop.wat");
 const IMPORT_WAT: &str = include_str!("../../../apps/hostile/import.wat");
+/// fd_write calls asking for 5.9 GiB each, forever.
+const WRITE_FLOOD_WAT: &str = include_str!("../../../apps/hostile/write-flood.wat");
 
 pub(super) fn wasm_test_files() -> Result<Vec<(&'static str, Vec<u8>)>, String> {
     let w = |src: &str| wat::parse_str(src).map_err(|e| e.to_string());
@@ -82,11 +84,32 @@ pub(super) fn wasm_test_files() -> Result<Vec<(&'static str, Vec<u8>)>, String> 
         ("t/garbage.wasm", noise(1000, 3)),
         ("t/truncated.wasm", w(&int_loop_wat())?[..40].to_vec()),
         ("t/sleep-hour.wasm", w(SLEEP_HOUR_WAT)?),
+        ("t/write-flood.wasm", w(WRITE_FLOOD_WAT)?),
     ])
 }
 
 /// poll_oneoff on a one-hour clock.
 const SLEEP_HOUR_WAT: &str = include_str!("../../../apps/hostile/sleep-hour.wat");
+
+/// Ctrl-C stops a program whose every WASI call asks for gigabytes (each call moves at most
+/// 4 MiB): into /dev/null and into a file. Prints how long the prompt took to come back.
+pub(super) fn ctrl_c_stops_huge_wasi_calls(image: &Image) -> Result<(), String> {
+    let mut vm = boot_wasm(image)?;
+    let mut latencies = Vec::new();
+    for target in ["/dev/null", "/tmp/flood"] {
+        vm.send_line(&format!("wasm /extra_files/t/write-flood.wasm > {target}"))?;
+        std::thread::sleep(Duration::from_millis(400));
+        let t = Instant::now();
+        vm.send(b"\x03")?;
+        vm.wait_for(PROMPT, Duration::from_secs(30))?;
+        latencies.push(t.elapsed().as_millis());
+        let out = vm.run("echo $?; rm -f /tmp/flood", STEP)?;
+        // 130, or 1 when /tmp filled up first (the write then fails and the program ends).
+        check(out == "130\n" || out == "1\n", &format!("stopped, into {target}"), &out)?;
+    }
+    println!("      (prompt back {latencies:?} ms after Ctrl-C)");
+    shutdown(vm)
+}
 
 /// `--timeout` ends a program that computes, sleeps or waits for input past its time (status
 /// 124, as coreutils' timeout), and one that finishes in time is not touched.
