@@ -71,7 +71,7 @@ struct Grown {
 // the heap's lock.
 unsafe impl Send for Grown {}
 
-static GROWN: Mutex<[Option<Grown>; 64]> = Mutex::new([None; 64]);
+static GROWN: Mutex<[Option<Grown>; 1024]> = Mutex::new([None; 1024]);
 
 /// Gives heap extensions that hold no allocation any more back to the page allocator (talc
 /// keeps what it claims otherwise). Cheap: called after each command.
@@ -105,14 +105,15 @@ struct Arena([u8; INITIAL_HEAP]);
 static mut INITIAL_ARENA: Arena = Arena([0; INITIAL_HEAP]);
 
 /// The kernel heap: talc behind a lock taken with interrupts disabled, so an interrupt or a task
-/// switch can never find it held. Blocks of [`LARGE`] bytes or more (guest memories, file
-/// chunks, big buffers) are whole pages taken straight from the page allocator and given back
-/// when freed: talc never returns what it has claimed, so without this, memory once used for a
-/// big file or program stayed with the heap for good.
+/// switch can never find it held. talc never returns what it has claimed: heap extensions that
+/// are empty again go back to the page allocator in [`trim`], and blocks of [`LARGE`] bytes or
+/// more (big guest memories) are whole pages taken straight from the page allocator and given
+/// back when freed. (Routing smaller blocks, down to 256 KiB, that way made an 8 MiB module start
+/// 3-4x slower under emulation; the cause is not known yet.)
 pub struct KernelHeap(Talck<spin::Mutex<()>, GrowFromFrames>);
 
 /// Allocations at least this big bypass talc (see [`KernelHeap`]).
-pub const LARGE: usize = 256 * 1024;
+pub const LARGE: usize = 16 << 20;
 
 /// Bytes lent to large blocks right now (for `mem`).
 static LARGE_BYTES: AtomicU64 = AtomicU64::new(0);
