@@ -106,11 +106,6 @@ pub(super) fn reboot_comes_back(image: &Image) -> Result<(), String> {
     shutdown(vm)
 }
 
-/// Free physical pages from `mem`.
-fn free_pages(mem: &str) -> Option<u64> {
-    mem.lines().find(|l| l.starts_with("physical:"))?.rsplit(", ").next()?.split_whitespace().next()?.parse().ok()
-}
-
 /// Memory comes back: filling /tmp to its limit and emptying it ten times, and 1000 programs
 /// with 64 MiB memories one after another, leave the free physical pages where they were.
 pub(super) fn memory_comes_back(image: &Image) -> Result<(), String> {

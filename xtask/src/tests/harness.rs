@@ -96,3 +96,8 @@ pub(super) fn heap_used(mem: &str) -> Option<u64> {
 pub(super) fn indent(s: &str) -> String {
     s.lines().map(|l| format!("    {l}\n")).collect()
 }
+
+/// Free physical pages from `mem` output.
+pub(super) fn free_pages(mem: &str) -> Option<u64> {
+    mem.lines().find(|l| l.starts_with("physical:"))?.rsplit(", ").next()?.split_whitespace().next()?.parse().ok()
+}

@@ -58,13 +58,7 @@ const FUZZ_GROUP: usize = 1000;
 /// Free physical pages and heap bytes in use, from `mem`.
 fn mem_figures(vm: &mut Vm) -> Result<(u64, u64), String> {
     let mem = vm.run("mem", STEP)?;
-    let free = mem
-        .lines()
-        .find(|l| l.starts_with("physical:"))
-        .and_then(|l| l.rsplit(", ").next())
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok());
-    match (free, heap_used(&mem)) {
+    match (free_pages(&mem), heap_used(&mem)) {
         (Some(f), Some(h)) => Ok((f, h)),
         _ => Err(format!("cannot read mem: {mem}")),
     }
