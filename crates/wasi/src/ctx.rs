@@ -13,7 +13,7 @@ use crate::types::*;
 pub const OUTPUT_FLUSH_AT: usize = 64 * 1024;
 
 /// What the environment provides: clocks and randomness.
-pub trait System {
+pub trait System: Send {
     /// Nanoseconds since the Unix epoch.
     fn realtime_ns(&self) -> u64;
     /// Monotonic nanoseconds (any origin).

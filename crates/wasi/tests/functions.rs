@@ -525,3 +525,61 @@ fn one_call_moves_at_most_four_mib() {
     let out: usize = w.ctx.take_output().iter().map(|(_, d)| d.len()).sum();
     assert_eq!(out, 4 << 20);
 }
+
+mod dispatch {
+    use super::*;
+    use keel_wasi::dispatch::{call, CallError, MAX_PARAMS, SIGNATURES};
+
+    #[test]
+    fn every_function_has_a_signature_and_runs_by_name() {
+        let names: Vec<&str> = SIGNATURES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, keel_wasi::FUNCTIONS.to_vec());
+        for (name, sig) in SIGNATURES {
+            assert!(sig.len() <= MAX_PARAMS && sig.chars().all(|c| c == 'i' || c == 'I'), "{name}");
+            if name == "proc_exit" {
+                continue;
+            }
+            let mut w = W::new();
+            // Zero arguments: each function answers (an errno or a suspension), none is unknown.
+            let r = call(&mut w.ctx, &mut w.mem, name, &[0; MAX_PARAMS]);
+            assert!(r.is_ok(), "{name}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn arguments_reach_the_function() {
+        let mut w = W::new();
+        let (p, l) = w.put(200, b"via table\n");
+        let iov = w.iov(p, l);
+        let r = call(&mut w.ctx, &mut w.mem, "fd_write", &[1, u64::from(iov), 1, 300]);
+        assert_eq!(r, Ok(Ok(SUCCESS)));
+        assert_eq!(w.u32(300), 10);
+        let out: Vec<u8> = w.ctx.take_output().into_iter().flat_map(|(_, d)| d).collect();
+        assert_eq!(out, b"via table\n");
+        // An i64 argument whole: seek to 7 in data.txt, then tell.
+        let fd = w.open("data.txt", 0, rights::FD_SEEK | rights::FD_TELL | rights::FD_READ, 0).unwrap();
+        let r = call(&mut w.ctx, &mut w.mem, "fd_seek", &[u64::from(fd), 7, u64::from(whence::SET), 400]);
+        assert_eq!(r, Ok(Ok(SUCCESS)));
+        assert_eq!(w.u64(400), 7);
+        let r = call(&mut w.ctx, &mut w.mem, "fd_seek", &[u64::from(fd), (-2i64) as u64, u64::from(whence::CUR), 400]);
+        assert_eq!(r, Ok(Ok(SUCCESS)));
+        assert_eq!(w.u64(400), 5);
+    }
+
+    #[test]
+    fn narrow_arguments_out_of_range_are_einval() {
+        let mut w = W::new();
+        let r = call(&mut w.ctx, &mut w.mem, "fd_seek", &[3, 0, 0x1_00, 400]);
+        assert_eq!(r, Ok(Ok(INVAL)));
+        let r = call(&mut w.ctx, &mut w.mem, "fd_fdstat_set_flags", &[1, 0x1_0000]);
+        assert_eq!(r, Ok(Ok(INVAL)));
+    }
+
+    #[test]
+    fn exit_unknown_and_short_calls() {
+        let mut w = W::new();
+        assert_eq!(call(&mut w.ctx, &mut w.mem, "proc_exit", &[3]), Ok(Err(Abort::Exit(3))));
+        assert_eq!(call(&mut w.ctx, &mut w.mem, "no_such_call", &[]), Err(CallError::Unknown));
+        assert_eq!(call(&mut w.ctx, &mut w.mem, "fd_write", &[1, 2]), Err(CallError::Arity));
+    }
+}

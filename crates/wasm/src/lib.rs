@@ -11,8 +11,11 @@
 extern crate alloc;
 
 pub mod cli;
+#[cfg(feature = "compiled")]
+pub mod compiled;
 pub mod runner;
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 use core::fmt;
@@ -87,10 +90,18 @@ pub enum Step {
     Trapped(String),
 }
 
-/// A validated module.
+/// A module ready to run: validated for the interpreter, or compiled native code.
 pub struct Program {
-    engine: Engine,
-    module: Module,
+    kind: ProgramKind,
+}
+
+enum ProgramKind {
+    Interp {
+        engine: Engine,
+        module: Module,
+    },
+    #[cfg(feature = "compiled")]
+    Compiled(compiled::CompiledProgram),
 }
 
 struct Limiter {
@@ -199,7 +210,22 @@ impl Program {
                 });
             }
         }
-        Ok(Program { engine, module })
+        Ok(Program { kind: ProgramKind::Interp { engine, module } })
+    }
+
+    /// A module compiled ahead of time for the compiled tier's engine (see [`compiled::config`]).
+    #[cfg(feature = "compiled")]
+    pub fn compiled(module: &wasmtime::Module) -> Result<Program, LoadError> {
+        Ok(Program { kind: ProgramKind::Compiled(compiled::CompiledProgram::new(module)?) })
+    }
+
+    /// Which engine runs it: "interpreter" or "compiled".
+    pub fn engine_name(&self) -> &'static str {
+        match self.kind {
+            ProgramKind::Interp { .. } => "interpreter",
+            #[cfg(feature = "compiled")]
+            ProgramKind::Compiled(_) => "compiled",
+        }
     }
 }
 
@@ -212,6 +238,116 @@ enum Resume {
 
 /// A running instance of a program.
 pub struct Process {
+    inner: Inner,
+}
+
+enum Inner {
+    Interp(Box<Interp>),
+    #[cfg(feature = "compiled")]
+    Compiled(compiled::CompiledProcess),
+}
+
+/// A process's WASI state, borrowed (locked, on the compiled tier).
+pub enum WasiRef<'a> {
+    /// The interpreter's.
+    Direct(&'a mut WasiCtx),
+    /// The compiled tier's, shared with the suspended guest.
+    #[cfg(feature = "compiled")]
+    Locked(compiled::WasiGuard<'a>),
+}
+
+impl core::ops::Deref for WasiRef<'_> {
+    type Target = WasiCtx;
+    fn deref(&self) -> &WasiCtx {
+        match self {
+            WasiRef::Direct(w) => w,
+            #[cfg(feature = "compiled")]
+            WasiRef::Locked(w) => w,
+        }
+    }
+}
+
+impl core::ops::DerefMut for WasiRef<'_> {
+    fn deref_mut(&mut self) -> &mut WasiCtx {
+        match self {
+            WasiRef::Direct(w) => w,
+            #[cfg(feature = "compiled")]
+            WasiRef::Locked(w) => w,
+        }
+    }
+}
+
+impl Process {
+    /// Instantiates `program` with WASI and `limits`.
+    pub fn new(program: &Program, wasi: WasiCtx, limits: Limits) -> Result<Process, LoadError> {
+        let inner = match &program.kind {
+            ProgramKind::Interp { engine, module } => {
+                Inner::Interp(Box::new(Interp::new(engine, module, wasi, limits)?))
+            }
+            #[cfg(feature = "compiled")]
+            ProgramKind::Compiled(p) => Inner::Compiled(compiled::CompiledProcess::new(p, wasi, limits)?),
+        };
+        Ok(Process { inner })
+    }
+
+    /// The WASI state (stdio buffers, pending calls).
+    pub fn wasi(&mut self) -> WasiRef<'_> {
+        match &mut self.inner {
+            Inner::Interp(p) => WasiRef::Direct(&mut p.store.data_mut().wasi),
+            #[cfg(feature = "compiled")]
+            Inner::Compiled(p) => WasiRef::Locked(p.wasi()),
+        }
+    }
+
+    /// Bytes of linear memory in use.
+    pub fn memory_bytes(&self) -> usize {
+        match &self.inner {
+            Inner::Interp(p) => p.memory_bytes(),
+            #[cfg(feature = "compiled")]
+            Inner::Compiled(p) => p.memory_bytes(),
+        }
+    }
+
+    /// True once a memory growth was refused by the limit (or by the kernel running low).
+    pub fn memory_limit_hit(&self) -> bool {
+        match &self.inner {
+            Inner::Interp(p) => p.store.data().limiter.denied,
+            #[cfg(feature = "compiled")]
+            Inner::Compiled(p) => p.memory_denied().0,
+        }
+    }
+
+    /// True if the last refused growth was refused to keep the system's reserve.
+    pub fn memory_denied_by_system(&self) -> bool {
+        match &self.inner {
+            Inner::Interp(p) => p.store.data().limiter.denied_by_system,
+            #[cfg(feature = "compiled")]
+            Inner::Compiled(p) => p.memory_denied().1,
+        }
+    }
+
+    /// Fuel consumed so far (a measure of CPU time; the interpreter's instructions). The compiled
+    /// tier does not count: 0.
+    pub fn fuel_used(&self) -> u64 {
+        match &self.inner {
+            Inner::Interp(p) => p.fuel_used,
+            #[cfg(feature = "compiled")]
+            Inner::Compiled(_) => 0,
+        }
+    }
+
+    /// Runs the guest for one slice (or until it blocks, exits or traps).
+    pub fn run(&mut self) -> Step {
+        match &mut self.inner {
+            Inner::Interp(p) => p.run(),
+            #[cfg(feature = "compiled")]
+            Inner::Compiled(p) => p.run(),
+        }
+    }
+}
+
+/// The interpreter's process.
+struct Interp {
     store: Store<Data>,
     start: TypedFunc<(), ()>,
     resume: Resume,
@@ -417,14 +553,15 @@ fn link(linker: &mut Linker<Data>) -> Result<(), Error> {
 /// Describes a trap for the user.
 fn describe(e: &Error) -> String {
     match e.as_trap_code() {
+        // wasmi 2.0 words this one "uninitialized element 2" (a leftover it marks to fix).
+        Some(wasmi::TrapCode::IndirectCallToNull) => "uninitialized element".into(),
         Some(code) => format!("{code}"),
         None => e.to_string(),
     }
 }
 
-impl Process {
-    /// Instantiates `program` with WASI and `limits`.
-    pub fn new(program: &Program, wasi: WasiCtx, limits: Limits) -> Result<Process, LoadError> {
+impl Interp {
+    fn new(engine: &Engine, module: &Module, wasi: WasiCtx, limits: Limits) -> Result<Interp, LoadError> {
         let data = Data {
             wasi,
             memory: None,
@@ -436,13 +573,13 @@ impl Process {
                 denied_by_system: false,
             },
         };
-        let mut store = Store::new(&program.engine, data);
+        let mut store = Store::new(engine, data);
         store.limiter(|d| &mut d.limiter);
         // Initialisation (data segments, a start function) also runs on fuel.
         store.set_fuel(limits.fuel_slice.max(1) * 50).map_err(|e| LoadError::Instantiate(e.to_string()))?;
-        let mut linker = Linker::new(&program.engine);
+        let mut linker = Linker::new(engine);
         link(&mut linker).map_err(|e| LoadError::Link(e.to_string()))?;
-        let instance = linker.instantiate_and_start(&mut store, &program.module).map_err(|e| {
+        let instance = linker.instantiate_and_start(&mut store, module).map_err(|e| {
             if store.data().limiter.denied {
                 LoadError::Instantiate(format!(
                     "not enough memory for its initial {} (limit {} MiB, or the system is low)",
@@ -461,7 +598,7 @@ impl Process {
         let memory = instance.get_export(&store, "memory").and_then(Extern::into_memory);
         store.data_mut().memory = memory;
         let start = instance.get_typed_func::<(), ()>(&store, "_start").map_err(|_| LoadError::NoStart)?;
-        Ok(Process {
+        Ok(Interp {
             store,
             start,
             resume: Resume::Fresh,
@@ -471,29 +608,8 @@ impl Process {
         })
     }
 
-    /// The WASI state (stdio buffers, pending calls).
-    pub fn wasi(&mut self) -> &mut WasiCtx {
-        &mut self.store.data_mut().wasi
-    }
-
-    /// Bytes of linear memory in use.
-    pub fn memory_bytes(&self) -> usize {
+    fn memory_bytes(&self) -> usize {
         self.store.data().memory.map_or(0, |m| m.data(&self.store).len())
-    }
-
-    /// True once a memory growth was refused by the limit (or by the kernel running low).
-    pub fn memory_limit_hit(&self) -> bool {
-        self.store.data().limiter.denied
-    }
-
-    /// True if the last refused growth was refused to keep the system's reserve.
-    pub fn memory_denied_by_system(&self) -> bool {
-        self.store.data().limiter.denied_by_system
-    }
-
-    /// Fuel consumed so far (a measure of CPU time).
-    pub fn fuel_used(&self) -> u64 {
-        self.fuel_used
     }
 
     fn account(&mut self) {
@@ -501,8 +617,7 @@ impl Process {
         self.fuel_used += self.slice_fuel.saturating_sub(left);
     }
 
-    /// Runs the guest for one slice (or until it blocks, exits or traps).
-    pub fn run(&mut self) -> Step {
+    fn run(&mut self) -> Step {
         let resume = core::mem::replace(&mut self.resume, Resume::Done);
         // An instruction may need more fuel than one slice (a large memory.grow): give it that.
         let fuel = match &resume {
