@@ -139,6 +139,7 @@ fn init_local_apic() {
 
 extern "x86-interrupt" fn timer_interrupt(_frame: InterruptStackFrame) {
     crate::time::on_tick();
+    crate::aot::tick();
     // SAFETY: IRQ_TIMER came from the PIC.
     unsafe { PICS.lock().notify_end_of_interrupt(IRQ_TIMER) };
     // After the end-of-interrupt: this may switch to another task.

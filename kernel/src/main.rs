@@ -8,6 +8,7 @@
 
 extern crate alloc;
 
+mod aot;
 mod boot;
 mod console;
 mod cpu;

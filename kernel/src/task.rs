@@ -208,6 +208,8 @@ extern "C" fn task_start() -> ! {
         let mxcsr: u32 = 0x1f80;
         core::arch::asm!("fninit", "ldmxcsr [{0}]", in(reg) &mxcsr, options(nostack));
     }
+    // No wasmtime activation yet (the globals still hold the previous task's).
+    crate::aot::tls_restore([core::ptr::null_mut(); 2]);
     let job = with_sched(|s| {
         let cur = s.current;
         s.tasks.get_mut(&cur).and_then(|t| t.entry.take())
@@ -399,6 +401,8 @@ fn schedule() {
         }
     };
     let Some(((save_rsp, save_fx), load_rsp)) = switch else { return };
+    // wasmtime's thread-local words belong to this task: kept on its stack while others run.
+    let tls = crate::aot::tls_save();
     // SAFETY: both tasks live in boxes owned by the scheduler that are not freed while either
     // can run (dead tasks keep their box; only their stack is freed once we are off it).
     // fxsave/fxrstor use the 16-byte aligned 512-byte areas of those tasks. Interrupts are off.
@@ -408,6 +412,7 @@ fn schedule() {
         // Back on this task: restore its FPU/SSE state.
         core::arch::asm!("fxrstor64 [{0}]", in(reg) save_fx, options(nostack));
     }
+    crate::aot::tls_restore(tls);
 }
 
 /// One line of `ps`.

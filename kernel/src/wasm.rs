@@ -9,11 +9,11 @@ use keel_shell::exec::STATUS_INTERRUPTED;
 use keel_shell::{Io, Shell, Source};
 use keel_vfs::{FileType, Lookup};
 use keel_wasi::{Config, Preopen, System, WasiCtx};
-use keel_wasm::cli::{WasmArgs, USAGE};
+use keel_wasm::cli::{EngineChoice, WasmArgs, USAGE};
 use keel_wasm::runner::{self, Interrupted, Outcome};
 use keel_wasm::{Limits, Process, Program};
 
-use crate::{fs, memory, random, time};
+use crate::{aot, fs, memory, random, time};
 
 /// Exit status when a program cannot be loaded.
 const STATUS_CANNOT_RUN: i32 = 126;
@@ -23,7 +23,7 @@ const STATUS_TRAP: i32 = 134;
 const STATUS_TIMED_OUT: i32 = 124;
 /// Exit status of a killed program (128 + SIGTERM).
 const STATUS_KILLED: i32 = 143;
-/// Largest module file accepted.
+/// Largest module (or artefact) file accepted.
 const MAX_MODULE: u64 = 256 << 20;
 
 struct KernelSystem;
@@ -178,37 +178,77 @@ pub fn run_by_name(shell: &mut Shell, file: String, argv: &[String], io: &mut Io
     run_named(shell, args, name, io)
 }
 
+/// Reads a module (or artefact) file whole; Err: the status, after saying why.
+fn read_module(cwd: &str, file: &str, io: &mut Io<'_>) -> Result<Vec<u8>, i32> {
+    let vfs = fs::vfs();
+    match vfs.stat(cwd, file, Lookup::FOLLOW) {
+        Ok(s) if s.kind == FileType::Dir => {
+            io.eprint(format_args!("wasm: {file}: is a directory\n"));
+            Err(STATUS_CANNOT_RUN)
+        }
+        Ok(s) if s.size > MAX_MODULE => {
+            io.eprint(format_args!("wasm: {file}: too large ({} MiB)\n", s.size >> 20));
+            Err(STATUS_CANNOT_RUN)
+        }
+        Ok(_) => keel_commands::read_file(vfs, cwd, file).map_err(|e| {
+            io.eprint(format_args!("wasm: {file}: {e}\n"));
+            STATUS_CANNOT_RUN
+        }),
+        Err(e) => {
+            io.eprint(format_args!("wasm: {file}: {e}\n"));
+            Err(127)
+        }
+    }
+}
+
+/// The engine for `bytes` (FILE's contents): the compiled tier when asked for or when FILE has an
+/// artefact this build sealed, else the interpreter. Err: the status, after saying why.
+fn choose_program(a: &WasmArgs, cwd: &str, bytes: &[u8], io: &mut Io<'_>) -> Result<Program, i32> {
+    let file = &a.file;
+    let cannot = |io: &mut Io<'_>, what: &str, e: &dyn core::fmt::Display| {
+        io.eprint(format_args!("wasm: {what}: {e}\n"));
+        STATUS_CANNOT_RUN
+    };
+    if aot::is_artefact(bytes) {
+        if a.engine == EngineChoice::Interp || a.fuel.is_some() {
+            return Err(cannot(
+                io,
+                file,
+                &"an artefact runs only on the compiled tier (give the module for --engine interp or --fuel)",
+            ));
+        }
+        return aot::load(bytes, None).map_err(|e| cannot(io, file, &e));
+    }
+    if a.engine != EngineChoice::Interp && a.fuel.is_none() {
+        let path = aot::artefact_path(file);
+        if fs::vfs().stat(cwd, &path, Lookup::FOLLOW).is_ok() {
+            let artefact = read_module(cwd, &path, io)?;
+            match aot::load(&artefact, Some(bytes)) {
+                Ok(p) => return Ok(p),
+                Err(e) if a.engine == EngineChoice::Compiled => return Err(cannot(io, &path, &e)),
+                Err(e) => io.eprint(format_args!("wasm: {path}: refused: {e}; the interpreter runs {file}\n")),
+            }
+        } else if a.engine == EngineChoice::Compiled {
+            let why = format!(
+                "no artefact {path} (`cargo xtask build` makes them for bundled programs, `--compile` for shared ones)"
+            );
+            return Err(cannot(io, file, &why));
+        }
+    }
+    Program::load(bytes).map_err(|e| cannot(io, file, &e))
+}
+
 fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> i32 {
     let cwd = keel_commands::cwd(shell);
     let vfs = fs::vfs();
     let file = &a.file;
-    let bytes = match vfs.stat(&cwd, file, Lookup::FOLLOW) {
-        Ok(s) if s.kind == FileType::Dir => {
-            io.eprint(format_args!("wasm: {file}: is a directory\n"));
-            return STATUS_CANNOT_RUN;
-        }
-        Ok(s) if s.size > MAX_MODULE => {
-            io.eprint(format_args!("wasm: {file}: too large ({} MiB)\n", s.size >> 20));
-            return STATUS_CANNOT_RUN;
-        }
-        Ok(_) => match keel_commands::read_file(vfs, &cwd, file) {
-            Ok(b) => b,
-            Err(e) => {
-                io.eprint(format_args!("wasm: {file}: {e}\n"));
-                return STATUS_CANNOT_RUN;
-            }
-        },
-        Err(e) => {
-            io.eprint(format_args!("wasm: {file}: {e}\n"));
-            return 127;
-        }
+    let bytes = match read_module(&cwd, file, io) {
+        Ok(b) => b,
+        Err(status) => return status,
     };
-    let program = match Program::load(&bytes) {
+    let program = match choose_program(&a, &cwd, &bytes, io) {
         Ok(p) => p,
-        Err(e) => {
-            io.eprint(format_args!("wasm: {file}: {e}\n"));
-            return STATUS_CANNOT_RUN;
-        }
+        Err(status) => return status,
     };
     drop(bytes);
     let mut preopens = Vec::new();

@@ -22,7 +22,7 @@ pub fn out_dir() -> PathBuf {
     root().join("target").join("keel")
 }
 
-fn status(cmd: &mut Command) -> Result<(), String> {
+pub fn status(cmd: &mut Command) -> Result<(), String> {
     let shown = format!("{cmd:?}");
     match cmd.status() {
         Ok(s) if s.success() => Ok(()),
@@ -178,7 +178,7 @@ pub fn build_apps() -> Result<PathBuf, String> {
     Ok(out)
 }
 
-fn copy_if_changed(from: &Path, to: &Path) -> Result<(), String> {
+pub fn copy_if_changed(from: &Path, to: &Path) -> Result<(), String> {
     let data = std::fs::read(from).map_err(|e| format!("{}: {e}", from.display()))?;
     if std::fs::read(to).ok().as_deref() != Some(&data[..]) {
         std::fs::write(to, &data).map_err(|e| format!("{}: {e}", to.display()))?;
@@ -220,6 +220,8 @@ pub fn build_kernel() -> Result<PathBuf, String> {
     ensure_toolchain()?;
     let mut cargo = kernel_cargo()?;
     cargo.args(["build", "--release", "--locked"]);
+    // The key the kernel checks artefacts with (baked into the image by kernel/build.rs).
+    cargo.env("KEEL_AOT_KEY", crate::aot::key_hex()?);
     if quiet() {
         cargo.arg("-q");
     }
@@ -240,13 +242,23 @@ pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn quiet() -> bool {
+pub fn quiet() -> bool {
     QUIET.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 pub fn build_all() -> Result<Image, String> {
     let kernel = build_kernel()?;
     let apps = build_apps()?;
+    // Every bundled module gets its artefact for the compiled tier, beside it.
+    let mut pairs: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(&apps).map_err(|e| format!("{}: {e}", apps.display()))? {
+        let p = entry.map_err(|e| e.to_string())?.path();
+        if p.extension().is_some_and(|e| e == "wasm") {
+            pairs.push((p.clone(), crate::aot::artefact_of(&p)));
+        }
+    }
+    pairs.sort();
+    crate::aot::compile(&pairs)?;
     let initrd = out_dir().join("files.tar");
     pack(&root().join("extra_files"), Some(&apps), &initrd)?;
     // Marks the moment every input was built; see `fresh_image`.
@@ -271,7 +283,7 @@ fn newest_input() -> Option<std::time::SystemTime> {
         Some(())
     }
     let mut newest = std::time::SystemTime::UNIX_EPOCH;
-    for part in ["kernel", "crates", "apps", "extra_files", "Cargo.lock", "Cargo.toml"] {
+    for part in ["kernel", "crates", "apps", "extra_files", "xtask/aot", "Cargo.lock", "Cargo.toml"] {
         let p = root().join(part);
         if p.exists() {
             walk(&p, &mut newest)?;
@@ -306,7 +318,7 @@ pub fn pack(dir: &Path, apps: Option<&Path>, out: &Path) -> Result<(), String> {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(apps)
             .map_err(|e| format!("{}: {e}", apps.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+            .filter(|p| p.extension().is_some_and(|e| e == "wasm" || e == keel_artefact::EXTENSION))
             .collect();
         entries.sort();
         for p in entries {

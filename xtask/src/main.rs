@@ -2,6 +2,7 @@
 //!
 //! Runs on the default stable toolchain; it installs the pinned nightly that builds the kernel.
 
+mod aot;
 mod bench;
 mod build;
 mod fuzz;

@@ -106,7 +106,7 @@ pub fn command(image: &Image, opts: &Options) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-M", &machine, "-m", &opts.mem, "-accel", accel_name(opts)]);
     cmd.args(["-no-user-config", "-nodefaults"]);
-    cmd.args(["-cpu", "qemu64,+rdrand"]);
+    cmd.args(["-cpu", "qemu64,+rdrand,+ssse3,+sse4.1,+sse4.2,+popcnt"]);
     cmd.arg("-kernel").arg(&image.kernel);
     cmd.arg("-initrd").arg(&image.initrd);
     let mut append = opts.append.clone();

@@ -1,8 +1,22 @@
 //! The `wasm` command line, following wasmtime's where it makes sense:
-//! `wasm [--dir HOST[::GUEST]]... [--env K=V]... [--fuel N] [--max-memory SIZE] FILE [ARGS...]`.
+//! `wasm [--engine auto|interp|compiled] [--dir HOST[::GUEST]]... [--env K=V]... [--fuel N]
+//! [--max-memory SIZE] FILE [ARGS...]`.
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+
+/// Which engine runs a program.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EngineChoice {
+    /// The compiled tier when the module has an artefact this build made (and no `--fuel`),
+    /// else the interpreter.
+    #[default]
+    Auto,
+    /// Always the interpreter.
+    Interp,
+    /// Only the compiled tier: an error without a valid artefact.
+    Compiled,
+}
 
 /// Parsed `wasm` options.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -18,13 +32,15 @@ pub struct WasmArgs {
     pub argv0: Option<String>,
     /// Wall-clock limit in nanoseconds (None: none).
     pub timeout_ns: Option<u64>,
+    /// `--engine`.
+    pub engine: EngineChoice,
     pub file: String,
     pub args: Vec<String>,
 }
 
 /// Usage text.
 pub const USAGE: &str =
-    "usage: wasm [--dir HOST[::GUEST]]... [--env NAME=VALUE]... [--fuel N] [--max-memory SIZE] [--timeout SECS] [--argv0 NAME] FILE [ARGS...]";
+    "usage: wasm [--engine auto|interp|compiled] [--dir HOST[::GUEST]]... [--env NAME=VALUE]... [--fuel N] [--max-memory SIZE] [--timeout SECS] [--argv0 NAME] FILE [ARGS...]";
 
 /// Parses a size such as `4096`, `64K`, `16M`, `1G` (binary units).
 pub fn parse_size(s: &str) -> Option<usize> {
@@ -106,6 +122,14 @@ impl WasmArgs {
                     a.max_memory = Some(parse_size(&v).ok_or(format!("--max-memory {v}: not a size (e.g. 64M)"))?);
                 }
                 "--argv0" => a.argv0 = Some(value()?),
+                "--engine" => {
+                    a.engine = match value()?.as_str() {
+                        "auto" => EngineChoice::Auto,
+                        "interp" | "interpreter" => EngineChoice::Interp,
+                        "compiled" => EngineChoice::Compiled,
+                        v => return Err(format!("--engine {v}: expected auto, interp or compiled")),
+                    }
+                }
                 "--timeout" => {
                     let v = value()?;
                     let secs: f64 = v.parse().map_err(|_| format!("--timeout {v}: not a number of seconds"))?;
@@ -118,6 +142,9 @@ impl WasmArgs {
             }
             Ok(())
         })?;
+        if a.fuel.is_some() && a.engine == EngineChoice::Compiled {
+            return Err("--fuel counts the interpreter's instructions: it needs --engine interp or auto".into());
+        }
         let Some(file) = argv.get(i) else { return Err("missing FILE".into()) };
         a.file = file.clone();
         a.args = argv[i + 1..].to_vec();
@@ -148,6 +175,7 @@ mod tests {
             "--argv0",
             "prog",
             "--timeout=1.5",
+            "--engine=interp",
             "p.wasm",
             "--dir",
             "x",
@@ -160,6 +188,9 @@ mod tests {
         assert_eq!(a.file, "p.wasm");
         assert_eq!(a.argv0.as_deref(), Some("prog"));
         assert_eq!(a.timeout_ns, Some(1_500_000_000));
+        assert_eq!(a.engine, EngineChoice::Interp);
+        assert_eq!(WasmArgs::parse(&v(&["--engine", "compiled", "p"])).unwrap().engine, EngineChoice::Compiled);
+        assert_eq!(WasmArgs::parse(&v(&["p"])).unwrap().engine, EngineChoice::Auto);
         assert_eq!(a.args, v(&["--dir", "x"]));
     }
 
@@ -172,6 +203,11 @@ mod tests {
         assert!(WasmArgs::parse(&v(&["--max-memory", "lots", "x"])).is_err());
         assert!(WasmArgs::parse(&v(&["--timeout", "-1", "x"])).is_err());
         assert!(WasmArgs::parse(&v(&["--timeout", "soon", "x"])).is_err());
+        assert_eq!(
+            WasmArgs::parse(&v(&["--engine", "jit", "x"])).unwrap_err(),
+            "--engine jit: expected auto, interp or compiled"
+        );
+        assert!(WasmArgs::parse(&v(&["--engine", "compiled", "--fuel", "9", "x"])).is_err());
     }
 
     #[test]

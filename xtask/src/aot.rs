@@ -1,0 +1,112 @@
+//! The compiled tier on the build host: the build's artefact key, the `keel-aot` precompiler
+//! (built on the kernel's pinned nightly, like the kernel: wasmtime 50 needs it), and
+//! precompiling modules into sealed `.cwasm` artefacts, cached by module and key.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::build::{self, out_dir, root};
+
+/// The file holding this build tree's key (64 hex digits), made at the first build.
+pub fn key_file() -> PathBuf {
+    out_dir().join("aot.key")
+}
+
+/// The build's key, generated from the OS's randomness the first time.
+pub fn key_hex() -> Result<String, String> {
+    let path = key_file();
+    if let Ok(k) = std::fs::read_to_string(&path) {
+        if keel_artefact::parse_key(&k).is_some() {
+            return Ok(k.trim().to_string());
+        }
+    }
+    let mut bytes = [0u8; keel_artefact::KEY_LEN];
+    let mut f = std::fs::File::open("/dev/urandom").map_err(|e| format!("/dev/urandom: {e}"))?;
+    std::io::Read::read_exact(&mut f, &mut bytes).map_err(|e| format!("/dev/urandom: {e}"))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(out_dir()).map_err(|e| format!("{}: {e}", out_dir().display()))?;
+    std::fs::write(&path, &hex).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(hex)
+}
+
+/// Builds `keel-aot` (release, pinned nightly) and returns its path.
+pub fn tool() -> Result<PathBuf, String> {
+    build::ensure_toolchain()?;
+    let dir = root().join("xtask/aot");
+    let mut cargo = build::kernel_cargo()?;
+    cargo.current_dir(&dir).args(["build", "--release", "--locked"]);
+    if build::quiet() {
+        cargo.arg("-q");
+    }
+    build::status(&mut cargo)?;
+    Ok(dir.join("target/release/keel-aot"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Precompiles each `(module, artefact)` pair with this build's key. A module compiled before
+/// with the same key and compiler comes from the cache (target/keel/aot-cache).
+pub fn compile(pairs: &[(PathBuf, PathBuf)]) -> Result<(), String> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let key = key_hex()?;
+    let tool = tool()?;
+    let tool_id = std::fs::metadata(&tool)
+        .and_then(|m| m.modified())
+        .map(|t| format!("{t:?}"))
+        .map_err(|e| format!("{}: {e}", tool.display()))?;
+    let cache = out_dir().join("aot-cache");
+    std::fs::create_dir_all(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
+    let mut todo: Vec<String> = Vec::new();
+    let mut cached = Vec::new();
+    for (wasm, out) in pairs {
+        let bytes = std::fs::read(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
+        let mut h = Sha256::new();
+        h.update(&bytes);
+        h.update(key.as_bytes());
+        h.update(tool_id.as_bytes());
+        let entry = cache.join(format!("{}.cwasm", &hex(&h.finalize())[..32]));
+        if !entry.exists() && !todo.iter().any(|t| Path::new(t) == entry) {
+            todo.push(wasm.display().to_string());
+            todo.push(entry.display().to_string());
+        }
+        cached.push((entry, out.clone()));
+    }
+    if !todo.is_empty() {
+        let mut cmd = std::process::Command::new(&tool);
+        cmd.arg("--key").arg(key_file()).args(&todo);
+        build::status(&mut cmd)?;
+    }
+    for (entry, out) in cached {
+        build::copy_if_changed(&entry, &out)?;
+    }
+    Ok(())
+}
+
+/// Where the artefact of `module` goes: beside it, `.wasm` replaced by `.cwasm`.
+pub fn artefact_of(module: &Path) -> PathBuf {
+    module.with_extension(keel_artefact::EXTENSION)
+}
+
+/// Precompiles every `.wasm` below `dir` (recursively) into a `.cwasm` beside it.
+pub fn compile_tree(dir: &Path) -> Result<usize, String> {
+    fn walk(p: &Path, out: &mut Vec<(PathBuf, PathBuf)>) -> Result<(), String> {
+        for e in std::fs::read_dir(p).map_err(|e| format!("{}: {e}", p.display()))? {
+            let path = e.map_err(|e| e.to_string())?.path();
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else if path.extension().is_some_and(|x| x == "wasm") {
+                out.push((path.clone(), artefact_of(&path)));
+            }
+        }
+        Ok(())
+    }
+    let mut pairs = Vec::new();
+    walk(dir, &mut pairs)?;
+    compile(&pairs)?;
+    Ok(pairs.len())
+}
