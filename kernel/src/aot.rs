@@ -8,7 +8,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use core::alloc::Layout;
 use core::arch::x86_64::{__cpuid, __cpuid_count, CpuidResult};
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use keel_wasm::compiled::{self, wasmtime};
 use keel_wasm::Program;
@@ -125,6 +125,67 @@ pub extern "C" fn wasmtime_memory_image_map_at(_image: *mut u8, _addr: *mut u8, 
 
 #[no_mangle]
 pub extern "C" fn wasmtime_memory_image_free(_image: *mut u8) {}
+
+// wasmtime's locks: a word each, zero when free. Keel's tasks are preempted, so a guest can find
+// a lock held by another guest's task: it then yields until the holder lets go (one CPU).
+
+/// The lock word wasmtime passes.
+fn lock_word<'a>(lock: *mut usize) -> &'a AtomicUsize {
+    // SAFETY: wasmtime passes a pointer to an aligned, live word it only touches through these
+    // functions, for as long as the lock exists.
+    unsafe { AtomicUsize::from_ptr(lock) }
+}
+
+const WRITER: usize = usize::MAX;
+
+#[no_mangle]
+pub extern "C" fn wasmtime_sync_lock_acquire(lock: *mut usize) {
+    let w = lock_word(lock);
+    while w.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        crate::task::yield_now();
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn wasmtime_sync_lock_release(lock: *mut usize) {
+    lock_word(lock).store(0, Ordering::Release);
+}
+
+#[no_mangle]
+pub extern "C" fn wasmtime_sync_lock_free(_lock: *mut usize) {}
+
+#[no_mangle]
+pub extern "C" fn wasmtime_sync_rwlock_read(lock: *mut usize) {
+    let w = lock_word(lock);
+    loop {
+        let readers = w.load(Ordering::Relaxed);
+        if readers < WRITER - 1 && w.compare_exchange(readers, readers + 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            return;
+        }
+        crate::task::yield_now();
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn wasmtime_sync_rwlock_read_release(lock: *mut usize) {
+    lock_word(lock).fetch_sub(1, Ordering::Release);
+}
+
+#[no_mangle]
+pub extern "C" fn wasmtime_sync_rwlock_write(lock: *mut usize) {
+    let w = lock_word(lock);
+    while w.compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        crate::task::yield_now();
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn wasmtime_sync_rwlock_write_release(lock: *mut usize) {
+    lock_word(lock).store(0, Ordering::Release);
+}
+
+#[no_mangle]
+pub extern "C" fn wasmtime_sync_rwlock_free(_lock: *mut usize) {}
 
 static ENGINE: spin::Once<Result<wasmtime::Engine, String>> = spin::Once::new();
 

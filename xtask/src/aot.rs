@@ -30,8 +30,19 @@ pub fn key_hex() -> Result<String, String> {
     Ok(hex)
 }
 
-/// Builds `keel-aot` (release, pinned nightly) and returns its path.
+/// Builds `keel-aot` (release, pinned nightly) once per run of xtask and returns its path.
 pub fn tool() -> Result<PathBuf, String> {
+    static BUILT: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = built.as_ref() {
+        return Ok(p.clone());
+    }
+    let p = build_tool()?;
+    *built = Some(p.clone());
+    Ok(p)
+}
+
+fn build_tool() -> Result<PathBuf, String> {
     build::ensure_toolchain()?;
     let dir = root().join("xtask/aot");
     let mut cargo = build::kernel_cargo()?;
@@ -50,8 +61,19 @@ fn hex(bytes: &[u8]) -> String {
 /// Precompiles each `(module, artefact)` pair with this build's key. A module compiled before
 /// with the same key and compiler comes from the cache (target/keel/aot-cache).
 pub fn compile(pairs: &[(PathBuf, PathBuf)]) -> Result<(), String> {
+    let failed = compile_lenient(pairs)?;
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("not compiled: {}", failed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")))
+    }
+}
+
+/// Like [`compile`], but a module that does not compile (invalid WASM) only gets no artefact:
+/// returns those modules.
+pub fn compile_lenient(pairs: &[(PathBuf, PathBuf)]) -> Result<Vec<PathBuf>, String> {
     if pairs.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let key = key_hex()?;
     let tool = tool()?;
@@ -79,17 +101,29 @@ pub fn compile(pairs: &[(PathBuf, PathBuf)]) -> Result<(), String> {
     if !todo.is_empty() {
         let mut cmd = std::process::Command::new(&tool);
         cmd.arg("--key").arg(key_file()).args(&todo);
-        build::status(&mut cmd)?;
+        if build::quiet() {
+            cmd.stderr(std::process::Stdio::null());
+        }
+        // A failure shows as a missing cache entry below.
+        let _ = cmd.status().map_err(|e| format!("{}: {e}", tool.display()))?;
     }
-    for (entry, out) in cached {
-        build::copy_if_changed(&entry, &out)?;
+    let mut failed = Vec::new();
+    for ((entry, out), (wasm, _)) in cached.into_iter().zip(pairs) {
+        if entry.exists() {
+            build::copy_if_changed(&entry, &out)?;
+        } else {
+            failed.push(wasm.clone());
+        }
     }
-    Ok(())
+    Ok(failed)
 }
 
-/// Where the artefact of `module` goes: beside it, `.wasm` replaced by `.cwasm`.
+/// Where the artefact of `module` goes: beside it, `.wasm` replaced by `.cwasm` (another name
+/// gets `.cwasm` added), where Keel's `wasm` command looks for it.
 pub fn artefact_of(module: &Path) -> PathBuf {
-    module.with_extension(keel_artefact::EXTENSION)
+    let name = module.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = name.strip_suffix(".wasm").unwrap_or(&name);
+    module.with_file_name(format!("{stem}.{}", keel_artefact::EXTENSION))
 }
 
 /// Precompiles every `.wasm` below `dir` (recursively) into a `.cwasm` beside it.

@@ -44,6 +44,8 @@ run options:
   --share DIR[:GUEST][:ro]
                         show a host folder in Keel (default /host, then /host2...), read-write
                         unless :ro; files written there land on the host (repeatable)
+  --compile             precompile every .wasm in the shared folders for the compiled tier
+                        (a .cwasm beside each, sealed for this build)
 ";
 
 fn main() -> ExitCode {
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
 
 fn run(args: &[String]) -> Result<i32, String> {
     let mut opts = qemu::Options::default();
+    let mut compile = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
@@ -88,10 +91,17 @@ fn run(args: &[String]) -> Result<i32, String> {
                 let share = qemu::parse_share(&spec, opts.shares.len())?;
                 opts.shares.push(share);
             }
+            "--compile" => compile = true,
             other => return Err(format!("run: unknown option '{other}'\n\n{USAGE}")),
         }
     }
     let image = build::build_all()?;
+    if compile {
+        for (dir, guest, _) in &opts.shares {
+            let n = aot::compile_tree(dir)?;
+            eprintln!("xtask: {n} modules in {} ({guest}) precompiled", dir.display());
+        }
+    }
     if std::io::stdin().is_terminal() || opts.gui {
         qemu::interactive(&image, &opts)
     } else {

@@ -23,7 +23,10 @@ usage: cargo xtask wasm [options] FILE [ARGS...]
                         program sees exactly these (repeatable)
   --mem SIZE            the microVM's memory (default 512M)
   --max-memory SIZE     the program's linear memory limit (default: Keel's)
-  --fuel N              stop the program after N units of fuel
+  --fuel N              stop the program after N units of fuel (runs on the interpreter)
+  --compile             precompile FILE on the host for Keel's compiled tier first
+  --engine auto|interp|compiled
+                        which engine runs it in Keel (default auto: compiled with --compile)
   --accel auto|kvm|tcg  accelerator (default auto)
 Exit status: the program's; 134 after a trap (message on stderr); 126 if the module cannot be
 loaded; 2 for a bad option or a missing file; 125 if Keel itself failed.";
@@ -45,6 +48,10 @@ pub struct Job {
     pub max_memory: Option<String>,
     pub fuel: Option<u64>,
     pub accel: Option<qemu::Accel>,
+    /// Precompile FILE for the compiled tier (`--compile`).
+    pub compile: bool,
+    /// `--engine` for Keel's `wasm` command.
+    pub engine: Option<String>,
 }
 
 /// Where the program's stdin comes from.
@@ -102,6 +109,14 @@ impl Job {
                     job.fuel = Some(v.parse().map_err(|_| format!("--fuel {v}: not a number"))?);
                 }
                 "--accel" => job.accel = Some(value()?.parse()?),
+                "--compile" => job.compile = true,
+                "--engine" => {
+                    let v = value()?;
+                    if !["auto", "interp", "compiled"].contains(&v.as_str()) {
+                        return Err(format!("--engine {v}: expected auto, interp or compiled"));
+                    }
+                    job.engine = Some(v);
+                }
                 other => return Err(format!("unknown option {other}")),
             }
             Ok(())
@@ -133,6 +148,9 @@ impl Job {
         }
         if let Some(f) = self.fuel {
             argv.extend(["--fuel".into(), f.to_string()]);
+        }
+        if let Some(e) = &self.engine {
+            argv.extend(["--engine".into(), e.clone()]);
         }
         argv.push("--".into());
         argv.push(module.into());
@@ -205,6 +223,9 @@ fn run_staged(
     let staged = module.join(name);
     if std::fs::hard_link(&job.file, &staged).is_err() {
         std::fs::copy(&job.file, &staged).map_err(|e| format!("{}: {e}", job.file.display()))?;
+    }
+    if job.compile {
+        crate::aot::compile(&[(staged.clone(), crate::aot::artefact_of(&staged))])?;
     }
     let job_file = module.join("job");
     std::fs::write(&job_file, keel_job::encode_job(&job.keel_argv(&format!("/job/{name}"))))

@@ -278,9 +278,14 @@ fn poll_once<F: Future + ?Sized>(f: Pin<&mut F>) -> Poll<F::Output> {
     f.poll(&mut cx)
 }
 
-/// Polls until done; for instantiation, which only yields on an epoch tick.
+/// Epoch ticks a module's start function may run during instantiation (the interpreter gives
+/// it 50 fuel slices): about half a second.
+pub const START_TICKS: usize = 50;
+
+/// Polls instantiation until done. It yields only on an epoch tick (a start function running)
+/// or in WASI; a start function that runs too long or waits is an error, as on the interpreter.
 fn finish<F: Future>(mut f: Pin<&mut F>, shared: &Mutex<Shared>) -> Result<F::Output, LoadError> {
-    loop {
+    for _ in 0..START_TICKS {
         if let Poll::Ready(v) = poll_once(f.as_mut()) {
             return Ok(v);
         }
@@ -288,6 +293,7 @@ fn finish<F: Future>(mut f: Pin<&mut F>, shared: &Mutex<Shared>) -> Result<F::Ou
             return Err(LoadError::Instantiate("the start function waits in WASI".into()));
         }
     }
+    Err(LoadError::Instantiate("the start function runs too long".into()))
 }
 
 impl CompiledProcess {
@@ -369,11 +375,18 @@ impl CompiledProcess {
                     Err(e) => match e.downcast_ref::<Exit>() {
                         Some(Exit(code)) => Step::Exited(*code),
                         None => {
-                            let mut msg = describe(&e);
-                            if self.shared.lock().denied && !msg.contains("memory") {
-                                msg.push_str(" (after a memory growth was refused)");
+                            let msg = describe(&e);
+                            let (first, rest) =
+                                msg.split_once('\n').map_or((msg.as_str(), None), |(f, r)| (f, Some(r)));
+                            let mut out = first.to_string();
+                            if self.shared.lock().denied && !first.contains("memory") {
+                                out.push_str(" (after a memory growth was refused)");
                             }
-                            Step::Trapped(msg)
+                            if let Some(rest) = rest {
+                                out.push('\n');
+                                out.push_str(rest);
+                            }
+                            Step::Trapped(out)
                         }
                     },
                 }

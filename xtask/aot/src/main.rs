@@ -32,13 +32,25 @@ fn run(args: &[String]) -> Result<(), String> {
     let hex = std::fs::read_to_string(key_file).map_err(|e| format!("{key_file}: {e}"))?;
     let key: [u8; KEY_LEN] = parse_key(&hex).ok_or_else(|| format!("{key_file}: not a key (64 hex digits)"))?;
     let engine = engine().map_err(|e| format!("engine: {e:?}"))?;
+    // Every module is tried: one that does not compile (not valid WASM) is reported and skipped.
+    let mut failed = 0;
     for pair in pairs.chunks(2) {
         let (input, output) = (&pair[0], &pair[1]);
         let wasm = std::fs::read(input).map_err(|e| format!("{input}: {e}"))?;
-        let code = engine.precompile_module(&wasm).map_err(|e| format!("{input}: {e:?}"))?;
+        let code = match engine.precompile_module(&wasm) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("keel-aot: {input}: {e}");
+                failed += 1;
+                continue;
+            }
+        };
         let tmp = format!("{output}.tmp");
         std::fs::write(&tmp, seal(&key, &wasm, &code)).map_err(|e| format!("{tmp}: {e}"))?;
         std::fs::rename(&tmp, output).map_err(|e| format!("{output}: {e}"))?;
+    }
+    if failed > 0 {
+        return Err(format!("{failed} of {} modules not compiled", pairs.len() / 2));
     }
     Ok(())
 }

@@ -61,11 +61,15 @@ pub(super) fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// Builds an image whose extra files are a generated test tree (plus an empty directory).
-pub(crate) fn image_with_tree(base: &Image, name: &str, files: &[(&str, Vec<u8>)]) -> Result<Image, String> {
+pub(crate) fn image_with_tree<S: AsRef<str>>(
+    base: &Image,
+    name: &str,
+    files: &[(S, Vec<u8>)],
+) -> Result<Image, String> {
     let dir = build::out_dir().join(name);
     let _ = std::fs::remove_dir_all(&dir);
     for (path, data) in files {
-        let p = dir.join(path);
+        let p = dir.join(path.as_ref());
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
         }

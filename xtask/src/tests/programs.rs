@@ -90,13 +90,47 @@ fn read_spec(wasm: &Path) -> Result<Spec, String> {
     })
 }
 
+/// Which engine a run asks for: the interpreter, or the compiled tier with the module
+/// precompiled on the host (`cargo xtask wasm --compile --engine compiled`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Interp,
+    Compiled,
+}
+
+impl Engine {
+    fn apply(self, job: &mut Job) {
+        match self {
+            Engine::Interp => job.engine = Some("interp".into()),
+            Engine::Compiled => {
+                job.compile = true;
+                job.engine = Some("compiled".into());
+            }
+        }
+    }
+}
+
+/// Compiles `modules` once up front (the runs then find them in the cache).
+fn warm_cache(engine: Engine, modules: &[PathBuf]) -> Result<(), String> {
+    if engine == Engine::Compiled {
+        let stage = build::out_dir().join("warm");
+        let _ = std::fs::remove_dir_all(&stage);
+        std::fs::create_dir_all(&stage).map_err(|e| e.to_string())?;
+        let pairs: Vec<(PathBuf, PathBuf)> =
+            modules.iter().enumerate().map(|(i, m)| (m.clone(), stage.join(format!("{i}.cwasm")))).collect();
+        crate::aot::compile(&pairs)?;
+    }
+    Ok(())
+}
+
 /// Runs one test of the suite; Err describes how it failed.
-fn run_suite_test(image: &Image, wasm: &Path, scratch: &Path) -> Result<(), String> {
+fn run_suite_test(image: &Image, wasm: &Path, scratch: &Path, engine: Engine) -> Result<(), String> {
     let spec = read_spec(wasm)?;
     let test_dir = wasm.parent().ok_or("no parent")?;
     let _ = std::fs::remove_dir_all(scratch);
     std::fs::create_dir_all(scratch).map_err(|e| e.to_string())?;
     let mut job = Job { file: wasm.to_path_buf(), args: spec.args.clone(), env: spec.env.clone(), ..Job::default() };
+    engine.apply(&mut job);
     job.argv0 = wasm.file_name().and_then(|n| n.to_str()).unwrap_or("test.wasm").to_string();
     let mut preopen = |name: &str, guest: &str| -> Result<(), String> {
         let copy = scratch.join(name);
@@ -145,15 +179,16 @@ fn suite_tests(lang: &str) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Runs every test of one language's part of the suite.
-fn run_suite(image: &Image, lang: &str, expected_count: usize) -> Result<(), String> {
+fn run_suite(image: &Image, lang: &str, expected_count: usize, engine: Engine) -> Result<(), String> {
     let tests = suite_tests(lang)?;
     if tests.len() != expected_count {
         return Err(format!("{lang}: {} tests found, expected {expected_count}", tests.len()));
     }
+    warm_cache(engine, &tests)?;
     let scratch = build::out_dir().join("wasi-testsuite").join(lang);
     let results = parallel(tests.len(), |i| {
         let name = tests[i].file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_string();
-        (name.clone(), run_suite_test(image, &tests[i], &scratch.join(&name)))
+        (name.clone(), run_suite_test(image, &tests[i], &scratch.join(&name), engine))
     });
     let failed: Vec<String> =
         results.iter().filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}"))).collect();
@@ -166,15 +201,30 @@ fn run_suite(image: &Image, lang: &str, expected_count: usize) -> Result<(), Str
 }
 
 pub fn wasi_testsuite_assemblyscript(image: &Image) -> Result<(), String> {
-    run_suite(image, "assemblyscript", 12)
+    run_suite(image, "assemblyscript", 12, Engine::Interp)
 }
 
 pub fn wasi_testsuite_c(image: &Image) -> Result<(), String> {
-    run_suite(image, "c", 14)
+    run_suite(image, "c", 14, Engine::Interp)
 }
 
 pub fn wasi_testsuite_rust(image: &Image) -> Result<(), String> {
-    run_suite(image, "rust", 46)
+    run_suite(image, "rust", 46, Engine::Interp)
+}
+
+/// The whole suite (72 tests) on the compiled tier, each module precompiled on the host.
+pub fn wasi_testsuite_compiled(image: &Image) -> Result<(), String> {
+    let mut failed = Vec::new();
+    for (lang, n) in [("assemblyscript", 12), ("c", 14), ("rust", 46)] {
+        if let Err(e) = run_suite(image, lang, n, Engine::Compiled) {
+            failed.push(e);
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("\n"))
+    }
 }
 
 /// One run of a third-party program, done under wasmtime on the host and in Keel, compared.
@@ -397,9 +447,9 @@ fn under_wasmtime(wasmtime: &Path, c: &Check, dir: &Path) -> Result<(Result_, St
     Ok((Result_ { stdout: out.stdout, status, files: tree_of(dir) }, String::from_utf8_lossy(&out.stderr).into_owned()))
 }
 
-fn in_keel(image: &Image, c: &Check, dir: &Path) -> Result<(Result_, String), String> {
+fn in_keel(image: &Image, c: &Check, dir: &Path, engine: Engine) -> Result<(Result_, String), String> {
     fresh_dir(dir, c.files)?;
-    let job = Job {
+    let mut job = Job {
         file: corpus_module(c.program),
         argv0: c.program.to_string(),
         args: c.args.iter().map(|s| s.to_string()).collect(),
@@ -407,6 +457,7 @@ fn in_keel(image: &Image, c: &Check, dir: &Path) -> Result<(Result_, String), St
         dirs: vec![(dir.to_path_buf(), ".".into())],
         ..Job::default()
     };
+    engine.apply(&mut job);
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let fin = oneshot::run(image, &job, Stdin::Bytes(c.stdin.to_vec()), &mut out, &mut err)?;
     Ok((Result_ { stdout: out, status: fin.status, files: tree_of(dir) }, String::from_utf8_lossy(&err).into_owned()))
@@ -451,12 +502,23 @@ fn wasmtime() -> Result<PathBuf, String> {
 /// Third-party programs (tests/corpus) give the same stdout, exit status and files in Keel,
 /// through `cargo xtask wasm`, as under wasmtime on the host.
 pub fn corpus_matches_wasmtime(image: &Image) -> Result<(), String> {
+    corpus_on(image, Engine::Interp)
+}
+
+/// The same on the compiled tier, each program precompiled on the host.
+pub fn corpus_matches_wasmtime_compiled(image: &Image) -> Result<(), String> {
+    corpus_on(image, Engine::Compiled)
+}
+
+fn corpus_on(image: &Image, engine: Engine) -> Result<(), String> {
     let wasmtime = wasmtime()?;
-    let scratch = build::out_dir().join("corpus");
+    let programs: std::collections::BTreeSet<&str> = CHECKS.iter().map(|c| c.program).collect();
+    warm_cache(engine, &programs.iter().map(|p| corpus_module(p)).collect::<Vec<_>>())?;
+    let scratch = build::out_dir().join(if engine == Engine::Compiled { "corpus-compiled" } else { "corpus" });
     let results = parallel(CHECKS.len(), |i| -> Result<Option<String>, String> {
         let c = &CHECKS[i];
         let want = under_wasmtime(&wasmtime, c, &scratch.join(format!("{i}-wasmtime")))?;
-        let got = in_keel(image, c, &scratch.join(format!("{i}-keel")))?;
+        let got = in_keel(image, c, &scratch.join(format!("{i}-keel")), engine)?;
         Ok(compare(c, &want, &got))
     });
     report(results.into_iter().filter_map(|r| r.unwrap_or_else(Some)).collect())
