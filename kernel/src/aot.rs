@@ -159,7 +159,9 @@ pub extern "C" fn wasmtime_sync_rwlock_read(lock: *mut usize) {
     let w = lock_word(lock);
     loop {
         let readers = w.load(Ordering::Relaxed);
-        if readers < WRITER - 1 && w.compare_exchange(readers, readers + 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+        if readers < WRITER - 1
+            && w.compare_exchange(readers, readers + 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        {
             return;
         }
         crate::task::yield_now();

@@ -101,9 +101,8 @@ pub fn compile_lenient(pairs: &[(PathBuf, PathBuf)]) -> Result<Vec<PathBuf>, Str
     if !todo.is_empty() {
         let mut cmd = std::process::Command::new(&tool);
         cmd.arg("--key").arg(key_file()).args(&todo);
-        if build::quiet() {
-            cmd.stderr(std::process::Stdio::null());
-        }
+        // Its reasons are not needed: callers get the modules that failed.
+        cmd.stderr(std::process::Stdio::null());
         // A failure shows as a missing cache entry below.
         let _ = cmd.status().map_err(|e| format!("{}: {e}", tool.display()))?;
     }

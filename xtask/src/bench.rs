@@ -4,7 +4,10 @@
 //! Compute rows run the same `bench.wasm` (a) inside Keel (timed by the kernel's clock), (b) on
 //! the host with the same engine and WASI code (`keel-run`), (c) that same Linux program under
 //! `qemu-x86_64` — the same translator Keel runs under without KVM, so (a)/(c) is Keel's own
-//! cost — (d) under wasmtime (Cranelift) when it can be installed, and (e) as native code.
+//! cost — (d) under wasmtime (Cranelift) when it can be installed, and (e) as native code; (a2)
+//! runs it on Keel's compiled tier (precompiled on the host) and (f) runs (e) under
+//! `qemu-x86_64`, the native code the compiled tier is measured against. CoreMark (vendored in
+//! tests/coremark) runs the same ways, in iterations per second.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,6 +18,8 @@ use crate::qemu::{self, Options, Vm, PROMPT};
 
 const STEP: Duration = Duration::from_secs(600);
 const WORKLOADS: [&str; 5] = ["sieve", "nbody", "sha256", "matmul", "fib"];
+/// CoreMark's list CRC in the 2K performance run: a run that computed something else is dropped.
+const COREMARK_CRCLIST: &str = "0xe714";
 
 struct Row {
     group: &'static str,
@@ -154,9 +159,33 @@ fn bench_image(image: &Image) -> Result<Image, String> {
     }
     let data: Vec<u8> = (0..32usize << 20).map(|i| (i % 253) as u8).collect();
     std::fs::write(dir.join("b/data-32MiB.bin"), data).map_err(|e| e.to_string())?;
+    std::fs::copy(coremark_wasm(), dir.join("b/coremark.wasm")).map_err(|e| e.to_string())?;
+    // The compiled tier's artefacts, beside their modules (bench.wasm's comes with the build).
+    let pairs: Vec<(PathBuf, PathBuf)> = ["b/big-module.wasm", "b/coremark.wasm"]
+        .iter()
+        .map(|m| (dir.join(m), crate::aot::artefact_of(&dir.join(m))))
+        .collect();
+    crate::aot::compile(&pairs)?;
     let tar = build::out_dir().join("bench.tar");
     build::pack(&dir, Some(&build::out_dir().join("wasm")), &tar)?;
     Ok(Image { kernel: image.kernel.clone(), initrd: tar })
+}
+
+fn coremark_wasm() -> PathBuf {
+    build::root().join("tests/coremark/coremark.wasm")
+}
+
+/// CoreMark's arguments: the standard 2K performance run's seeds, then the iteration count.
+fn coremark_args(iterations: u32) -> Vec<String> {
+    ["0x0", "0x0", "0x66", &iterations.to_string(), "7", "1", "2000"].iter().map(|s| s.to_string()).collect()
+}
+
+/// Iterations per second and the final CRC from CoreMark's report.
+fn coremark_result(out: &str) -> Option<(f64, String)> {
+    let field = |name: &str| {
+        out.lines().find(|l| l.starts_with(name)).and_then(|l| l.split(':').nth(1)).map(|v| v.trim().to_string())
+    };
+    Some((field("Iterations/Sec")?.parse().ok()?, field("[0]crclist")?))
 }
 
 /// A 4 KB path of 2000 components under /tmp (the deep-path benchmark).
@@ -264,9 +293,12 @@ pub fn run(args: &[String]) -> Result<i32, String> {
     let mut vm = boot(&img, "512M")?;
     let mut hello = Vec::new();
     let mut big = Vec::new();
+    let (mut hello_c, mut big_c) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        hello.push(keel_time(&mut vm, "hello")?.0);
-        big.push(keel_time(&mut vm, "wasm /extra_files/b/big-module.wasm")?.0);
+        hello.push(keel_time(&mut vm, "wasm --engine interp /extra_files/wasm/hello.wasm")?.0);
+        big.push(keel_time(&mut vm, "wasm --engine interp /extra_files/b/big-module.wasm")?.0);
+        hello_c.push(keel_time(&mut vm, "wasm --engine compiled /extra_files/wasm/hello.wasm")?.0);
+        big_c.push(keel_time(&mut vm, "wasm --engine compiled /extra_files/b/big-module.wasm")?.0);
     }
     row(
         "start-up",
@@ -275,17 +307,46 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         hello,
         String::new(),
     );
-    row("start-up", "8 MiB module, Enter to exit".into(), "ms", big, String::new());
-    let mut keel: Vec<(String, Vec<f64>, String)> = Vec::new();
+    row("start-up", "8 MiB module, Enter to exit".into(), "ms", big.clone(), String::new());
+    let (b, bc) = (stats(&big).0, stats(&big_c).0);
+    row("start-up", "hello.wasm on the compiled tier".into(), "ms", hello_c, String::new());
+    row(
+        "start-up",
+        "8 MiB module on the compiled tier".into(),
+        "ms",
+        big_c,
+        format!("{:.2}x the interpreter's (goal <= 1)", bc / b),
+    );
+    let mut keel: Vec<(String, Vec<f64>, String, Vec<f64>)> = Vec::new();
     for w in WORKLOADS {
-        let mut v = Vec::new();
+        let (mut v, mut vc) = (Vec::new(), Vec::new());
         let mut res = String::new();
         for _ in 0..runs {
-            let (ms, out) = keel_time(&mut vm, &format!("wasm /extra_files/wasm/bench.wasm {w}"))?;
+            let (ms, out) = keel_time(&mut vm, &format!("wasm --engine interp /extra_files/wasm/bench.wasm {w}"))?;
             res = result_of(&out);
             v.push(ms);
+            let (ms, out) = keel_time(&mut vm, &format!("wasm --engine compiled /extra_files/wasm/bench.wasm {w}"))?;
+            if result_of(&out) != res {
+                eprintln!("bench: warning: {w}: the compiled tier said {}, the interpreter {res}", result_of(&out));
+            }
+            vc.push(ms);
         }
-        keel.push((w.to_string(), v, res));
+        keel.push((w.to_string(), v, res, vc));
+    }
+    // CoreMark: fewer iterations on the interpreter (about a second each way).
+    let mut coremark: Vec<(&str, Vec<f64>)> = Vec::new();
+    for (engine, iterations) in [("interp", 150), ("compiled", 3000)] {
+        let mut v = Vec::new();
+        for _ in 0..runs {
+            let cmd =
+                format!("wasm --engine {engine} /extra_files/b/coremark.wasm {}", coremark_args(iterations).join(" "));
+            let out = vm.run(&cmd, STEP)?;
+            match coremark_result(&out) {
+                Some((ips, crc)) if crc == COREMARK_CRCLIST => v.push(ips),
+                _ => eprintln!("bench: warning: CoreMark ({engine}) in Keel: {out}"),
+            }
+        }
+        coremark.push((engine, v));
     }
 
     eprintln!("bench: concurrency and I/O");
@@ -351,11 +412,60 @@ pub fn run(args: &[String]) -> Result<i32, String> {
     shutdown(vm);
 
     eprintln!("bench: the same programs on the host");
-    for (w, kv, kres) in &keel {
+    let coremark_native = build::out_dir().join("coremark-native");
+    let built = Command::new(build::root().join("tests/coremark/build.sh"))
+        .arg("native")
+        .arg(&coremark_native)
+        .status()
+        .is_ok_and(|s| s.success());
+    let host_coremark = |cmd: &mut Command| -> Vec<f64> {
+        (0..runs)
+            .filter_map(|_| {
+                let out = cmd.output().ok()?;
+                let out = String::from_utf8_lossy(&out.stdout).into_owned();
+                coremark_result(&out).filter(|(_, crc)| crc == COREMARK_CRCLIST).map(|(ips, _)| ips)
+            })
+            .collect()
+    };
+    let cm_wasmtime = match &wasmtime {
+        Some(wt) => host_coremark(Command::new(wt).arg("run").arg(coremark_wasm()).args(coremark_args(20000))),
+        None => Vec::new(),
+    };
+    let (cm_native, cm_qemu) = if built {
+        let native = host_coremark(Command::new(&coremark_native).args(coremark_args(20000)));
+        let under = if qemu_user {
+            host_coremark(Command::new("qemu-x86_64").arg(&coremark_native).args(coremark_args(5000)))
+        } else {
+            Vec::new()
+        };
+        (native, under)
+    } else {
+        eprintln!("bench: warning: cannot build native CoreMark (gcc)");
+        (Vec::new(), Vec::new())
+    };
+    let med = |v: &Vec<f64>| stats(v).0;
+    let (ci, cc) = (med(&coremark[0].1), med(&coremark[1].1));
+    row("CoreMark", "(a) in Keel, interpreter".into(), "iter/s", coremark[0].1.clone(), String::new());
+    row(
+        "CoreMark",
+        "(a2) in Keel, compiled tier".into(),
+        "iter/s",
+        coremark[1].1.clone(),
+        format!(
+            "{:.1}x the interpreter (goal >= 20), {:.2}x native under qemu-x86_64 (goal >= 0.5)",
+            cc / ci,
+            cc / med(&cm_qemu)
+        ),
+    );
+    row("CoreMark", "(d) host, wasmtime".into(), "iter/s", cm_wasmtime, String::new());
+    row("CoreMark", "(e) host, native (gcc -O2)".into(), "iter/s", cm_native, String::new());
+    row("CoreMark", "(f) native under qemu-x86_64".into(), "iter/s", cm_qemu, String::new());
+    for (w, kv, kres, kc) in &keel {
         let mut b = Vec::new();
         let mut c = Vec::new();
         let mut d = Vec::new();
         let mut e = Vec::new();
+        let mut f = Vec::new();
         for _ in 0..runs {
             let (ms, out) = timed(Command::new(&keel_run).arg(&bench_wasm).arg(w))?;
             if result_of(&out) != *kres {
@@ -371,11 +481,26 @@ pub fn run(args: &[String]) -> Result<i32, String> {
                 }
             }
             e.push(timed(Command::new(&native_bin).arg(w))?.0);
+            if qemu_user {
+                f.push(timed(Command::new("qemu-x86_64").arg(&native_bin).arg(w))?.0);
+            }
         }
         let (a, b_, c_, e_) = (stats(kv).0, stats(&b).0, stats(&c).0, stats(&e).0);
         let note =
             format!("Keel/host-wasmi {:.1}x, Keel/qemu-user-wasmi {:.2}x, Keel/native {:.0}x", a / b_, a / c_, a / e_);
         row("compute", format!("{w}: (a) in Keel"), "ms", kv.clone(), note);
+        let ac = stats(kc).0;
+        row(
+            "compute",
+            format!("{w}: (a2) in Keel, compiled tier"),
+            "ms",
+            kc.clone(),
+            format!(
+                "{:.1}x the interpreter (goal >= 5), {:.2}x native under qemu-x86_64 (goal >= 0.5)",
+                a / ac,
+                stats(&f).0 / ac
+            ),
+        );
         row("compute", format!("{w}: (b) host, same engine"), "ms", b, String::new());
         row(
             "compute",
@@ -392,6 +517,7 @@ pub fn run(args: &[String]) -> Result<i32, String> {
             if wasmtime.is_some() { String::new() } else { "wasmtime not available".into() },
         );
         row("compute", format!("{w}: (e) host, native"), "ms", e, String::new());
+        row("compute", format!("{w}: (f) (e) under qemu-x86_64"), "ms", f, String::new());
     }
 
     // Table and JSON.

@@ -258,9 +258,26 @@ pub fn build_all() -> Result<Image, String> {
         }
     }
     pairs.sort();
+    // And every module among the extra files: its artefact is packed beside it in the archive.
+    let extra = root().join("extra_files");
+    let staged = out_dir().join("extra-aot");
+    let mut extra_artefacts: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for module in wasm_files(&extra)? {
+        let rel = module.strip_prefix(&extra).map_err(|e| e.to_string())?.to_path_buf();
+        let art = crate::aot::artefact_of(&rel);
+        if extra.join(&art).exists() {
+            continue; // one shipped by hand is packed as it is (and checked in Keel)
+        }
+        let dest = staged.join(&art);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        pairs.push((module, dest.clone()));
+        extra_artefacts.push((art, dest));
+    }
     crate::aot::compile(&pairs)?;
     let initrd = out_dir().join("files.tar");
-    pack(&root().join("extra_files"), Some(&apps), &initrd)?;
+    pack_with(&extra, Some(&apps), &extra_artefacts, &initrd)?;
     // Marks the moment every input was built; see `fresh_image`.
     std::fs::write(out_dir().join(".built"), b"").map_err(|e| format!("{}: {e}", out_dir().display()))?;
     Ok(Image { kernel, initrd })
@@ -305,10 +322,37 @@ pub fn fresh_image() -> Option<Image> {
 /// `apps` under `wasm/`. Symlinks and unreadable files are errors: nothing is silently left out.
 /// The archive is rewritten only when it changes.
 pub fn pack(dir: &Path, apps: Option<&Path>, out: &Path) -> Result<(), String> {
+    pack_with(dir, apps, &[], out)
+}
+
+/// The `.wasm` files below `dir`, recursively (none if it does not exist).
+fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    for e in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let p = e.map_err(|e| e.to_string())?.path();
+        if p.is_dir() {
+            out.extend(wasm_files(&p)?);
+        } else if p.extension().is_some_and(|x| x == "wasm") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Like [`pack`], adding `extra` files: (path in the archive, file on the host).
+pub fn pack_with(dir: &Path, apps: Option<&Path>, extra: &[(PathBuf, PathBuf)], out: &Path) -> Result<(), String> {
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Complete);
     if dir.exists() {
         add_tree(&mut builder, dir, Path::new(""))?;
+    }
+    for (path, file) in extra {
+        let mut f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        builder.append_file(path, &mut f).map_err(|e| format!("{}: {e}", file.display()))?;
     }
     if let Some(apps) = apps {
         let wasm_dir = dir.join("wasm");

@@ -28,10 +28,11 @@ commands:
                         `cargo xtask wasm --help` for its options)
   lint                  rustfmt --check and clippy -D warnings on every crate and the kernel
   bench [--runs N]      measure boot, start-up, compute (vs the host), concurrency, I/O
-  fuzz [--seconds N] [--seed S] [--in-keel N] [--console N] [--minutes M]
+  fuzz [--seconds N] [--seed S] [--in-keel N] [--compiled] [--console N] [--minutes M]
                         fuzz loader, engine, WASI and archive reader on the host, N generated
                         modules inside Keel in one boot (memory checked every 1000), N bursts
-                        of random keys on the console; --minutes: soak, rounds with new seeds
+                        of random keys on the console (--compiled: the modules on the
+                        compiled tier); --minutes: soak, rounds with new seeds
                         until M minutes are up; failing inputs go to target/fuzz/crashes
   setup                 install what the build needs (pinned toolchain, QEMU)
 

@@ -12,7 +12,7 @@ use crate::build::{self, Image};
 use crate::qemu::{Vm, PROMPT};
 
 /// `files` plus, for each `.wasm` among them, its artefact beside it when it compiles.
-fn with_artefacts(files: Vec<(String, Vec<u8>)>) -> Result<Vec<(String, Vec<u8>)>, String> {
+pub(super) fn with_artefacts(files: Vec<(String, Vec<u8>)>) -> Result<Vec<(String, Vec<u8>)>, String> {
     let stage = build::out_dir().join("artefact-stage");
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(&stage).map_err(|e| e.to_string())?;
@@ -142,7 +142,10 @@ pub(super) fn same_as_the_interpreter(image: &Image) -> Result<(), String> {
     for run in &runs {
         let mut outs = Vec::new();
         for engine in ["interp", "compiled"] {
-            let line = format!("wasm --engine {engine} --timeout 2 {run} < /dev/null; echo status=$?");
+            // A fresh folder for each run: a generated module may be a mutated file-system test.
+            let line = format!(
+                "rm -r /tmp/f; mkdir /tmp/f; wasm --engine {engine} --timeout 2 {run} < /dev/null; echo status=$?"
+            );
             // Input redirections in `run` come after ours and win.
             outs.push(vm.run(&line, Duration::from_secs(60))?);
         }

@@ -49,7 +49,12 @@ pub(super) fn hostile_guests(image: &Image) -> Result<(), String> {
 }
 
 pub(super) fn fuzzed_modules_in_keel(image: &Image) -> Result<(), String> {
-    fuzz_in_keel(image, 300, 12345)
+    fuzz_in_keel(image, 300, 12345, false)
+}
+
+/// The same on the compiled tier: every generated module that compiles runs as native code.
+pub(super) fn fuzzed_modules_compiled(image: &Image) -> Result<(), String> {
+    fuzz_in_keel(image, 300, 4242, true)
 }
 
 /// Modules per script (and per memory check).
@@ -67,14 +72,24 @@ fn mem_figures(vm: &mut Vm) -> Result<(u64, u64), String> {
 /// Runs `n` generated or mutated modules inside Keel in one boot, a thousand per `source`d
 /// script (no round trip per module), each with fuel, memory and time limits; after every
 /// thousand the kernel must answer and its memory (free pages and heap) be back at the baseline.
-pub fn fuzz_in_keel(image: &Image, n: usize, seed: u64) -> Result<(), String> {
-    let batch = crate::fuzz::in_keel_batch(n, seed);
+///
+/// `compiled`: the modules are precompiled on the host and run on the compiled tier (no fuel
+/// there: `--timeout 1` bounds them); those that do not compile are left out.
+pub fn fuzz_in_keel(image: &Image, n: usize, seed: u64, compiled: bool) -> Result<(), String> {
+    let mut batch = crate::fuzz::in_keel_batch(n, seed);
     let mut files: Vec<(String, Vec<u8>)> = batch.clone();
+    if compiled {
+        files = super::compiled::with_artefacts(files)?;
+        let names: std::collections::HashSet<String> = files.iter().map(|(p, _)| p.clone()).collect();
+        batch.retain(|(p, _)| names.contains(&format!("{}.cwasm", p.trim_end_matches(".wasm"))));
+        println!("      {} of {n} generated modules compiled", batch.len());
+    }
+    let limits = if compiled { "--engine compiled --timeout 1" } else { "--fuel 3000000 --timeout 5" };
     for (k, group) in batch.chunks(FUZZ_GROUP).enumerate() {
         let script: String = group
             .iter()
             .map(|(path, _)| {
-                format!("wasm --fuel 3000000 --max-memory 16M --timeout 5 --dir /tmp/f::. /extra_files/{path} < /dev/null > /dev/null 2> /dev/null\n")
+                format!("wasm {limits} --max-memory 16M --dir /tmp/f::. /extra_files/{path} < /dev/null > /dev/null 2> /dev/null\n")
             })
             .collect();
         files.push((format!("fuzz/run{k}.sh"), script.into_bytes()));
@@ -158,8 +173,10 @@ pub(super) fn fuzzed_console(image: &Image) -> Result<(), String> {
     fuzz_console(image, 40, 2026)
 }
 
-/// `cargo xtask fuzz [--seconds N] [--seed S] [--in-keel N] [--console N] [--minutes M]`
+/// `cargo xtask fuzz [--seconds N] [--seed S] [--in-keel N] [--compiled] [--console N] [--minutes M]`
 pub fn fuzz_command(args: &[String]) -> Result<i32, String> {
+    let compiled = args.iter().any(|a| a == "--compiled");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--compiled").cloned().collect();
     let mut seconds = 60;
     let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(1);
     let mut in_keel = 0usize;
@@ -192,7 +209,7 @@ pub fn fuzz_command(args: &[String]) -> Result<i32, String> {
         if soak_until.is_some() {
             println!("fuzz: soak round {round} (seed {round_seed})");
         }
-        failed += fuzz_round(&image, seconds, round_seed, in_keel, console)?;
+        failed += fuzz_round(&image, seconds, round_seed, (in_keel, compiled), console)?;
         round += 1;
         if soak_until.is_none_or(|u| Instant::now() >= u) || failed > 0 {
             break;
@@ -203,7 +220,13 @@ pub fn fuzz_command(args: &[String]) -> Result<i32, String> {
 }
 
 /// One round: host fuzzing, then modules inside Keel and bursts on its console; the failures.
-fn fuzz_round(image: &Image, seconds: u64, seed: u64, in_keel: usize, console: usize) -> Result<usize, String> {
+fn fuzz_round(
+    image: &Image,
+    seconds: u64,
+    seed: u64,
+    (in_keel, compiled): (usize, bool),
+    console: usize,
+) -> Result<usize, String> {
     let failures = crate::fuzz::fuzz_host(seconds, seed);
     let saved = crate::fuzz::save(&failures);
     for ((what, _), path) in failures.iter().zip(&saved) {
@@ -212,7 +235,7 @@ fn fuzz_round(image: &Image, seconds: u64, seed: u64, in_keel: usize, console: u
     let mut failed = failures.len();
     if in_keel > 0 {
         build::ensure_qemu()?;
-        match fuzz_in_keel(image, in_keel, seed) {
+        match fuzz_in_keel(image, in_keel, seed, compiled) {
             Ok(()) => println!("fuzz: {in_keel} modules inside Keel: the kernel survived, memory back at baseline"),
             Err(e) => {
                 println!("FAILED in Keel (seed {seed}): {e}");
