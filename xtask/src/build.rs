@@ -433,7 +433,28 @@ pub fn lint() -> Result<(), String> {
     };
     status(host()?.args(["fmt", "--all", "--check"]))?;
     status(host()?.args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+    // keel-wasm's compiled tier (a feature only the nightly builds enable).
+    status(host()?.args([
+        "clippy",
+        "-p",
+        "keel-wasm",
+        "--features",
+        "compiled",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     status(kernel_cargo()?.args(["fmt", "--check"]))?;
     status(kernel_cargo()?.args(["clippy", "--release", "--locked", "--", "-D", "warnings"]))?;
+    // The precompiler (its own workspace) and keel-wasm with the compiled tier it enables.
+    let aot = || -> Result<Command, String> {
+        let mut c = kernel_cargo()?;
+        c.current_dir(root.join("xtask/aot"));
+        Ok(c)
+    };
+    status(aot()?.args(["fmt", "--check"]))?;
+    status(aot()?.args(["clippy", "--release", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     Ok(())
 }
