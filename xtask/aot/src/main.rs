@@ -3,7 +3,9 @@
 //! `keel_wasm::compiled::config`) and seals the code with the build's key. `cargo xtask` runs it.
 use std::process::ExitCode;
 
-use keel_artefact::{parse_key, seal, KEY_LEN};
+use std::io::Read;
+
+use keel_artefact::{parse_key, seal, KEY_LEN, NONCE_LEN};
 use keel_wasm::compiled::{self, wasmtime};
 
 fn engine() -> wasmtime::Result<wasmtime::Engine> {
@@ -32,6 +34,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let hex = std::fs::read_to_string(key_file).map_err(|e| format!("{key_file}: {e}"))?;
     let key: [u8; KEY_LEN] = parse_key(&hex).ok_or_else(|| format!("{key_file}: not a key (64 hex digits)"))?;
     let engine = engine().map_err(|e| format!("engine: {e:?}"))?;
+    let mut urandom = std::fs::File::open("/dev/urandom").map_err(|e| format!("/dev/urandom: {e}"))?;
     // Every module is tried: one that does not compile (not valid WASM) is reported and skipped.
     let mut failed = 0;
     for pair in pairs.chunks(2) {
@@ -45,8 +48,11 @@ fn run(args: &[String]) -> Result<(), String> {
                 continue;
             }
         };
+        // A fresh random nonce for every artefact: the build never seals two under one.
+        let mut nonce = [0u8; NONCE_LEN];
+        urandom.read_exact(&mut nonce).map_err(|e| format!("/dev/urandom: {e}"))?;
         let tmp = format!("{output}.tmp");
-        std::fs::write(&tmp, seal(&key, &wasm, &code)).map_err(|e| format!("{tmp}: {e}"))?;
+        std::fs::write(&tmp, seal(&key, &nonce, &wasm, &code)).map_err(|e| format!("{tmp}: {e}"))?;
         std::fs::rename(&tmp, output).map_err(|e| format!("{output}: {e}"))?;
     }
     if failed > 0 {
