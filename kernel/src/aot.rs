@@ -6,11 +6,15 @@
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
-use core::alloc::Layout;
 use core::arch::x86_64::{__cpuid, __cpuid_count, CpuidResult};
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use keel_wasm::compiled::{self, wasmtime};
+use x86_64::registers::rflags::RFlags;
+use x86_64::structures::idt::InterruptStackFrame;
+use x86_64::VirtAddr;
+
+use crate::memory::{self, Access};
 use keel_wasm::Program;
 
 // `pub const KEY: Option<[u8; 32]>`: the key `cargo xtask build` generated for this build.
@@ -43,14 +47,47 @@ pub fn tls_restore(words: [*mut u8; 2]) {
     TLS[1].store(words[1], Ordering::Relaxed);
 }
 
-/// The heap blocks wasmtime maps (code, linear memories, tables), by address: Keel has one
-/// identity-mapped, read-write-execute address space, so a "mapping" is a zeroed, page-aligned
-/// heap block.
-static MAPPINGS: spin::Mutex<BTreeMap<usize, Layout>> = spin::Mutex::new(BTreeMap::new());
+/// wasmtime's mappings: reservations in the kernel's compiled-tier region (`memory::VM_REGION`),
+/// by address. A linear memory is a 4 GiB reservation plus guards, of which only the part in use
+/// is mapped: an access past it faults, and the fault is the trap.
+static MAPPINGS: spin::Mutex<BTreeMap<usize, Mapping>> = spin::Mutex::new(BTreeMap::new());
+
+#[derive(Clone, Copy)]
+struct Mapping {
+    len: usize,
+    /// The span (offsets) that was ever made accessible: unmapping visits only it, not the
+    /// whole 4 GiB of a linear memory's reservation.
+    touched: (usize, usize),
+}
+
+impl Mapping {
+    fn touch(&mut self, from: usize, to: usize) {
+        self.touched = if self.touched.0 == self.touched.1 {
+            (from, to)
+        } else {
+            (self.touched.0.min(from), self.touched.1.max(to))
+        };
+    }
+}
 
 const PAGE: usize = 4096;
 /// The error code wasmtime gets for a failed mapping (any nonzero value).
 const ENOMEM: i32 = 12;
+const PROT_READ: u32 = 1;
+const PROT_WRITE: u32 = 2;
+const PROT_EXEC: u32 = 4;
+
+fn access(prot: u32) -> Access {
+    if prot & PROT_EXEC != 0 {
+        Access::ReadExecute
+    } else if prot & PROT_WRITE != 0 {
+        Access::ReadWrite
+    } else if prot & PROT_READ != 0 {
+        Access::ReadOnly
+    } else {
+        Access::None
+    }
+}
 
 #[no_mangle]
 pub extern "C" fn wasmtime_page_size() -> usize {
@@ -58,56 +95,78 @@ pub extern "C" fn wasmtime_page_size() -> usize {
 }
 
 #[no_mangle]
-pub extern "C" fn wasmtime_mmap_new(size: usize, _prot: u32, ret: &mut *mut u8) -> i32 {
-    let Ok(layout) = Layout::from_size_align(size.max(PAGE), PAGE) else { return ENOMEM };
-    // SAFETY: the layout has a nonzero size; a null result is handled.
-    let p = unsafe { alloc::alloc::alloc_zeroed(layout) };
-    if p.is_null() {
+pub extern "C" fn wasmtime_mmap_new(size: usize, prot: u32, ret: &mut *mut u8) -> i32 {
+    let size = size.max(1).next_multiple_of(PAGE);
+    let Some(addr) = memory::vm_reserve(size as u64) else { return ENOMEM };
+    let access = access(prot);
+    // A fresh reservation has nothing mapped: only an accessible one needs pages.
+    if access != Access::None && !memory::vm_protect(addr, size as u64, access) {
+        memory::vm_protect(addr, size as u64, Access::None);
+        memory::vm_release(addr, size as u64);
         return ENOMEM;
     }
-    MAPPINGS.lock().insert(p as usize, layout);
-    *ret = p;
+    let touched = if access == Access::None { (0, 0) } else { (0, size) };
+    MAPPINGS.lock().insert(addr as usize, Mapping { len: size, touched });
+    *ret = addr as *mut u8;
     0
 }
 
-#[no_mangle]
-pub extern "C" fn wasmtime_mmap_remap(addr: *mut u8, size: usize, _prot: u32) -> i32 {
-    // A fresh blank mapping in place: zeroes, if the range lies in one of ours.
+/// The mapping holding all of `addr..addr + size`: (its base, it).
+fn find(addr: *mut u8, size: usize) -> Option<(usize, Mapping)> {
     let a = addr as usize;
-    let inside = MAPPINGS
+    MAPPINGS
         .lock()
         .range(..=a)
         .next_back()
-        .is_some_and(|(base, l)| a.checked_add(size).is_some_and(|end| end <= base + l.size()));
-    if !inside {
-        return ENOMEM;
+        .filter(|(base, m)| a.checked_add(size).is_some_and(|end| end <= *base + m.len))
+        .map(|(b, m)| (*b, *m))
+}
+
+/// Sets the access of part of a mapping, remembering what was ever made accessible and
+/// unmapping only within that.
+fn protect(base: usize, addr: usize, size: usize, access: Access) -> bool {
+    if access == Access::None {
+        let Some(m) = MAPPINGS.lock().get(&base).copied() else { return false };
+        let from = addr.max(base + m.touched.0);
+        let to = (addr + size).min(base + m.touched.1);
+        return from >= to || memory::vm_protect(from as u64, (to - from) as u64, Access::None);
     }
-    // SAFETY: the range lies within a live block this file allocated for wasmtime.
-    unsafe { core::ptr::write_bytes(addr, 0, size) };
-    0
+    if let Some(m) = MAPPINGS.lock().get_mut(&base) {
+        m.touch(addr - base, addr - base + size);
+    }
+    memory::vm_protect(addr as u64, size as u64, access)
+}
+
+#[no_mangle]
+pub extern "C" fn wasmtime_mmap_remap(addr: *mut u8, size: usize, prot: u32) -> i32 {
+    // A fresh blank mapping in place: the old pages go, the new ones are zero.
+    let Some((base, _)) = find(addr, size) else { return ENOMEM };
+    let a = addr as usize;
+    if protect(base, a, size, Access::None) && protect(base, a, size, access(prot)) {
+        0
+    } else {
+        ENOMEM
+    }
 }
 
 #[no_mangle]
 pub extern "C" fn wasmtime_munmap(ptr: *mut u8, size: usize) -> i32 {
-    let mut maps = MAPPINGS.lock();
-    match maps.get(&(ptr as usize)) {
-        Some(layout) if layout.size() == size.max(PAGE) => {
-            let layout = *layout;
-            maps.remove(&(ptr as usize));
-            drop(maps);
-            // SAFETY: allocated by wasmtime_mmap_new with this layout, now forgotten by the table.
-            unsafe { alloc::alloc::dealloc(ptr, layout) };
-        }
-        // Part of a block: kept until the whole block goes (wasmtime unmaps whole mappings).
-        _ => {}
+    let Some((base, m)) = find(ptr, size) else { return ENOMEM };
+    protect(base, ptr as usize, size, Access::None);
+    if base == ptr as usize && m.len == size.next_multiple_of(PAGE) {
+        MAPPINGS.lock().remove(&base);
+        memory::vm_release(base as u64, m.len as u64);
     }
+    // Part of a mapping: its pages go, the address range stays reserved with the mapping.
     0
 }
 
 #[no_mangle]
-pub extern "C" fn wasmtime_mprotect(_ptr: *mut u8, _size: usize, _prot: u32) -> i32 {
-    // Everything is mapped read-write-execute (no NX in Keel yet): nothing to change.
-    0
+pub extern "C" fn wasmtime_mprotect(ptr: *mut u8, size: usize, prot: u32) -> i32 {
+    match find(ptr, size) {
+        Some((base, _)) if protect(base, ptr as usize, size, access(prot)) => 0,
+        _ => ENOMEM,
+    }
 }
 
 #[no_mangle]
@@ -125,6 +184,87 @@ pub extern "C" fn wasmtime_memory_image_map_at(_image: *mut u8, _addr: *mut u8, 
 
 #[no_mangle]
 pub extern "C" fn wasmtime_memory_image_free(_image: *mut u8) {}
+
+// ---- Traps: faults in compiled code ----
+//
+// With guard pages the code has no bounds checks: an access past a linear memory faults (#PF),
+// and the other traps are `ud2` (#UD) or a division by zero (#DE). The exception handler (in
+// `cpu.rs`, interrupts off, on its own stack) sees the instruction pointer in the compiled-tier
+// region, notes the fault and "returns" into `keel_wasm_trap_entry` on the guest's stack, with
+// every register as the code left it; that passes the frame pointer on to wasmtime's handler,
+// which unwinds the WASM frames to the call's entry and reports the trap.
+
+/// The handler wasmtime installs (`wasmtime_init_traps`).
+type TrapHandler = extern "C" fn(pc: usize, fp: usize, has_faulting_addr: bool, faulting_addr: usize);
+
+static TRAP_HANDLER: AtomicUsize = AtomicUsize::new(0);
+/// The fault being handed over: instruction pointer, faulting address (or NO_ADDRESS).
+static PENDING_PC: AtomicUsize = AtomicUsize::new(0);
+static PENDING_ADDR: AtomicUsize = AtomicUsize::new(0);
+const NO_ADDRESS: usize = usize::MAX;
+
+#[no_mangle]
+pub extern "C" fn wasmtime_init_traps(handler: TrapHandler) -> i32 {
+    TRAP_HANDLER.store(handler as usize, Ordering::Release);
+    0
+}
+
+core::arch::global_asm!(
+    r#"
+    .section .text.keel_wasm_trap_entry, "ax"
+    .global keel_wasm_trap_entry
+keel_wasm_trap_entry:
+    // Interrupts are off; rbp is the faulting code's frame pointer.
+    mov rdi, rbp
+    and rsp, -16
+    call {trap}
+    ud2
+"#,
+    trap = sym keel_wasm_trap,
+);
+
+extern "C" {
+    fn keel_wasm_trap_entry();
+}
+
+/// Runs on the guest's stack after a fault in compiled code.
+extern "C" fn keel_wasm_trap(fp: usize) -> ! {
+    let pc = PENDING_PC.load(Ordering::Relaxed);
+    let addr = PENDING_ADDR.load(Ordering::Relaxed);
+    // Read before interrupts come back (another task could fault next).
+    x86_64::instructions::interrupts::enable();
+    let handler = TRAP_HANDLER.load(Ordering::Acquire);
+    if handler != 0 {
+        // SAFETY: the value was stored from a `TrapHandler` by wasmtime_init_traps.
+        let handler: TrapHandler = unsafe { core::mem::transmute::<usize, TrapHandler>(handler) };
+        // Does not return when the fault was a trap of the running guest.
+        handler(pc, fp, addr != NO_ADDRESS, addr);
+    }
+    panic!("fault in compiled WASM code that wasmtime did not claim: rip {pc:#x}, address {addr:#x}");
+}
+
+/// Called by the exception handlers: when the fault is in compiled WASM code, sends the
+/// interrupted code on to the trap path and returns true (the handler then returns).
+pub fn redirect_trap(frame: &mut InterruptStackFrame, faulting_addr: Option<u64>) -> bool {
+    let rip = frame.instruction_pointer.as_u64();
+    if !memory::is_vm_region(rip) || TRAP_HANDLER.load(Ordering::Acquire) == 0 {
+        return false;
+    }
+    PENDING_PC.store(rip as usize, Ordering::Relaxed);
+    PENDING_ADDR.store(faulting_addr.map_or(NO_ADDRESS, |a| a as usize), Ordering::Relaxed);
+    let entry = keel_wasm_trap_entry as *const () as u64;
+    // SAFETY: the interrupted code is compiled WASM on a task's stack; it resumes at the trap
+    // entry, below its own stack pointer (past a red zone), with interrupts off until the entry
+    // has read the fault. Every other register is as it left them.
+    unsafe {
+        frame.as_mut().update(|f| {
+            f.instruction_pointer = VirtAddr::new(entry);
+            f.stack_pointer = VirtAddr::new((f.stack_pointer.as_u64() - 256) & !15);
+            f.cpu_flags.remove(RFlags::INTERRUPT_FLAG | RFlags::TRAP_FLAG | RFlags::DIRECTION_FLAG);
+        });
+    }
+    true
+}
 
 // wasmtime's locks: a word each, zero when free. Keel's tasks are preempted, so a guest can find
 // a lock held by another guest's task: it then yields until the holder lets go (one CPU).

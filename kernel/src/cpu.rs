@@ -264,12 +264,22 @@ macro_rules! report {
     };
 }
 
-report!(divide_error, "divide error (#DE)");
+extern "x86-interrupt" fn divide_error(mut frame: InterruptStackFrame) {
+    // A division by zero in compiled WASM code is the guest's trap.
+    if !crate::aot::redirect_trap(&mut frame, None) {
+        fatal("divide error (#DE)", &frame, None, "");
+    }
+}
 report!(debug, "debug (#DB)");
 report!(nmi, "non-maskable interrupt");
 report!(overflow, "overflow (#OF)");
 report!(bound_range, "bound range exceeded (#BR)");
-report!(invalid_opcode, "invalid opcode (#UD)");
+extern "x86-interrupt" fn invalid_opcode(mut frame: InterruptStackFrame) {
+    // `ud2` in compiled WASM code is how it traps.
+    if !crate::aot::redirect_trap(&mut frame, None) {
+        fatal("invalid opcode (#UD)", &frame, None, "");
+    }
+}
 report!(device_not_available, "device not available (#NM)");
 report!(invalid_tss, "invalid TSS (#TS)", error);
 report!(segment_not_present, "segment not present (#NP)", error);
@@ -287,8 +297,12 @@ extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) ->
     fatal("double fault (#DF)", &frame, Some(code), "")
 }
 
-extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFaultErrorCode) {
+extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageFaultErrorCode) {
     let addr = Cr2::read_raw();
+    // An access past a linear memory by compiled WASM code: the guest's trap.
+    if crate::aot::redirect_trap(&mut frame, Some(addr)) {
+        return;
+    }
     // No heap here: the fault may have hit while the heap lock was held.
     let mut extra = FixedBuf { data: [0; 256], len: 0 };
     let _ = write!(extra, "address {addr:#018x} ({:?})", code);

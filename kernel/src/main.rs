@@ -73,6 +73,8 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         }
     );
     shell::set_boot_info(&info);
+    // Everything the boot loader left in low memory has been copied by now.
+    memory::unmap_null_guard();
     let Some(stack) = memory::alloc_stack(SHELL_STACK_PAGES, "the shell") else {
         panic!("cannot allocate the shell's stack");
     };

@@ -428,3 +428,171 @@ pub fn is_kernel_readable(addr: u64, len: u64) -> bool {
     };
     mapper.translate_addr(VirtAddr::new(addr)).is_some()
 }
+
+// ---- Virtual memory for the compiled tier ----
+//
+// wasmtime reserves address space for each linear memory (4 GiB plus a 32 MiB guard), makes the
+// part in use accessible, and lets an access past it fault: the fault is the bounds check. Keel
+// gives it a region of the kernel's address space where reservations are address ranges only
+// (a page allocator over virtual page numbers), and pages are backed by fresh zeroed frames
+// when they are made accessible.
+
+/// Where reservations live: 16 TiB of the kernel half, apart from everything else, so that an
+/// instruction pointer in it is compiled WASM code.
+pub const VM_REGION: u64 = 0xffff_9000_0000_0000;
+/// Its size.
+pub const VM_REGION_SIZE: u64 = 1 << 44;
+/// Pages changed per pass with interrupts off (the rest of a large change waits for the next).
+const VM_BATCH: u64 = 256;
+
+/// Free address ranges of the region, in pages (set up at the first reservation).
+static VM_SPACE: Mutex<Option<PageAllocator<1024>>> = Mutex::new(None);
+
+/// How reserved pages may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Not mapped: any access faults.
+    None,
+    ReadOnly,
+    ReadWrite,
+    ReadExecute,
+}
+
+impl Access {
+    fn flags(self) -> PageTableFlags {
+        let p = PageTableFlags::PRESENT;
+        match self {
+            Access::None => PageTableFlags::empty(),
+            Access::ReadOnly => p | PageTableFlags::NO_EXECUTE,
+            Access::ReadWrite => p | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE,
+            Access::ReadExecute => p,
+        }
+    }
+}
+
+/// Reserves `bytes` (rounded up to pages) of the region: nothing mapped yet.
+pub fn vm_reserve(bytes: u64) -> Option<u64> {
+    let pages = bytes.div_ceil(PAGE_SIZE).max(1);
+    interrupts::without_interrupts(|| {
+        let mut space = VM_SPACE.lock();
+        let alloc = space.get_or_insert_with(|| {
+            let mut a = PageAllocator::new();
+            let _ = a.add_region(VM_REGION / PAGE_SIZE, VM_REGION_SIZE / PAGE_SIZE);
+            a
+        });
+        alloc.allocate(pages, 1).ok().map(|p| p * PAGE_SIZE)
+    })
+}
+
+/// Gives back a reservation made by [`vm_reserve`] (its pages must be unmapped first).
+pub fn vm_release(addr: u64, bytes: u64) {
+    let pages = bytes.div_ceil(PAGE_SIZE).max(1);
+    interrupts::without_interrupts(|| {
+        if let Some(a) = VM_SPACE.lock().as_mut() {
+            let _ = a.free(addr / PAGE_SIZE, pages);
+        }
+    });
+}
+
+fn in_vm_region(addr: u64, bytes: u64) -> bool {
+    addr >= VM_REGION && addr.checked_add(bytes).is_some_and(|end| end <= VM_REGION + VM_REGION_SIZE)
+}
+
+/// Whether `addr` lies in the compiled tier's region (an instruction pointer there is compiled
+/// WASM code: nothing else is mapped executable in it).
+pub fn is_vm_region(addr: u64) -> bool {
+    in_vm_region(addr, 1)
+}
+
+/// Sets the access of the pages in `addr..addr + bytes` of the region: pages made accessible
+/// for the first time get fresh zeroed frames, pages already mapped keep their contents with
+/// the new access, and `Access::None` unmaps pages and frees their frames (contents lost).
+/// False when frames ran out (the pages done so far stay).
+pub fn vm_protect(addr: u64, bytes: u64, access: Access) -> bool {
+    if !in_vm_region(addr, bytes) || addr % PAGE_SIZE != 0 {
+        return false;
+    }
+    let pages = bytes.div_ceil(PAGE_SIZE);
+    let mut done = 0;
+    while done < pages {
+        let n = (pages - done).min(VM_BATCH);
+        let ok = with_mapper(|m| {
+            for i in done..done + n {
+                let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr + i * PAGE_SIZE));
+                let mapped = m.translate_page(page).ok();
+                match (mapped, access) {
+                    (None, Access::None) => {}
+                    (Some(frame), Access::None) => {
+                        if let Ok((_, flush)) = m.unmap(page) {
+                            flush.flush();
+                        }
+                        let _ = FRAMES.lock().free(frame.start_address().as_u64() / PAGE_SIZE, 1);
+                    }
+                    (Some(_), _) => {
+                        // SAFETY: the page belongs to a reservation of the region; only its
+                        // access changes, as wasmtime asked.
+                        match unsafe { m.update_flags(page, access.flags()) } {
+                            Ok(flush) => flush.flush(),
+                            Err(_) => return false,
+                        }
+                    }
+                    (None, _) => {
+                        let Ok(frame_no) = FRAMES.lock().allocate(1, 1) else { return false };
+                        let phys = frame_no * PAGE_SIZE;
+                        // SAFETY: the frame is identity-mapped and fresh from the allocator.
+                        unsafe { core::ptr::write_bytes(phys as *mut u8, 0, PAGE_SIZE as usize) };
+                        let frame = PhysFrame::containing_address(PhysAddr::new(phys));
+                        // SAFETY: the page lies in a reservation of the region and is unmapped;
+                        // the frame is ours alone.
+                        match unsafe { m.map_to(page, frame, access.flags(), &mut PageTableFrames) } {
+                            Ok(flush) => flush.flush(),
+                            Err(_) => {
+                                let _ = FRAMES.lock().free(frame_no, 1);
+                                return false;
+                            }
+                        }
+                    }
+                }
+            }
+            true
+        });
+        if !ok {
+            return false;
+        }
+        done += n;
+    }
+    true
+}
+
+/// Bytes at address 0 left unmapped once the kernel has booted.
+pub const NULL_GUARD: u64 = 64 << 10;
+
+/// Unmaps the first [`NULL_GUARD`] bytes: a null pointer then faults instead of reading the
+/// firmware's low memory. Compiled WASM relies on it: Cranelift's Spectre guard turns an
+/// out-of-bounds table or memory index into a null address and expects that access to fault.
+/// Called once the boot information (which may lie there) has been copied.
+pub fn unmap_null_guard() {
+    with_mapper(|m| {
+        let pml4 = m.level_4_table_mut();
+        let Ok(pdpt_frame) = pml4[0].frame() else { return };
+        // SAFETY: identity-mapped page tables the boot stub built; the PAGE_TABLES lock is held.
+        let pdpt = unsafe { &mut *(pdpt_frame.start_address().as_u64() as *mut PageTable) };
+        let Ok(pd_frame) = pdpt[0].frame() else { return };
+        // SAFETY: as above.
+        let pd = unsafe { &mut *(pd_frame.start_address().as_u64() as *mut PageTable) };
+        // The stub maps 0..2 MiB with one 2 MiB page (the kernel runs in it, from 1 MiB): build
+        // the 4 KiB table for it first, then switch the directory entry in one store.
+        if !pd[0].flags().contains(PageTableFlags::HUGE_PAGE) {
+            return;
+        }
+        let Some(pt_frame) = PageTableFrames.allocate_frame() else { return };
+        // SAFETY: a fresh zeroed frame, identity-mapped, ours alone.
+        let pt = unsafe { &mut *(pt_frame.start_address().as_u64() as *mut PageTable) };
+        let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
+        for (i, entry) in pt.iter_mut().enumerate().skip((NULL_GUARD / PAGE_SIZE) as usize) {
+            entry.set_addr(PhysAddr::new(i as u64 * PAGE_SIZE), flags);
+        }
+        pd[0].set_frame(pt_frame, flags);
+        x86_64::instructions::tlb::flush_all();
+    });
+}

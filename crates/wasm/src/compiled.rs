@@ -44,15 +44,16 @@ pub const FIBER_STACK: usize = MAX_WASM_STACK + (512 << 10);
 /// its target and CPU flags) and the kernel runs with them: wasmtime refuses an artefact whose
 /// settings differ.
 ///
-/// No virtual-memory tricks: without guard pages every memory access is bounds-checked in the
-/// code, linear memory is a plain heap block, and traps are detected by the code itself rather
-/// than by a page fault.
+/// Guard pages, as wasmtime does on Linux: each linear memory is a 4 GiB reservation plus a
+/// 32 MiB guard, of which only the part in use is mapped, so the code needs no bounds checks
+/// (an access past the memory faults and the fault is the trap), and it is half the size. The
+/// kernel provides the reservations and hands faults in compiled code to wasmtime
+/// (`kernel/src/aot.rs`). No copy-on-write memory images: data segments are copied.
 pub fn config() -> Config {
     let mut c = Config::new();
-    c.signals_based_traps(false);
-    c.memory_reservation(0);
-    c.memory_guard_size(0);
-    c.memory_reservation_for_growth(0);
+    c.signals_based_traps(true);
+    c.memory_reservation(4 << 30);
+    c.memory_guard_size(32 << 20);
     c.memory_init_cow(false);
     c.epoch_interruption(true);
     c.max_wasm_stack(MAX_WASM_STACK);

@@ -161,9 +161,10 @@ pub(super) fn same_as_the_interpreter(image: &Image) -> Result<(), String> {
         "a compiled trap names the function and offset",
         &out,
     )?;
-    let out = vm.run("wasm --engine compiled /extra_files/d/recursion.wasm", STEP)?;
+    let out = vm.run("wasm --engine compiled /extra_files/t/trap.wasm", STEP)?;
     check(
-        out.contains("trap: call stack exhausted\n  in deep at 0x") && out.contains("\n  called from deep at 0x"),
+        out.contains("trap: wasm `unreachable` instruction executed\n  in deep at 0x")
+            && out.contains("\n  called from function 1 at 0x"),
         "a backtrace through named functions",
         &out,
     )?;
