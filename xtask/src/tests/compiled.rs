@@ -4,12 +4,11 @@
 //! (The WASI suite and the corpus on the compiled tier are in `programs.rs`.)
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::harness::*;
 use super::wasm::*;
 use crate::build::{self, Image};
-use crate::qemu::{Vm, PROMPT};
 
 /// `files` plus, for each `.wasm` among them, its artefact beside it when it compiles.
 pub(super) fn with_artefacts(files: Vec<(String, Vec<u8>)>) -> Result<Vec<(String, Vec<u8>)>, String> {
@@ -264,17 +263,6 @@ pub(super) fn artefacts_are_checked(image: &Image) -> Result<(), String> {
     shutdown(vm)
 }
 
-fn wait_for_programs(vm: &mut Vm, n: usize) -> Result<String, String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ps = vm.run("ps", STEP)?;
-        if ps.lines().filter(|l| l.contains("  wasm ")).count() >= n || Instant::now() > deadline {
-            return Ok(ps);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Compiled guests that never call out still stop: Ctrl-C (130), `kill` (143), `--timeout`
 /// (124); blocked in WASI they stop too; limits and stdin behave as on the interpreter; many
 /// at once share the CPU; afterwards the kernel's memory is back.
@@ -283,15 +271,7 @@ pub(super) fn runaway_guests_stop(image: &Image) -> Result<(), String> {
     let mut vm = boot(&img)?;
     let before = heap_used(&vm.run("mem", STEP)?);
     let c = "wasm --engine compiled";
-    vm.send_line(&format!("{c} /extra_files/t/spin.wasm"))?;
-    std::thread::sleep(Duration::from_millis(500));
-    let t = Instant::now();
-    vm.send(b"\x03")?;
-    vm.wait_for(PROMPT, Duration::from_secs(10))?;
-    let took = t.elapsed();
-    let out = vm.run("echo $?", STEP)?;
-    check(out == "130\n", "Ctrl-C stops a compiled endless loop", &out)?;
-    println!("      (prompt back {:.0} ms after Ctrl-C)", took.as_secs_f64() * 1000.0);
+    super::wasm::ctrl_c_stops_spin(&mut vm, c)?;
     for (prog, what) in [("t/spin.wasm", "endless loop"), ("t/sleep-hour.wasm", "hour-long sleep")] {
         let out = vm.run(&format!("{c} --timeout 0.3 /extra_files/{prog}; echo $?"), Duration::from_secs(10))?;
         check(out.ends_with("timed out after 0.3 s (--timeout)\n124\n"), what, &out)?;
@@ -303,19 +283,7 @@ pub(super) fn runaway_guests_stop(image: &Image) -> Result<(), String> {
     let out = vm.run(&format!("{c} --fuel 10 /extra_files/t/spin.wasm; echo $?"), STEP)?;
     check(out.contains("--fuel counts the interpreter's instructions") && out.ends_with("2\n"), "--fuel", &out)?;
     // Background jobs: two endless loops killed, a loop finishing beside them.
-    let out = vm.run(
-        &format!("{c} /extra_files/t/spin.wasm & {c} /extra_files/t/spin.wasm & {c} /extra_files/t/int-loop.wasm &"),
-        STEP,
-    )?;
-    let ps = wait_for_programs(&mut vm, 3)?;
-    check(ps.lines().filter(|l| l.contains("  wasm ")).count() == 3, "three compiled programs running", &ps)?;
-    vm.run("kill %1", STEP)?;
-    let pid2 = out.split("[2] ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("0").to_string();
-    vm.run(&format!("kill {pid2}"), STEP)?;
-    let out = vm.run("wait %3; echo loop status $?", Duration::from_secs(120))?;
-    check(out.contains(&format!("loop status {}\n", int_loop_expected())), "the loop finished correctly", &out)?;
-    check(out.matches("Done (143)").count() == 2, "the killed jobs ended as terminated", &out)?;
-    vm.run("wait", STEP)?;
+    super::jobs::kill_jobs(&mut vm, c)?;
     // Eight at once, each a whole computation, on one CPU.
     let line: Vec<String> = (0..8).map(|_| format!("{c} /extra_files/t/float-loop.wasm &")).collect();
     vm.run(&line.join(" "), STEP)?;
@@ -323,11 +291,6 @@ pub(super) fn runaway_guests_stop(image: &Image) -> Result<(), String> {
     let out = vm.run(&waits.join("; "), Duration::from_secs(120))?;
     let done = format!("r={}\n", float_loop_expected());
     check(out.matches(&done).count() == 8, "eight compiled guests at once, each with the right result", &out)?;
-    let after = heap_used(&vm.run("mem", STEP)?);
-    check(
-        after.is_some() && before.is_some() && after < before.map(|b| b + 64 * 1024),
-        &format!("heap back near {before:?}: {after:?}"),
-        "",
-    )?;
+    check_heap_back(&mut vm, before, 64 * 1024)?;
     shutdown(vm)
 }

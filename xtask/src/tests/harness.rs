@@ -105,3 +105,14 @@ pub(super) fn indent(s: &str) -> String {
 pub(super) fn free_pages(mem: &str) -> Option<u64> {
     mem.lines().find(|l| l.starts_with("physical:"))?.rsplit(", ").next()?.split_whitespace().next()?.parse().ok()
 }
+
+/// Checks that the heap in use (from `mem`) is back below `before` plus `slack` bytes.
+pub(super) fn check_heap_back(vm: &mut Vm, before: Option<u64>, slack: u64) -> Result<(), String> {
+    let mem = vm.run("mem", STEP)?;
+    let after = heap_used(&mem);
+    check(
+        after.is_some() && before.is_some() && after < before.map(|b| b + slack),
+        &format!("heap back near {before:?}: {after:?}"),
+        &mem,
+    )
+}
