@@ -509,7 +509,7 @@ pub fn is_vm_region(addr: u64) -> bool {
 /// the new access, and `Access::None` unmaps pages and frees their frames (contents lost).
 /// False when frames ran out (the pages done so far stay).
 pub fn vm_protect(addr: u64, bytes: u64, access: Access) -> bool {
-    if !in_vm_region(addr, bytes) || addr % PAGE_SIZE != 0 {
+    if !in_vm_region(addr, bytes) || !addr.is_multiple_of(PAGE_SIZE) {
         return false;
     }
     let pages = bytes.div_ceil(PAGE_SIZE);
