@@ -294,3 +294,32 @@ pub(super) fn runaway_guests_stop(image: &Image) -> Result<(), String> {
     check_heap_back(&mut vm, before, 64 * 1024)?;
     shutdown(vm)
 }
+
+/// A shared host folder precompiled as `cargo xtask run --share DIR --compile` does: the
+/// programs in it run on the compiled tier, in subfolders too; a module changed on the host
+/// afterwards has a stale artefact, which is refused, and the interpreter runs it.
+pub(super) fn shared_folder_compiled(image: &Image) -> Result<(), String> {
+    let dir = super::share::share_dir("compiled")?;
+    let wasm = build::out_dir().join("wasm");
+    std::fs::create_dir_all(dir.join("tools")).map_err(|e| e.to_string())?;
+    for (from, to) in [("hello.wasm", "hello.wasm"), ("wc.wasm", "tools/wc.wasm")] {
+        std::fs::copy(wasm.join(from), dir.join(to)).map_err(|e| e.to_string())?;
+    }
+    let n = crate::aot::compile_tree(&dir)?;
+    check(n == 2, &format!("{n} modules precompiled"), "")?;
+    check(dir.join("tools/wc.cwasm").exists(), "the artefact is beside its module", "")?;
+    // hello.wasm changes after it was compiled: its artefact is now stale.
+    std::fs::copy(wasm.join("calc.wasm"), dir.join("hello.wasm")).map_err(|e| e.to_string())?;
+    let mut vm = super::share::boot_shared(image, vec![(dir.clone(), "/host".into(), false)])?;
+    let out = vm.run("echo a b c | wasm --engine compiled /host/tools/wc.wasm; echo status=$?", STEP)?;
+    check(out == "      1       3       6\nstatus=0\n", "a shared program on the compiled tier", &out)?;
+    let out = vm.run("wasm /host/hello.wasm 6*7; echo status=$?", STEP)?;
+    check(
+        out.contains("/host/hello.cwasm: refused: made from another version of the module")
+            && out.contains("42\n")
+            && out.ends_with("status=0\n"),
+        "a stale artefact on a share",
+        &out,
+    )?;
+    shutdown(vm)
+}

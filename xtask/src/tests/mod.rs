@@ -81,6 +81,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("compiled::artefacts_are_checked", compiled::artefacts_are_checked),
     ("compiled::runaway_guests_stop", compiled::runaway_guests_stop),
     ("compiled::fuzzed_modules_in_keel", hostile::fuzzed_modules_compiled),
+    ("compiled::shared_folder", compiled::shared_folder_compiled),
     ("fault::page_fault", fault::fault_page),
     ("fault::general_protection", fault::fault_gpf),
     ("fault::divide", fault::fault_divide),
