@@ -6,6 +6,7 @@
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use core::arch::x86_64::{__cpuid, __cpuid_count, CpuidResult};
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -398,17 +399,64 @@ pub fn artefact_path(module: &str) -> String {
     format!("{stem}.{}", keel_artefact::EXTENSION)
 }
 
-/// Loads a sealed artefact; with `wasm`, only if it was compiled from that module.
-pub fn load(artefact: &[u8], wasm: Option<&[u8]>) -> Result<Program, String> {
-    let code = match wasm {
+/// A file's contents: borrowed in place when they can never change (the boot archive), else
+/// a copy.
+pub enum Contents {
+    Immutable(&'static [u8]),
+    Copied(Vec<u8>),
+}
+
+impl core::ops::Deref for Contents {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Contents::Immutable(b) => b,
+            Contents::Copied(v) => v,
+        }
+    }
+}
+
+/// Artefacts in immutable memory whose seal (and module match) was checked: (artefact address,
+/// length, module address, length) -> the code. They cannot change, so they are not checked
+/// again; a bounded table of small entries.
+static VERIFIED: spin::Mutex<BTreeMap<(usize, usize, usize, usize), &'static [u8]>> = spin::Mutex::new(BTreeMap::new());
+const MAX_VERIFIED: usize = 1024;
+
+fn check_seal<'a>(artefact: &'a [u8], wasm: Option<&[u8]>) -> Result<&'a [u8], String> {
+    match wasm {
         Some(w) => keel_artefact::open_for(KEY.as_ref(), artefact, w),
         None => keel_artefact::open(KEY.as_ref(), artefact).map(|o| o.code),
     }
-    .map_err(|r| r.to_string())?;
+    .map_err(|r| r.to_string())
+}
+
+/// Loads a sealed artefact; with `wasm`, only if it was compiled from that module. An artefact
+/// (and module) in immutable memory is checked once per boot.
+pub fn load(artefact: &Contents, wasm: Option<&Contents>) -> Result<Program, String> {
+    let code: &[u8] = match (artefact, wasm) {
+        (Contents::Immutable(a), None | Some(Contents::Immutable(_))) => {
+            let w: &[u8] = wasm.map_or(&[], |w| w);
+            let key = (a.as_ptr() as usize, a.len(), w.as_ptr() as usize, w.len());
+            let known = VERIFIED.lock().get(&key).copied();
+            match known {
+                Some(code) => code,
+                None => {
+                    let code = check_seal(a, wasm.map(|w| &**w))?;
+                    let mut v = VERIFIED.lock();
+                    if v.len() < MAX_VERIFIED {
+                        v.insert(key, code);
+                    }
+                    code
+                }
+            }
+        }
+        _ => check_seal(artefact, wasm.map(|w| &**w))?,
+    };
     let engine = engine()?;
-    // SAFETY: the seal (HMAC-SHA-256 under this build's key, checked above) shows these bytes are
-    // what this build's keel-aot wrote: wasmtime 50.0.1 compiling with `compiled::config()` for
-    // this engine. wasmtime checks the version, settings and CPU features again.
+    // SAFETY: the seal (Poly1305 under a key derived from this build's key, checked above or,
+    // for bytes in memory that never changes, earlier in this boot) shows these bytes are what
+    // this build's keel-aot wrote: wasmtime 50.0.1 compiling with `compiled::config()` for this
+    // engine. wasmtime checks the version, settings and CPU features again.
     let module = unsafe { wasmtime::Module::deserialize(engine, code) }.map_err(|e| e.to_string())?;
     Program::compiled(&module).map_err(|e| e.to_string())
 }

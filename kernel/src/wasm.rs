@@ -13,7 +13,8 @@ use keel_wasm::cli::{EngineChoice, WasmArgs, USAGE};
 use keel_wasm::runner::{self, Interrupted, Outcome};
 use keel_wasm::{Limits, Process, Program};
 
-use crate::{aot, fs, memory, random, time};
+use crate::aot::{self, Contents};
+use crate::{fs, memory, random, time};
 
 /// Exit status when a program cannot be loaded.
 const STATUS_CANNOT_RUN: i32 = 126;
@@ -178,22 +179,26 @@ pub fn run_by_name(shell: &mut Shell, file: String, argv: &[String], io: &mut Io
     run_named(shell, args, name, io)
 }
 
-/// Reads a module (or artefact) file whole; Err: the status, after saying why.
-fn read_module(cwd: &str, file: &str, io: &mut Io<'_>) -> Result<Vec<u8>, i32> {
+/// Reads a module (or artefact) file whole — in place when it can never change (the boot
+/// archive); Err: the status, after saying why.
+fn read_module(cwd: &str, file: &str, io: &mut Io<'_>) -> Result<Contents, i32> {
     let vfs = fs::vfs();
-    match vfs.stat(cwd, file, Lookup::FOLLOW) {
-        Ok(s) if s.kind == FileType::Dir => {
+    match vfs.resolve(cwd, file, Lookup::FOLLOW).and_then(|n| n.stat().map(|s| (n, s))) {
+        Ok((_, s)) if s.kind == FileType::Dir => {
             io.eprint(format_args!("wasm: {file}: is a directory\n"));
             Err(STATUS_CANNOT_RUN)
         }
-        Ok(s) if s.size > MAX_MODULE => {
+        Ok((_, s)) if s.size > MAX_MODULE => {
             io.eprint(format_args!("wasm: {file}: too large ({} MiB)\n", s.size >> 20));
             Err(STATUS_CANNOT_RUN)
         }
-        Ok(_) => keel_commands::read_file(vfs, cwd, file).map_err(|e| {
-            io.eprint(format_args!("wasm: {file}: {e}\n"));
-            STATUS_CANNOT_RUN
-        }),
+        Ok((node, _)) => match node.fs.immutable_contents(node.ino) {
+            Some(bytes) => Ok(Contents::Immutable(bytes)),
+            None => keel_commands::read_file(vfs, cwd, file).map(Contents::Copied).map_err(|e| {
+                io.eprint(format_args!("wasm: {file}: {e}\n"));
+                STATUS_CANNOT_RUN
+            }),
+        },
         Err(e) => {
             io.eprint(format_args!("wasm: {file}: {e}\n"));
             Err(127)
@@ -203,7 +208,7 @@ fn read_module(cwd: &str, file: &str, io: &mut Io<'_>) -> Result<Vec<u8>, i32> {
 
 /// The engine for `bytes` (FILE's contents): the compiled tier when asked for or when FILE has an
 /// artefact this build sealed, else the interpreter. Err: the status, after saying why.
-fn choose_program(a: &WasmArgs, cwd: &str, bytes: &[u8], io: &mut Io<'_>) -> Result<Program, i32> {
+fn choose_program(a: &WasmArgs, cwd: &str, bytes: &Contents, io: &mut Io<'_>) -> Result<Program, i32> {
     let file = &a.file;
     let cannot = |io: &mut Io<'_>, what: &str, e: &dyn core::fmt::Display| {
         io.eprint(format_args!("wasm: {what}: {e}\n"));
@@ -235,7 +240,7 @@ fn choose_program(a: &WasmArgs, cwd: &str, bytes: &[u8], io: &mut Io<'_>) -> Res
             return Err(cannot(io, file, &why));
         }
     }
-    Program::load(bytes).map_err(|e| cannot(io, file, &e))
+    Program::load(&bytes[..]).map_err(|e| cannot(io, file, &e))
 }
 
 fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> i32 {

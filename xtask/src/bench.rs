@@ -308,14 +308,23 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         String::new(),
     );
     row("start-up", "8 MiB module, Enter to exit".into(), "ms", big.clone(), String::new());
-    let (b, bc) = (stats(&big).0, stats(&big_c).0);
+    let b = stats(&big).0;
     row("start-up", "hello.wasm on the compiled tier".into(), "ms", hello_c, String::new());
+    // The first run checks the seal; the boot archive cannot change, so later runs do not.
+    let (first, again) = big_c.split_at(1.min(big_c.len()));
     row(
         "start-up",
-        "8 MiB module on the compiled tier".into(),
+        "8 MiB module on the compiled tier, first run".into(),
         "ms",
-        big_c,
-        format!("{:.2}x the interpreter's (goal <= 1)", bc / b),
+        first.to_vec(),
+        format!("{:.2}x the interpreter's (goal <= 1)", stats(first).0 / b),
+    );
+    row(
+        "start-up",
+        "8 MiB module on the compiled tier, again".into(),
+        "ms",
+        again.to_vec(),
+        format!("{:.2}x the interpreter's (goal <= 1)", stats(again).0 / b),
     );
     let mut keel: Vec<(String, Vec<f64>, String, Vec<f64>)> = Vec::new();
     for w in WORKLOADS {

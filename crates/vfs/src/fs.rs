@@ -97,6 +97,11 @@ pub trait FileSystem: Send + Sync {
     fn rename(&self, _from_dir: Ino, _from: &str, _to_dir: Ino, _to: &str) -> Result<()> {
         Err(Error::ReadOnly)
     }
+    /// The whole contents of a file that cannot change while the system runs (an archive served
+    /// in place from memory nothing writes), borrowed without a copy; None for any other file.
+    fn immutable_contents(&self, _ino: Ino) -> Option<&'static [u8]> {
+        None
+    }
     /// The target of a symlink.
     fn readlink(&self, _ino: Ino) -> Result<String> {
         Err(Error::InvalidArgument)

@@ -71,6 +71,13 @@ impl TarFs {
 }
 
 impl FileSystem for TarFs {
+    fn immutable_contents(&self, ino: Ino) -> Option<&'static [u8]> {
+        match self.node(ino).ok()? {
+            Node::File { range, .. } => self.data.get(range.clone()),
+            _ => None,
+        }
+    }
+
     fn root(&self) -> Ino {
         ROOT
     }

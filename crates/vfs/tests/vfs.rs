@@ -281,3 +281,20 @@ fn hostile_archive_is_a_clear_error() {
     let e = TarFs::new(leaked).err().unwrap();
     assert_eq!(e.to_string(), "bad header checksum at byte 0");
 }
+
+#[test]
+fn archive_files_are_immutable_and_borrowed_in_place() {
+    let vfs = setup();
+    let node = vfs.resolve("/", "/extra_files/wasm/calc.wasm", keel_vfs::Lookup::FOLLOW).unwrap();
+    let a = node.fs.immutable_contents(node.ino).unwrap();
+    assert_eq!(a, b"\0asm fake");
+    // The same bytes each time: the archive itself, not a copy.
+    let b = node.fs.immutable_contents(node.ino).unwrap();
+    assert_eq!(a.as_ptr(), b.as_ptr());
+    let dir = vfs.resolve("/", "/extra_files/nested", keel_vfs::Lookup::FOLLOW).unwrap();
+    assert!(dir.fs.immutable_contents(dir.ino).is_none(), "a directory has no contents");
+    // Writable filesystems never promise immutability.
+    write_file(&vfs, "/tmp/x", b"data");
+    let tmp = vfs.resolve("/", "/tmp/x", keel_vfs::Lookup::FOLLOW).unwrap();
+    assert!(tmp.fs.immutable_contents(tmp.ino).is_none());
+}
