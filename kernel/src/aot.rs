@@ -419,7 +419,9 @@ impl core::ops::Deref for Contents {
 /// Artefacts in immutable memory whose seal (and module match) was checked: (artefact address,
 /// length, module address, length) -> the code. They cannot change, so they are not checked
 /// again; a bounded table of small entries.
-static VERIFIED: spin::Mutex<BTreeMap<(usize, usize, usize, usize), &'static [u8]>> = spin::Mutex::new(BTreeMap::new());
+static VERIFIED: spin::Mutex<BTreeMap<Checked, &'static [u8]>> = spin::Mutex::new(BTreeMap::new());
+/// (artefact address, length, module address, length)
+type Checked = (usize, usize, usize, usize);
 const MAX_VERIFIED: usize = 1024;
 
 fn check_seal<'a>(artefact: &'a [u8], wasm: Option<&[u8]>) -> Result<&'a [u8], String> {
