@@ -353,7 +353,7 @@ impl Host for KernelHost {
             }
             "crash" => crash(&args, io),
             "ps" => {
-                let mut out = String::from("  PID STATE      CPU       MEM  COMMAND\n");
+                let mut out = String::from("  PID STATE      CPU       MEM  ENGINE    COMMAND\n");
                 for t in crate::task::list() {
                     let state = match t.state {
                         crate::task::State::Running => "running",
@@ -362,13 +362,15 @@ impl Host for KernelHost {
                         crate::task::State::Dead => "done",
                     };
                     let mem = if t.mem_bytes > 0 { Bytes(t.mem_bytes).to_string() } else { String::from("-") };
+                    let engine = if t.engine.is_empty() { "-" } else { t.engine };
                     out.push_str(&format!(
-                        "{:>5} {:<8} {:>7}.{:02}s {:>9}  {}\n",
+                        "{:>5} {:<8} {:>7}.{:02}s {:>9}  {:<8}  {}\n",
                         t.pid,
                         state,
                         t.cpu_ns / 1_000_000_000,
                         t.cpu_ns / 10_000_000 % 100,
                         mem,
+                        engine,
                         t.name
                     ));
                 }

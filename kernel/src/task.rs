@@ -57,6 +57,8 @@ struct Task {
     kill: AtomicBool,
     /// Memory the task reports using (e.g. a WASM program's linear memory).
     mem_bytes: AtomicU64,
+    /// Which engine runs the task's WASM program ("" when none), for `ps`.
+    engine: &'static str,
     exit_status: Option<i32>,
     /// Sleeping until keyboard input arrives (woken early by the input interrupt).
     input_waiter: bool,
@@ -130,6 +132,7 @@ pub fn init(name: &str) {
         cpu_ns: 0,
         kill: AtomicBool::new(false),
         mem_bytes: AtomicU64::new(0),
+        engine: "",
         exit_status: None,
         input_waiter: false,
     });
@@ -192,6 +195,7 @@ pub fn spawn(name: &str, f: Box<dyn FnOnce() -> i32>) -> Option<Pid> {
                 cpu_ns: 0,
                 kill: AtomicBool::new(false),
                 mem_bytes: AtomicU64::new(0),
+                engine: "",
                 exit_status: None,
                 input_waiter: false,
             }),
@@ -422,6 +426,7 @@ pub struct TaskInfo {
     pub state: State,
     pub cpu_ns: u64,
     pub mem_bytes: u64,
+    pub engine: &'static str,
 }
 
 /// Every live task.
@@ -436,6 +441,7 @@ pub fn list() -> Vec<TaskInfo> {
                 state: t.state,
                 cpu_ns: t.cpu_ns,
                 mem_bytes: t.mem_bytes.load(Ordering::Relaxed),
+                engine: t.engine,
             })
             .collect()
     })
@@ -464,6 +470,16 @@ pub fn kill(pid: Pid) -> bool {
 /// True when the current task was asked to end.
 pub fn killed() -> bool {
     with_sched(|s| s.tasks.get(&s.current).is_some_and(|t| t.kill.load(Ordering::SeqCst))).unwrap_or(false)
+}
+
+/// Records which engine runs the current task's WASM program ("" when it ends), for `ps`.
+pub fn set_engine(engine: &'static str) {
+    with_sched(|s| {
+        let cur = s.current;
+        if let Some(t) = s.tasks.get_mut(&cur) {
+            t.engine = engine;
+        }
+    });
 }
 
 /// Records how much memory the current task uses (for `ps`).

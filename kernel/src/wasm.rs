@@ -298,7 +298,9 @@ fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> 
         }
     };
     let mut host = RunHost { io, until: a.timeout_ns.map(|t| time::uptime_ns().saturating_add(t)) };
+    crate::task::set_engine(program.engine_name());
     let outcome = runner::run_with_budget(&mut process, &mut host, a.fuel);
+    crate::task::set_engine("");
     let timed_out = host.timed_out();
     let io = host.io;
     if process.memory_limit_hit() {

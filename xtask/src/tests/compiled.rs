@@ -283,7 +283,7 @@ pub(super) fn runaway_guests_stop(image: &Image) -> Result<(), String> {
     let out = vm.run(&format!("{c} --fuel 10 /extra_files/t/spin.wasm; echo $?"), STEP)?;
     check(out.contains("--fuel counts the interpreter's instructions") && out.ends_with("2\n"), "--fuel", &out)?;
     // Background jobs: two endless loops killed, a loop finishing beside them.
-    super::jobs::kill_jobs(&mut vm, c)?;
+    super::jobs::kill_jobs(&mut vm, c, "compiled")?;
     // Eight at once, each a whole computation, on one CPU.
     let line: Vec<String> = (0..8).map(|_| format!("{c} /extra_files/t/float-loop.wasm &")).collect();
     vm.run(&line.join(" "), STEP)?;

@@ -27,7 +27,7 @@ pub(super) fn twenty_programs_at_once(image: &Image) -> Result<(), String> {
 pub(super) fn kill_one_while_others_finish(image: &Image) -> Result<(), String> {
     let mut vm = boot_wasm(image)?;
     let before = heap_used(&vm.run("mem", STEP)?);
-    kill_jobs(&mut vm, "wasm")?;
+    kill_jobs(&mut vm, "wasm", "interpreter")?;
     let out = vm.run("kill 999", STEP)?;
     contains(&out, "kill: (999): no such process")?;
     check_heap_back(&mut vm, before, 64 * 1024)?;
@@ -35,8 +35,9 @@ pub(super) fn kill_one_while_others_finish(image: &Image) -> Result<(), String> 
 }
 
 /// Two endless loops and a computation as background jobs (each started with `wasm`, which may
-/// carry options): the loops are killed by job number and by pid, the computation finishes.
-pub(super) fn kill_jobs(vm: &mut Vm, wasm: &str) -> Result<(), String> {
+/// carry options; `ps` must show them on `engine`): the loops are killed by job number and by
+/// pid, the computation finishes.
+pub(super) fn kill_jobs(vm: &mut Vm, wasm: &str, engine: &str) -> Result<(), String> {
     let out = vm.run(
         &format!(
             "{wasm} /extra_files/t/spin.wasm & {wasm} /extra_files/t/spin.wasm & {wasm} /extra_files/t/int-loop.wasm &"
@@ -44,14 +45,16 @@ pub(super) fn kill_jobs(vm: &mut Vm, wasm: &str) -> Result<(), String> {
         STEP,
     )?;
     check(out.contains("[1] ") && out.contains("[3] "), "three jobs", &out)?;
-    // The jobs start their programs a moment later.
+    // The jobs start their programs a moment later (`ps` names the engine once one is loaded).
+    let on_engine = format!("  {engine:<8}  wasm ");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut ps = vm.run("ps", STEP)?;
-    while ps.lines().filter(|l| l.contains("  wasm ")).count() < 3 && Instant::now() < deadline {
+    while ps.lines().filter(|l| l.contains(&on_engine)).count() < 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
         ps = vm.run("ps", STEP)?;
     }
     check(ps.lines().filter(|l| l.contains("  wasm ")).count() == 3, "three programs running", &ps)?;
+    check(ps.lines().filter(|l| l.contains(&on_engine)).count() == 3, &format!("ps shows them on the {engine}"), &ps)?;
     vm.run("kill %1", STEP)?;
     // The second job by the pid the shell printed for it: "[2] PID".
     let pid2 = out.split("[2] ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("0").to_string();
