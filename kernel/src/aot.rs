@@ -393,12 +393,6 @@ pub fn is_artefact(bytes: &[u8]) -> bool {
     bytes.starts_with(&keel_artefact::MAGIC)
 }
 
-/// Where a module's artefact lives: `prog.wasm` -> `prog.cwasm`, `prog` -> `prog.cwasm`.
-pub fn artefact_path(module: &str) -> String {
-    let stem = module.strip_suffix(".wasm").unwrap_or(module);
-    format!("{stem}.{}", keel_artefact::EXTENSION)
-}
-
 /// A file's contents: borrowed in place when they can never change (the boot archive), else
 /// a copy.
 pub enum Contents {

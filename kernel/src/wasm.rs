@@ -225,7 +225,7 @@ fn choose_program(a: &WasmArgs, cwd: &str, bytes: &Contents, io: &mut Io<'_>) ->
         return aot::load(bytes, None).map_err(|e| cannot(io, file, &e));
     }
     if a.engine != EngineChoice::Interp && a.fuel.is_none() {
-        let path = aot::artefact_path(file);
+        let path = keel_artefact::artefact_path(file);
         if fs::vfs().stat(cwd, &path, Lookup::FOLLOW).is_ok() {
             let artefact = read_module(cwd, &path, io)?;
             match aot::load(&artefact, Some(bytes)) {

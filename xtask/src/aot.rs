@@ -117,29 +117,17 @@ pub fn compile_lenient(pairs: &[(PathBuf, PathBuf)]) -> Result<Vec<PathBuf>, Str
     Ok(failed)
 }
 
-/// Where the artefact of `module` goes: beside it, `.wasm` replaced by `.cwasm` (another name
-/// gets `.cwasm` added), where Keel's `wasm` command looks for it.
+/// Where the artefact of `module` goes: beside it, where Keel's `wasm` command looks for it
+/// (`keel_artefact::artefact_path`).
 pub fn artefact_of(module: &Path) -> PathBuf {
     let name = module.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let stem = name.strip_suffix(".wasm").unwrap_or(&name);
-    module.with_file_name(format!("{stem}.{}", keel_artefact::EXTENSION))
+    module.with_file_name(keel_artefact::artefact_path(&name))
 }
 
 /// Precompiles every `.wasm` below `dir` (recursively) into a `.cwasm` beside it.
 pub fn compile_tree(dir: &Path) -> Result<usize, String> {
-    fn walk(p: &Path, out: &mut Vec<(PathBuf, PathBuf)>) -> Result<(), String> {
-        for e in std::fs::read_dir(p).map_err(|e| format!("{}: {e}", p.display()))? {
-            let path = e.map_err(|e| e.to_string())?.path();
-            if path.is_dir() {
-                walk(&path, out)?;
-            } else if path.extension().is_some_and(|x| x == "wasm") {
-                out.push((path.clone(), artefact_of(&path)));
-            }
-        }
-        Ok(())
-    }
-    let mut pairs = Vec::new();
-    walk(dir, &mut pairs)?;
+    let pairs: Vec<(PathBuf, PathBuf)> =
+        build::wasm_files(dir)?.into_iter().map(|m| (m.clone(), artefact_of(&m))).collect();
     compile(&pairs)?;
     Ok(pairs.len())
 }

@@ -250,14 +250,8 @@ pub fn build_all() -> Result<Image, String> {
     let kernel = build_kernel()?;
     let apps = build_apps()?;
     // Every bundled module gets its artefact for the compiled tier, beside it.
-    let mut pairs: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for entry in std::fs::read_dir(&apps).map_err(|e| format!("{}: {e}", apps.display()))? {
-        let p = entry.map_err(|e| e.to_string())?.path();
-        if p.extension().is_some_and(|e| e == "wasm") {
-            pairs.push((p.clone(), crate::aot::artefact_of(&p)));
-        }
-    }
-    pairs.sort();
+    let mut pairs: Vec<(PathBuf, PathBuf)> =
+        wasm_files(&apps)?.into_iter().map(|p| (p.clone(), crate::aot::artefact_of(&p))).collect();
     // And every module among the extra files: its artefact is packed beside it in the archive.
     let extra = root().join("extra_files");
     let staged = out_dir().join("extra-aot");
@@ -326,7 +320,7 @@ pub fn pack(dir: &Path, apps: Option<&Path>, out: &Path) -> Result<(), String> {
 }
 
 /// The `.wasm` files below `dir`, recursively (none if it does not exist).
-fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     if !dir.exists() {
         return Ok(out);

@@ -51,7 +51,7 @@ pub struct Job {
     /// Precompile FILE for the compiled tier (`--compile`).
     pub compile: bool,
     /// `--engine` for Keel's `wasm` command.
-    pub engine: Option<String>,
+    pub engine: Option<keel_wasm::cli::EngineChoice>,
 }
 
 /// Where the program's stdin comes from.
@@ -110,13 +110,7 @@ impl Job {
                 }
                 "--accel" => job.accel = Some(value()?.parse()?),
                 "--compile" => job.compile = true,
-                "--engine" => {
-                    let v = value()?;
-                    if !["auto", "interp", "compiled"].contains(&v.as_str()) {
-                        return Err(format!("--engine {v}: expected auto, interp or compiled"));
-                    }
-                    job.engine = Some(v);
-                }
+                "--engine" => job.engine = Some(keel_wasm::cli::EngineChoice::parse(&value()?)?),
                 other => return Err(format!("unknown option {other}")),
             }
             Ok(())
@@ -149,8 +143,8 @@ impl Job {
         if let Some(f) = self.fuel {
             argv.extend(["--fuel".into(), f.to_string()]);
         }
-        if let Some(e) = &self.engine {
-            argv.extend(["--engine".into(), e.clone()]);
+        if let Some(e) = self.engine {
+            argv.extend(["--engine".into(), e.as_str().into()]);
         }
         argv.push("--".into());
         argv.push(module.into());

@@ -30,6 +30,7 @@
 
 extern crate alloc;
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -48,6 +49,13 @@ pub const NONCE_LEN: usize = 16;
 pub const HEADER_LEN: usize = 8 + NONCE_LEN + 8 + 16 + 8 + 16;
 /// The file name extension of artefacts (as wasmtime's own precompiled modules).
 pub const EXTENSION: &str = "cwasm";
+
+/// Where a module's artefact lives, beside it: `prog.wasm` -> `prog.cwasm`, and any other name
+/// gets `.cwasm` added (`prog` -> `prog.cwasm`). The build writes and Keel looks for this name.
+pub fn artefact_path(module: &str) -> String {
+    let stem = module.strip_suffix(".wasm").unwrap_or(module);
+    alloc::format!("{stem}.{EXTENSION}")
+}
 
 const NONCE_AT: usize = 8;
 const WASM_LEN_AT: usize = NONCE_AT + NONCE_LEN;

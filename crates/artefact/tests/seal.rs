@@ -1,5 +1,5 @@
 //! Artefacts made with the key open with it, and nothing else does.
-use keel_artefact::{open, open_for, parse_key, seal, Refused, HEADER_LEN, KEY_LEN, NONCE_LEN};
+use keel_artefact::{artefact_path, open, open_for, parse_key, seal, Refused, HEADER_LEN, KEY_LEN, NONCE_LEN};
 use proptest::prelude::*;
 
 const KEY: [u8; KEY_LEN] = [7; KEY_LEN];
@@ -79,4 +79,11 @@ proptest! {
         let n = cut.index(a.len());
         prop_assert!(open(Some(&KEY), &a[..n]).is_err());
     }
+}
+
+#[test]
+fn artefacts_sit_beside_their_modules() {
+    assert_eq!(artefact_path("/bin/prog.wasm"), "/bin/prog.cwasm");
+    assert_eq!(artefact_path("tools/prog"), "tools/prog.cwasm");
+    assert_eq!(artefact_path("a.wasm.wasm"), "a.wasm.cwasm");
 }

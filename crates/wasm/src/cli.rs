@@ -18,6 +18,27 @@ pub enum EngineChoice {
     Compiled,
 }
 
+impl EngineChoice {
+    /// Parses `--engine`'s value (`interpreter` is accepted for `interp`).
+    pub fn parse(v: &str) -> Result<EngineChoice, String> {
+        match v {
+            "auto" => Ok(EngineChoice::Auto),
+            "interp" | "interpreter" => Ok(EngineChoice::Interp),
+            "compiled" => Ok(EngineChoice::Compiled),
+            v => Err(format!("--engine {v}: expected auto, interp or compiled")),
+        }
+    }
+
+    /// The value `--engine` takes for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineChoice::Auto => "auto",
+            EngineChoice::Interp => "interp",
+            EngineChoice::Compiled => "compiled",
+        }
+    }
+}
+
 /// Parsed `wasm` options.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WasmArgs {
@@ -122,14 +143,7 @@ impl WasmArgs {
                     a.max_memory = Some(parse_size(&v).ok_or(format!("--max-memory {v}: not a size (e.g. 64M)"))?);
                 }
                 "--argv0" => a.argv0 = Some(value()?),
-                "--engine" => {
-                    a.engine = match value()?.as_str() {
-                        "auto" => EngineChoice::Auto,
-                        "interp" | "interpreter" => EngineChoice::Interp,
-                        "compiled" => EngineChoice::Compiled,
-                        v => return Err(format!("--engine {v}: expected auto, interp or compiled")),
-                    }
-                }
+                "--engine" => a.engine = EngineChoice::parse(&value()?)?,
                 "--timeout" => {
                     let v = value()?;
                     let secs: f64 = v.parse().map_err(|_| format!("--timeout {v}: not a number of seconds"))?;

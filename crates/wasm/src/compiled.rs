@@ -31,7 +31,7 @@ use wasmtime::{
     WasmBacktrace,
 };
 
-use crate::{Limits, LoadError, Step, WASI_MODULE};
+use crate::{check_import, initial_memory_refused, note_refused_growth, Growth, Limits, LoadError, Step, WASI_MODULE};
 
 pub use wasmtime;
 
@@ -72,41 +72,31 @@ pub const CPU_FLAGS: [&str; 5] = ["has_sse3", "has_ssse3", "has_sse41", "has_sse
 pub struct Shared {
     wasi: WasiCtx,
     memory_bytes: usize,
-    denied: bool,
-    denied_by_system: bool,
+    growth: Growth,
 }
 
+/// The store's resource limiter: the shared growth policy, recording the memory in use.
 struct Limiter {
     shared: Arc<Mutex<Shared>>,
-    max_memory: usize,
-    max_table: usize,
-    available: Option<fn() -> usize>,
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let system_ok = self.available.is_none_or(|avail| desired.saturating_sub(current) <= avail());
-        let own_ok = desired <= self.max_memory && maximum.is_none_or(|m| desired <= m);
         let mut s = self.shared.lock();
-        if own_ok && system_ok {
+        let ok = s.growth.memory(current, desired, maximum);
+        if ok {
             s.memory_bytes = desired;
-            Ok(true)
-        } else {
-            s.denied = true;
-            s.denied_by_system = own_ok;
-            Ok(false)
         }
+        Ok(ok)
     }
 
     fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        let mut s = self.shared.lock();
-        s.denied = true;
-        s.denied_by_system = true;
+        self.shared.lock().growth.memory_failed();
         Ok(())
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= self.max_table && maximum.is_none_or(|m| desired <= m))
+        Ok(self.shared.lock().growth.table(desired, maximum))
     }
 
     fn instances(&self) -> usize {
@@ -248,15 +238,7 @@ impl CompiledProgram {
                 wasmtime::ExternType::Global(_) => "global",
                 _ => "item",
             };
-            let known =
-                import.module() == WASI_MODULE && kind == "function" && keel_wasi::FUNCTIONS.contains(&import.name());
-            if !known {
-                return Err(LoadError::UnknownImport {
-                    module: import.module().to_string(),
-                    name: import.name().to_string(),
-                    kind,
-                });
-            }
+            check_import(import.module(), import.name(), kind)?;
         }
         let linker = link(module.engine()).map_err(|e| LoadError::Link(e.to_string()))?;
         let pre = linker.instantiate_pre(module).map_err(|e| LoadError::Link(e.to_string()))?;
@@ -269,8 +251,8 @@ type Run = Pin<Box<dyn Future<Output = (Store<Data>, wasmtime::Result<()>)> + Se
 /// A compiled guest: its call of `_start` as a future that owns the store.
 pub struct CompiledProcess {
     shared: Arc<Mutex<Shared>>,
+    /// None once the guest has ended.
     run: Option<Run>,
-    done: bool,
 }
 
 /// Polls `f` once with a waker that does nothing (the runner polls again when it should).
@@ -300,13 +282,8 @@ fn finish<F: Future>(mut f: Pin<&mut F>, shared: &Mutex<Shared>) -> Result<F::Ou
 impl CompiledProcess {
     /// Instantiates `program` with WASI and `limits`.
     pub fn new(program: &CompiledProgram, wasi: WasiCtx, limits: Limits) -> Result<CompiledProcess, LoadError> {
-        let shared = Arc::new(Mutex::new(Shared { wasi, memory_bytes: 0, denied: false, denied_by_system: false }));
-        let limiter = Limiter {
-            shared: shared.clone(),
-            max_memory: limits.max_memory,
-            max_table: limits.max_table_elements,
-            available: limits.available,
-        };
+        let shared = Arc::new(Mutex::new(Shared { wasi, memory_bytes: 0, growth: Growth::new(&limits) }));
+        let limiter = Limiter { shared: shared.clone() };
         let mut store = Store::new(program.pre.module().engine(), Data { shared: shared.clone(), limiter });
         store.limiter(|d| &mut d.limiter);
         store.epoch_deadline_async_yield_and_update(1);
@@ -315,12 +292,8 @@ impl CompiledProcess {
             finish(fut, &shared)?
         };
         let instance = instance.map_err(|e| {
-            let s = shared.lock();
-            if s.denied {
-                LoadError::Instantiate(format!(
-                    "not enough memory for its initial linear memory (limit {} MiB, or the system is low)",
-                    limits.max_memory >> 20
-                ))
+            if shared.lock().growth.denied {
+                initial_memory_refused(&limits)
             } else {
                 LoadError::Instantiate(describe(&e))
             }
@@ -333,7 +306,7 @@ impl CompiledProcess {
             let r = start.call_async(&mut store, ()).await;
             (store, r)
         });
-        Ok(CompiledProcess { shared, run: Some(run), done: false })
+        Ok(CompiledProcess { shared, run: Some(run) })
     }
 
     /// The WASI state; locked while the guest is not running.
@@ -349,7 +322,7 @@ impl CompiledProcess {
     /// (a growth was refused, by the system's reserve rather than the program's limit)
     pub fn memory_denied(&self) -> (bool, bool) {
         let s = self.shared.lock();
-        (s.denied, s.denied_by_system)
+        (s.growth.denied, s.growth.denied_by_system)
     }
 
     /// Runs the guest until it yields (an epoch tick), waits in WASI, exits or traps.
@@ -357,9 +330,6 @@ impl CompiledProcess {
         let Some(run) = self.run.as_mut() else {
             return Step::Trapped("the program has already ended".into());
         };
-        if self.done {
-            return Step::Trapped("the program has already ended".into());
-        }
         match poll_once(run.as_mut()) {
             Poll::Pending => {
                 if self.shared.lock().wasi.pending().is_some() {
@@ -369,26 +339,12 @@ impl CompiledProcess {
                 }
             }
             Poll::Ready((_store, r)) => {
-                self.done = true;
                 self.run = None;
                 match r {
                     Ok(()) => Step::Exited(0),
                     Err(e) => match e.downcast_ref::<Exit>() {
                         Some(Exit(code)) => Step::Exited(*code),
-                        None => {
-                            let msg = describe(&e);
-                            let (first, rest) =
-                                msg.split_once('\n').map_or((msg.as_str(), None), |(f, r)| (f, Some(r)));
-                            let mut out = first.to_string();
-                            if self.shared.lock().denied && !first.contains("memory") {
-                                out.push_str(" (after a memory growth was refused)");
-                            }
-                            if let Some(rest) = rest {
-                                out.push('\n');
-                                out.push_str(rest);
-                            }
-                            Step::Trapped(out)
-                        }
+                        None => Step::Trapped(note_refused_growth(describe(&e), self.shared.lock().growth.denied)),
                     },
                 }
             }

@@ -104,17 +104,30 @@ enum ProgramKind {
     Compiled(compiled::CompiledProgram),
 }
 
-struct Limiter {
+/// How far a process may grow, and why the last growth was refused: the one policy behind both
+/// engines' resource limiters.
+pub(crate) struct Growth {
     max_memory: usize,
     max_table: usize,
     available: Option<fn() -> usize>,
-    denied: bool,
+    pub(crate) denied: bool,
     /// The last refusal came from the system-wide reserve, not the program's own limit.
-    denied_by_system: bool,
+    pub(crate) denied_by_system: bool,
 }
 
-impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> Result<bool, LimiterError> {
+impl Growth {
+    pub(crate) fn new(limits: &Limits) -> Growth {
+        Growth {
+            max_memory: limits.max_memory,
+            max_table: limits.max_table_elements,
+            available: limits.available,
+            denied: false,
+            denied_by_system: false,
+        }
+    }
+
+    /// Whether a linear memory may grow from `current` to `desired` bytes (`maximum`: its own).
+    pub(crate) fn memory(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> bool {
         let system_ok = self.available.is_none_or(|avail| desired.saturating_sub(current) <= avail());
         let own_ok = desired <= self.max_memory && maximum.is_none_or(|m| desired <= m);
         let ok = own_ok && system_ok;
@@ -122,17 +135,32 @@ impl ResourceLimiter for Limiter {
             self.denied = true;
             self.denied_by_system = own_ok;
         }
-        Ok(ok)
+        ok
+    }
+
+    /// A growth within the limits failed: the memory could not be had.
+    pub(crate) fn memory_failed(&mut self) {
+        self.denied = true;
+        self.denied_by_system = true;
+    }
+
+    /// Whether a table may grow to `desired` elements.
+    pub(crate) fn table(&self, desired: usize, maximum: Option<usize>) -> bool {
+        desired <= self.max_table && maximum.is_none_or(|m| desired <= m)
+    }
+}
+
+impl ResourceLimiter for Growth {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> Result<bool, LimiterError> {
+        Ok(self.memory(current, desired, maximum))
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> Result<bool, LimiterError> {
-        Ok(desired <= self.max_table && maximum.is_none_or(|m| desired <= m))
+        Ok(self.table(desired, maximum))
     }
 
     fn memory_grow_failed(&mut self, _error: &wasmi::errors::MemoryError) -> Result<(), LimiterError> {
-        // Within the limits, but the memory could not be had.
-        self.denied = true;
-        self.denied_by_system = true;
+        self.memory_failed();
         Ok(())
     }
 
@@ -149,10 +177,41 @@ impl ResourceLimiter for Limiter {
     }
 }
 
+/// The error when a module's initial linear memory was refused.
+pub(crate) fn initial_memory_refused(limits: &Limits) -> LoadError {
+    LoadError::Instantiate(format!(
+        "not enough memory for its initial linear memory (limit {} MiB, or the system is low)",
+        limits.max_memory >> 20
+    ))
+}
+
+/// A trap's description, its first line noting a refused memory growth (a likely cause).
+pub(crate) fn note_refused_growth(msg: String, denied: bool) -> String {
+    let (first, rest) = msg.split_once('\n').unwrap_or((&msg, ""));
+    if !denied || first.contains("memory") {
+        return msg;
+    }
+    let mut out = format!("{first} (after a memory growth was refused)");
+    if !rest.is_empty() {
+        out.push('\n');
+        out.push_str(rest);
+    }
+    out
+}
+
+/// Checks that an import is a WASI function Keel provides.
+pub(crate) fn check_import(module: &str, name: &str, kind: &'static str) -> Result<(), LoadError> {
+    if module == WASI_MODULE && kind == "function" && FUNCTIONS.contains(&name) {
+        Ok(())
+    } else {
+        Err(LoadError::UnknownImport { module: module.to_string(), name: name.to_string(), kind })
+    }
+}
+
 struct Data {
     wasi: WasiCtx,
     memory: Option<Memory>,
-    limiter: Limiter,
+    limiter: Growth,
 }
 
 /// The marker error a WASI call returns to suspend the guest.
@@ -201,14 +260,7 @@ impl Program {
                 wasmi::ExternType::Table(_) => "table",
                 wasmi::ExternType::Global(_) => "global",
             };
-            let known = import.module() == WASI_MODULE && kind == "function" && FUNCTIONS.contains(&import.name());
-            if !known {
-                return Err(LoadError::UnknownImport {
-                    module: import.module().to_string(),
-                    name: import.name().to_string(),
-                    kind,
-                });
-            }
+            check_import(import.module(), import.name(), kind)?;
         }
         Ok(Program { kind: ProgramKind::Interp { engine, module } })
     }
@@ -562,17 +614,7 @@ fn describe(e: &Error) -> String {
 
 impl Interp {
     fn new(engine: &Engine, module: &Module, wasi: WasiCtx, limits: Limits) -> Result<Interp, LoadError> {
-        let data = Data {
-            wasi,
-            memory: None,
-            limiter: Limiter {
-                max_memory: limits.max_memory,
-                max_table: limits.max_table_elements,
-                available: limits.available,
-                denied: false,
-                denied_by_system: false,
-            },
-        };
+        let data = Data { wasi, memory: None, limiter: Growth::new(&limits) };
         let mut store = Store::new(engine, data);
         store.limiter(|d| &mut d.limiter);
         // Initialisation (data segments, a start function) also runs on fuel.
@@ -581,11 +623,7 @@ impl Interp {
         link(&mut linker).map_err(|e| LoadError::Link(e.to_string()))?;
         let instance = linker.instantiate_and_start(&mut store, module).map_err(|e| {
             if store.data().limiter.denied {
-                LoadError::Instantiate(format!(
-                    "not enough memory for its initial {} (limit {} MiB, or the system is low)",
-                    "linear memory",
-                    limits.max_memory >> 20
-                ))
+                initial_memory_refused(&limits)
             } else if matches!(
                 e.kind(),
                 wasmi::errors::ErrorKind::Linker(_) | wasmi::errors::ErrorKind::Instantiation(_)
@@ -662,13 +700,7 @@ impl Interp {
             }
             Err(e) => match e.i32_exit_status() {
                 Some(code) => Step::Exited(code),
-                None => {
-                    let mut msg = describe(&e);
-                    if self.store.data().limiter.denied && !msg.contains("memory") {
-                        msg.push_str(" (after a memory growth was refused)");
-                    }
-                    Step::Trapped(msg)
-                }
+                None => Step::Trapped(note_refused_growth(describe(&e), self.store.data().limiter.denied)),
             },
         }
     }

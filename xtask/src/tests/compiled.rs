@@ -29,7 +29,7 @@ pub(super) fn with_artefacts(files: Vec<(String, Vec<u8>)>) -> Result<Vec<(Strin
     for (i, _, cwasm) in pairs {
         if let Ok(code) = std::fs::read(&cwasm) {
             let name = &files[i].0;
-            out.push((format!("{}.cwasm", name.strip_suffix(".wasm").unwrap_or(name)), code));
+            out.push((keel_artefact::artefact_path(name), code));
         }
     }
     Ok(out)
@@ -109,7 +109,7 @@ pub(super) fn same_as_the_interpreter(image: &Image) -> Result<(), String> {
     files.extend(generated.iter().cloned());
     let files = with_artefacts(files)?;
     let has_artefact = |wasm: &str| {
-        let want = format!("{}.cwasm", wasm.strip_suffix(".wasm").unwrap_or(wasm));
+        let want = keel_artefact::artefact_path(wasm);
         files.iter().any(|(n, _)| *n == want)
     };
     let img = image_with_tree(image, "test-differential", &files)?;

@@ -81,7 +81,7 @@ pub fn fuzz_in_keel(image: &Image, n: usize, seed: u64, compiled: bool) -> Resul
     if compiled {
         files = super::compiled::with_artefacts(files)?;
         let names: std::collections::HashSet<String> = files.iter().map(|(p, _)| p.clone()).collect();
-        batch.retain(|(p, _)| names.contains(&format!("{}.cwasm", p.trim_end_matches(".wasm"))));
+        batch.retain(|(p, _)| names.contains(&keel_artefact::artefact_path(p)));
         println!("      {} of {n} generated modules compiled", batch.len());
     }
     let limits = if compiled { "--engine compiled --timeout 1" } else { "--fuel 3000000 --timeout 5" };

@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::harness::{check, image_with_tree, shutdown};
 use crate::build::{self, Image};
 use crate::oneshot::{self, Job, Stdin};
+use keel_wasm::cli::EngineChoice;
 
 /// Copies a directory tree (files and folders; the suite has no links).
 pub fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
@@ -101,10 +102,10 @@ pub enum Engine {
 impl Engine {
     fn apply(self, job: &mut Job) {
         match self {
-            Engine::Interp => job.engine = Some("interp".into()),
+            Engine::Interp => job.engine = Some(EngineChoice::Interp),
             Engine::Compiled => {
                 job.compile = true;
-                job.engine = Some("compiled".into());
+                job.engine = Some(EngineChoice::Compiled);
             }
         }
     }
