@@ -330,16 +330,8 @@ impl Acpi {
                 return;
             }
             match kind {
-                0 if n >= 8 => {
-                    if u32_at(&e, 4).unwrap_or(0) & 3 != 0 {
-                        self.cpus += 1;
-                    }
-                }
-                9 if n >= 16 => {
-                    if u32_at(&e, 8).unwrap_or(0) & 3 != 0 {
-                        self.cpus += 1;
-                    }
-                }
+                0 if n >= 8 && u32_at(&e, 4).unwrap_or(0) & 3 != 0 => self.cpus += 1,
+                9 if n >= 16 && u32_at(&e, 8).unwrap_or(0) & 3 != 0 => self.cpus += 1,
                 1 if n >= 12 => {
                     self.ioapics += 1;
                     if self.first_ioapic.is_none() {
