@@ -1,10 +1,18 @@
-//! PVH boot: the ELF note QEMU looks for, the 32-bit entry stub that enters long mode, and the
-//! parsing of the `hvm_start_info` structure QEMU hands over.
+//! Boot: the two ways in and what they hand over.
 //!
-//! The stub identity-maps the first 4 GiB with 2 MiB pages, enables PAE, long mode, SSE (so the
+//! - PVH (QEMU `-kernel`, Firecracker, Cloud Hypervisor): the ELF note points at `pvh_start`;
+//!   `ebx` holds `hvm_start_info`.
+//! - Multiboot2 (GRUB, from the BIOS or UEFI bootable image): the header below names
+//!   `mb2_start`; `eax` holds the Multiboot2 magic, `ebx` the boot information.
+//!
+//! Both enter in 32-bit protected mode without paging and share the rest of the stub, which
+//! identity-maps the first 4 GiB with 2 MiB pages, enables PAE, long mode, SSE (so the
 //! hard-float Rust code may run) and caches, and calls [`crate::kernel_main`] on a boot stack.
 
 use core::arch::global_asm;
+
+pub use keel_boot::BootInfo;
+use keel_boot::{Loader, MemoryRegion, Module};
 
 /// Size of the boot stack the stub runs Rust on, until the kernel moves to a guarded stack.
 pub const BOOT_STACK_SIZE: usize = 64 * 1024;
@@ -21,10 +29,40 @@ global_asm!(
     .quad pvh_start
     .balign 4
 
+    .section .multiboot2, "a"
+    .balign 8
+mb2_header:
+    .long {mb2_magic}
+    .long 0
+    .long mb2_header_end - mb2_header
+    .long -({mb2_magic} + (mb2_header_end - mb2_header))
+    /* Entry address tag: start at mb2_start (the ELF entry is PVH's). */
+    .balign 8
+    .word 3, 0
+    .long 12
+    .long mb2_start
+    /* Framebuffer tag (optional, no preferred mode): UEFI machines have no text mode. */
+    .balign 8
+    .word 5, 1
+    .long 20
+    .long 0, 0, 32
+    .balign 8
+    .word 0, 0
+    .long 8
+mb2_header_end:
+
     .section .boot.text, "ax"
     .code32
     .global pvh_start
 pvh_start:
+    movl $1, %ebp
+    jmp 4f
+    .global mb2_start
+mb2_start:
+    cmpl ${mb2_boot_magic}, %eax
+    jne 3f
+    movl $2, %ebp
+4:
     cli
     cld
     movl %ebx, %esi
@@ -91,8 +129,9 @@ long_mode_entry:
     movw %ax, %fs
     movw %ax, %gs
     movq $boot_stack_top, %rsp
-    xorl %ebp, %ebp
     movl %esi, %edi
+    movl %ebp, %esi
+    xorl %ebp, %ebp
     fninit
     call kernel_main
 3:  hlt
@@ -122,36 +161,17 @@ boot_stack_bottom:
 boot_stack_top:
     "#,
     stack = const BOOT_STACK_SIZE,
+    mb2_magic = const keel_boot::multiboot2::HEADER_MAGIC,
+    mb2_boot_magic = const keel_boot::multiboot2::BOOT_MAGIC,
     options(att_syntax)
 );
 
 /// Magic value at the start of `hvm_start_info`.
 const START_INFO_MAGIC: u32 = 0x336e_c578;
 
-/// One entry of the E820-style memory map.
-#[derive(Clone, Copy, Debug)]
-pub struct MemoryRegion {
-    pub addr: u64,
-    pub size: u64,
-    /// 1 = usable RAM.
-    pub kind: u32,
-}
-
-/// The boot module (`-initrd`): where it lies in physical memory.
-#[derive(Clone, Copy, Debug)]
-pub struct Module {
-    pub addr: u64,
-    pub size: u64,
-}
-
-/// What the boot loader told us.
-pub struct BootInfo {
-    pub regions: [MemoryRegion; 64],
-    pub region_count: usize,
-    pub initrd: Option<Module>,
-    cmdline: [u8; 512],
-    cmdline_len: usize,
-}
+/// The entry stub's second argument: which protocol started the kernel.
+pub const LOADER_PVH: u32 = 1;
+pub const LOADER_MULTIBOOT2: u32 = 2;
 
 /// Reads a value of type `T` from a physical address.
 ///
@@ -162,72 +182,83 @@ unsafe fn read_phys<T: Copy>(addr: u64) -> T {
     unsafe { core::ptr::read_unaligned(addr as *const T) }
 }
 
-impl BootInfo {
-    /// Parses the PVH start info at physical address `addr`.
-    ///
-    /// # Safety
-    /// Must be called with the pointer QEMU passed in `ebx`, while the low 4 GiB are still
-    /// identity-mapped and before any of the memory it describes is reused.
-    pub unsafe fn parse(addr: u32) -> Option<BootInfo> {
-        let base = u64::from(addr);
-        // SAFETY: the loader placed hvm_start_info at `addr`; all reads below follow its layout
-        // (magic u32, version u32, flags u32, nr_modules u32, modlist u64, cmdline u64, rsdp u64,
-        // memmap u64, memmap_entries u32) and the tables it points to.
-        unsafe {
-            if read_phys::<u32>(base) != START_INFO_MAGIC {
-                return None;
+/// Reads what the loader handed over: `loader` and `addr` are the entry stub's arguments.
+///
+/// # Safety
+/// Must be called with the values the entry stub passed, while the low 4 GiB are still
+/// identity-mapped and before any of the memory the loader described is reused.
+pub unsafe fn parse(loader: u32, addr: u32) -> Result<BootInfo, &'static str> {
+    match loader {
+        // SAFETY: forwarded from the caller.
+        LOADER_PVH => unsafe { parse_pvh(addr) }.ok_or("bad hvm_start_info magic"),
+        LOADER_MULTIBOOT2 => {
+            let base = u64::from(addr);
+            // SAFETY: the Multiboot2 information starts with its total size (u32), at `addr`.
+            let total = unsafe { read_phys::<u32>(base) } as usize;
+            if !(8..=1 << 20).contains(&total) {
+                return Err("implausible Multiboot2 information size");
             }
-            let version = read_phys::<u32>(base + 4);
-            let nr_modules = read_phys::<u32>(base + 12);
-            let modlist = read_phys::<u64>(base + 16);
-            let cmdline_addr = read_phys::<u64>(base + 24);
-            let mut info = BootInfo {
-                regions: [MemoryRegion { addr: 0, size: 0, kind: 0 }; 64],
-                region_count: 0,
-                initrd: None,
-                cmdline: [0; 512],
-                cmdline_len: 0,
-            };
-            if nr_modules > 0 && modlist != 0 {
-                let m = Module { addr: read_phys(modlist), size: read_phys(modlist + 8) };
-                if m.size > 0 {
-                    info.initrd = Some(m);
-                }
-            }
-            if cmdline_addr != 0 {
-                // Copied, so the loader's memory can be reused.
-                let mut len = 0usize;
-                while len < info.cmdline.len() {
-                    let b = read_phys::<u8>(cmdline_addr + len as u64);
-                    if b == 0 {
-                        break;
-                    }
-                    info.cmdline[len] = b;
-                    len += 1;
-                }
-                info.cmdline_len = len;
-            }
-            if version >= 1 {
-                let memmap = read_phys::<u64>(base + 40);
-                let entries = read_phys::<u32>(base + 48) as usize;
-                for i in 0..entries.min(info.regions.len()) {
-                    let e = memmap + (i as u64) * 24;
-                    info.regions[i] =
-                        MemoryRegion { addr: read_phys(e), size: read_phys(e + 8), kind: read_phys(e + 16) };
-                }
-                info.region_count = entries.min(info.regions.len());
-            }
-            Some(info)
+            // SAFETY: the loader wrote `total` bytes of boot information at `addr`, in
+            // identity-mapped memory nothing else writes until the copy below is done.
+            let bytes = unsafe { core::slice::from_raw_parts(base as *const u8, total) };
+            keel_boot::multiboot2::parse(bytes).map_err(|_| "damaged Multiboot2 information")
         }
+        _ => Err("unknown boot protocol"),
     }
+}
 
-    /// The kernel command line (`-append`).
-    pub fn cmdline(&self) -> &str {
-        core::str::from_utf8(&self.cmdline[..self.cmdline_len]).unwrap_or("")
-    }
-
-    /// The memory map entries.
-    pub fn regions(&self) -> &[MemoryRegion] {
-        &self.regions[..self.region_count]
+/// Parses the PVH start info at physical address `addr`.
+///
+/// # Safety
+/// As [`parse`].
+unsafe fn parse_pvh(addr: u32) -> Option<BootInfo> {
+    let base = u64::from(addr);
+    // SAFETY: the loader placed hvm_start_info at `addr`; all reads below follow its layout
+    // (magic u32, version u32, flags u32, nr_modules u32, modlist u64, cmdline u64, rsdp u64,
+    // memmap u64, memmap_entries u32) and the tables it points to.
+    unsafe {
+        if read_phys::<u32>(base) != START_INFO_MAGIC {
+            return None;
+        }
+        let version = read_phys::<u32>(base + 4);
+        let nr_modules = read_phys::<u32>(base + 12);
+        let modlist = read_phys::<u64>(base + 16);
+        let cmdline_addr = read_phys::<u64>(base + 24);
+        let rsdp = read_phys::<u64>(base + 32);
+        let mut info = BootInfo::new(Loader::Pvh);
+        if nr_modules > 0 && modlist != 0 {
+            let m = Module { addr: read_phys(modlist), size: read_phys(modlist + 8) };
+            if m.size > 0 {
+                info.initrd = Some(m);
+            }
+        }
+        if rsdp != 0 {
+            info.rsdp = Some(rsdp);
+        }
+        if cmdline_addr != 0 {
+            let mut line = [0u8; keel_boot::MAX_CMDLINE];
+            let mut len = 0usize;
+            while len < line.len() {
+                let b = read_phys::<u8>(cmdline_addr + len as u64);
+                if b == 0 {
+                    break;
+                }
+                line[len] = b;
+                len += 1;
+            }
+            info.set_cmdline(&line[..len]);
+        }
+        if version >= 1 {
+            let memmap = read_phys::<u64>(base + 40);
+            let entries = read_phys::<u32>(base + 48) as usize;
+            for i in 0..entries {
+                let e = memmap + (i as u64) * 24;
+                let region = MemoryRegion { addr: read_phys(e), size: read_phys(e + 8), kind: read_phys(e + 16) };
+                if !info.push_region(region) {
+                    break;
+                }
+            }
+        }
+        Some(info)
     }
 }

@@ -1,9 +1,12 @@
-//! The screen console of `-M q35` (`cargo xtask run --gui`): VGA text mode output through the
-//! `keel-term` screen model, and the PS/2 keyboard feeding the same input queue as the serial
-//! port. On machines without VGA text mode (microvm) it stays off.
+//! The screen console: the `keel-term` screen model shown in VGA text mode (BIOS machines,
+//! `cargo xtask run --gui`) or drawn on the linear framebuffer the boot loader hands over (UEFI
+//! GOP, which has no text mode), and the PS/2 keyboard feeding the same input queue as the
+//! serial port. On machines with neither display (microvm) it stays off.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use keel_boot::Display;
+use keel_term::pixels::{Format, Painter, Surface};
 use keel_term::{Screen, COLS, ROWS};
 use pc_keyboard::{layouts, DecodedKey, HandleControl, KeyCode, Keyboard, ScancodeSet1};
 use spin::Mutex;
@@ -19,15 +22,58 @@ const ATTR: u8 = 0x07;
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static SCREEN: Mutex<Option<Screen>> = Mutex::new(None);
 static KEYBOARD: Mutex<Option<Keyboard<layouts::Us104Key, ScancodeSet1>>> = Mutex::new(None);
+/// The framebuffer and its painter, when the display is not in text mode.
+static PIXELS: Mutex<Option<(Painter, &'static mut [u8])>> = Mutex::new(None);
+/// What the console shows on, for the boot report.
+static KIND: Mutex<&'static str> = Mutex::new("none");
 
-/// Turns the screen console on if the firmware left the display in 80x25 text mode.
-pub fn init() {
+/// Turns the screen console on: on the boot loader's framebuffer if it gave one, else in VGA
+/// text mode if the firmware left the display in 80x25 text mode.
+pub fn init(display: Option<Display>) {
+    if let Some(Display::Framebuffer { addr, pitch, width, height, bpp, format }) = display {
+        let surface = Surface {
+            width: width as usize,
+            height: height as usize,
+            pitch: pitch as usize,
+            bytes_per_pixel: usize::from(bpp / 8),
+            format: Format { red: format.red, green: format.green, blue: format.blue },
+        };
+        let end = addr.checked_add(surface.len() as u64);
+        if let (Some(painter), Some(end)) = (Painter::new(surface), end) {
+            if addr >= 0x1000 && end <= crate::memory::IDENTITY_LIMIT {
+                // SAFETY: the loader's framebuffer: `len` bytes of device memory at `addr`,
+                // identity-mapped (checked above), used by nothing else for the rest of the
+                // kernel's life, so one 'static mutable slice over it is sound.
+                let fb = unsafe { core::slice::from_raw_parts_mut(addr as *mut u8, surface.len()) };
+                *PIXELS.lock() = Some((painter, fb));
+                *KIND.lock() = "framebuffer";
+                return enable();
+            }
+        }
+    }
     // SAFETY: the BIOS data area is identity-mapped low memory; reading one byte is harmless
     // (it is zero where no BIOS set a mode).
     let mode = unsafe { core::ptr::read_volatile(BDA_VIDEO_MODE as *const u8) };
-    if mode != 3 && mode != 7 {
-        return;
+    if display == Some(Display::Text) || mode == 3 || mode == 7 {
+        *KIND.lock() = "VGA text";
+        enable();
     }
+}
+
+/// Logs what the console shows on (once logging is set up).
+pub fn report() {
+    let (w, h) = match &*PIXELS.lock() {
+        Some((p, _)) => p.cell_size(),
+        None => (0, 0),
+    };
+    match *KIND.lock() {
+        "none" => {}
+        "framebuffer" => log::info!("screen: framebuffer console, {COLS}x{ROWS} cells of {w}x{h} pixels"),
+        kind => log::info!("screen: {kind} console"),
+    }
+}
+
+fn enable() {
     *SCREEN.lock() = Some(Screen::new());
     *KEYBOARD.lock() = Some(Keyboard::new(ScancodeSet1::new(), layouts::Us104Key, HandleControl::MapLettersToUnicode));
     ENABLED.store(true, Ordering::SeqCst);
@@ -48,6 +94,10 @@ pub fn write(data: &[u8]) {
     let Some(screen) = guard.as_mut() else { return };
     screen.write(data);
     if !screen.take_dirty() {
+        return;
+    }
+    if let Some((painter, fb)) = PIXELS.lock().as_mut() {
+        painter.paint(screen, fb);
         return;
     }
     for (r, row) in screen.cells().iter().enumerate() {

@@ -93,9 +93,47 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
         idt[v].set_handler_fn(spurious_slave);
     }
     idt[PIC_OFFSET + 7].set_handler_fn(spurious_master);
+    idt[LAPIC_TIMER_VECTOR].set_handler_fn(lapic_timer_interrupt);
     idt[0xff].set_handler_fn(spurious_master);
     idt
 });
+
+/// Vector of the local APIC timer (the tick on machines without a PIT).
+const LAPIC_TIMER_VECTOR: u8 = 0x40;
+
+fn lapic_write(reg: u64, value: u32) {
+    // SAFETY: the LAPIC's MMIO page is identity-mapped; these are architectural registers.
+    unsafe { core::ptr::write_volatile((LAPIC_BASE + reg) as *mut u32, value) };
+}
+
+fn lapic_read(reg: u64) -> u32 {
+    // SAFETY: as in lapic_write.
+    unsafe { core::ptr::read_volatile((LAPIC_BASE + reg) as *const u32) }
+}
+
+/// Starts the local APIC timer, periodic at `hz`: its rate is measured once against the
+/// (already calibrated) clock over 10 ms, with `wait_ms`.
+pub fn start_lapic_timer(hz: u64, wait_ms: impl Fn(u64)) {
+    // Divide by 16, masked, one-shot from the top: count down for 10 ms.
+    lapic_write(0x3e0, 0x3);
+    lapic_write(0x320, 1 << 16);
+    lapic_write(0x380, u32::MAX);
+    wait_ms(10);
+    let counted = u64::from(u32::MAX - lapic_read(0x390));
+    let per_tick = (counted * 100 / hz).clamp(1, u64::from(u32::MAX)) as u32;
+    // Periodic, unmasked.
+    lapic_write(0x320, u32::from(LAPIC_TIMER_VECTOR) | (1 << 17));
+    lapic_write(0x380, per_tick);
+    log::info!("tick: local APIC timer, {} counts per tick", per_tick);
+}
+
+extern "x86-interrupt" fn lapic_timer_interrupt(_frame: InterruptStackFrame) {
+    crate::time::on_tick();
+    crate::aot::tick();
+    // End of interrupt for the local APIC.
+    lapic_write(0xb0, 0);
+    crate::task::on_tick();
+}
 
 /// Loads the GDT, TSS and IDT and starts the PIC with the timer and COM1 unmasked.
 pub fn init() {
@@ -126,15 +164,13 @@ const LAPIC_BASE: u64 = 0xfee0_0000;
 /// Lets the 8259 PIC reach the CPU through the local APIC: LINT0 as ExtINT, LINT1 as NMI.
 /// Firmware usually does this; on `-M microvm` nothing does.
 fn init_local_apic() {
-    let write = |reg: u64, value: u32| {
-        // SAFETY: the LAPIC's MMIO page is identity-mapped; these are architectural registers.
-        unsafe { core::ptr::write_volatile((LAPIC_BASE + reg) as *mut u32, value) };
-    };
     // Spurious-interrupt vector register: APIC software-enabled, spurious vector 0xff.
-    write(0xf0, 0x1ff);
+    lapic_write(0xf0, 0x1ff);
     // LVT LINT0: ExtINT (the PIC), LINT1: NMI.
-    write(0x350, 0x700);
-    write(0x360, 0x400);
+    lapic_write(0x350, 0x700);
+    lapic_write(0x360, 0x400);
+    // The timer stays masked until a machine without a PIT needs it.
+    lapic_write(0x320, 1 << 16);
 }
 
 extern "x86-interrupt" fn timer_interrupt(_frame: InterruptStackFrame) {

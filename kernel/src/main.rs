@@ -8,6 +8,7 @@
 
 extern crate alloc;
 
+mod acpi;
 mod aot;
 mod boot;
 mod console;
@@ -15,6 +16,7 @@ mod cpu;
 mod fs;
 mod job;
 mod memory;
+mod pci;
 mod pipe;
 mod power;
 mod random;
@@ -29,7 +31,6 @@ use core::panic::PanicInfo;
 
 use x86_64::instructions::interrupts;
 
-use crate::boot::BootInfo;
 
 /// Kernel version, as `uname` and the banner show it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -37,23 +38,31 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Pages of the shell's kernel stack.
 const SHELL_STACK_PAGES: u64 = 64;
 
-/// Called by the PVH entry stub in long mode, with the physical address of `hvm_start_info`.
+/// Called by the entry stub in long mode with what the loader passed in `ebx` (the physical
+/// address of `hvm_start_info` or of the Multiboot2 information) and which loader it was.
 #[no_mangle]
-pub extern "C" fn kernel_main(start_info: u32) -> ! {
+pub extern "C" fn kernel_main(boot_data: u32, loader: u32) -> ! {
     serial::init();
-    console::init();
     serial::write_bytes(b"Keel: booting\n");
-    // SAFETY: `start_info` is the pointer QEMU passed in ebx; nothing has been allocated yet.
-    let Some(info) = (unsafe { BootInfo::parse(start_info) }) else {
-        crate::kprintln!("keel: not started through PVH (bad hvm_start_info magic); halting");
-        power::halt_forever();
+    // SAFETY: the entry stub's arguments, unchanged; nothing has been allocated yet.
+    let info = match unsafe { boot::parse(loader, boot_data) } {
+        Ok(info) => info,
+        Err(why) => {
+            serial::write_bytes(b"keel: cannot read what the boot loader handed over: ");
+            serial::write_bytes(why.as_bytes());
+            serial::write_bytes(b"; halting\n");
+            power::halt_forever();
+        }
     };
+    console::init(info.display);
     serial::init_logging(info.cmdline().split_whitespace().any(|w| w == "quiet"));
     memory::init(&info);
+    acpi::init(&info);
     cpu::init();
-    time::init_pit();
+    time::init_timer();
     interrupts::enable();
     time::calibrate_tsc(10);
+    time::start_tick();
     let date = time::init_rtc();
     random::init();
     if !random::hardware() {
@@ -61,6 +70,21 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     }
     fs::init(&info);
     virtio::mount_shares(info.cmdline());
+    console::report();
+    let (tick, reference) = time::sources();
+    let devices = virtio::sources();
+    log::info!(
+        "machine: booted by {}, ACPI {}, tick from the {tick}, TSC calibrated against {reference}, virtio over {}",
+        match info.loader {
+            keel_boot::Loader::Pvh => "PVH",
+            keel_boot::Loader::Multiboot2 => "Multiboot2",
+        },
+        match acpi::get() {
+            Some(a) => alloc::format!("{} CPUs, tables {}", a.cpus, a.tables().collect::<alloc::vec::Vec<_>>().join(" ")),
+            None => alloc::string::String::from("absent"),
+        },
+        if devices.is_empty() { alloc::string::String::from("nothing") } else { devices.join(", ") }
+    );
     let (total, free) = memory::frame_stats();
     log::info!(
         "Keel {VERSION}: {} MiB RAM ({} MiB free), TSC {} MHz, {}",

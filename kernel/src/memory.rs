@@ -596,3 +596,40 @@ pub fn unmap_null_guard() {
         x86_64::instructions::tlb::flush_all();
     });
 }
+
+/// Makes device memory at `phys..phys + bytes` reachable at the same virtual address (the boot
+/// stub maps only the first 4 GiB; UEFI firmware places 64-bit PCI BARs higher), uncached.
+/// False if the range is not canonical or page tables ran out.
+pub fn map_mmio(phys: u64, bytes: u64) -> bool {
+    let Some(end) = phys.checked_add(bytes) else { return false };
+    if end <= IDENTITY_LIMIT {
+        return true;
+    }
+    // Identity addresses must stay in the lower half and clear of the kernel's own regions.
+    if end > (1 << 46) {
+        return false;
+    }
+    let first = phys.max(IDENTITY_LIMIT) / PAGE_SIZE;
+    let last = end.div_ceil(PAGE_SIZE);
+    let flags = PageTableFlags::PRESENT
+        | PageTableFlags::WRITABLE
+        | PageTableFlags::NO_CACHE
+        | PageTableFlags::WRITE_THROUGH
+        | PageTableFlags::NO_EXECUTE;
+    with_mapper(|m| {
+        for p in first..last {
+            let page = Page::<Size4KiB>::containing_address(VirtAddr::new(p * PAGE_SIZE));
+            if m.translate_page(page).is_ok() {
+                continue;
+            }
+            let frame = PhysFrame::containing_address(PhysAddr::new(p * PAGE_SIZE));
+            // SAFETY: device memory (not RAM the allocator hands out) mapped at its own address,
+            // in the lower half above the boot identity map where nothing else is mapped.
+            match unsafe { m.map_to(page, frame, flags, &mut PageTableFrames) } {
+                Ok(flush) => flush.flush(),
+                Err(_) => return false,
+            }
+        }
+        true
+    })
+}

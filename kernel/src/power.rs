@@ -1,5 +1,6 @@
 //! Power off, reboot, and leaving QEMU with a status code.
 
+use keel_boot::acpi::{Register, Space};
 use x86_64::instructions::port::Port;
 
 /// `isa-debug-exit` device port: writing N makes QEMU exit with status (N << 1) | 1.
@@ -17,9 +18,59 @@ pub fn exit_qemu(code: u32) -> ! {
     halt_forever()
 }
 
-/// Powers the machine off: ACPI S5 on microvm (GED) and on pc/q35 (PM1a control), else debug-exit.
+/// Writes a firmware-named register.
+fn write_register(reg: Register, value: u64) {
+    match reg.space {
+        Space::Io => {
+            let port = reg.addr as u16;
+            // SAFETY: an I/O register the ACPI tables name for exactly this write.
+            unsafe {
+                match reg.width {
+                    8 => Port::<u8>::new(port).write(value as u8),
+                    16 => Port::<u16>::new(port).write(value as u16),
+                    _ => Port::<u32>::new(port).write(value as u32),
+                }
+            }
+        }
+        Space::Memory if reg.addr < (4 << 30) => {
+            // SAFETY: an MMIO register the ACPI tables name, in the identity-mapped first 4 GiB.
+            unsafe {
+                match reg.width {
+                    8 => core::ptr::write_volatile(reg.addr as *mut u8, value as u8),
+                    16 => core::ptr::write_volatile(reg.addr as *mut u16, value as u16),
+                    64 => core::ptr::write_volatile(reg.addr as *mut u64, value),
+                    _ => core::ptr::write_volatile(reg.addr as *mut u32, value as u32),
+                }
+            }
+        }
+        Space::Memory => {}
+    }
+}
+
+/// ACPI S5 as the tables describe it: the sleep control register (hardware-reduced ACPI,
+/// microvm) or PM1a/PM1b control with `\_S5`'s sleep types.
+fn acpi_power_off() {
+    let Some(acpi) = crate::acpi::get() else { return };
+    if let Some(reg) = acpi.sleep_control {
+        // Without a DSDT word, S5 is conventionally sleep type 5.
+        let value = acpi.s5_sleep_control_value().unwrap_or((5 << 2) | 0x20);
+        write_register(reg, value.into());
+        wait_ms(100);
+    }
+    if let (Some(pm1a), Some((a, b))) = (acpi.pm1a_control, acpi.s5_pm1_values()) {
+        write_register(pm1a, a.into());
+        if let Some(pm1b) = acpi.pm1b_control {
+            write_register(pm1b, b.into());
+        }
+        wait_ms(100);
+    }
+}
+
+/// Powers the machine off: ACPI S5 as the tables say; without tables, microvm's GED and
+/// pc/q35's PM1a port; finally debug-exit.
 pub fn shutdown() -> ! {
     x86_64::instructions::interrupts::disable();
+    acpi_power_off();
     // SAFETY: microvm's GED sleep-control register: SLP_TYP=5 (S5) | SLP_EN. On machines without
     // a GED the address is unassigned and the write is dropped.
     unsafe { core::ptr::write_volatile(GED_REGS as *mut u8, (5 << 2) | 0x20) };
@@ -35,6 +86,10 @@ pub fn shutdown() -> ! {
 /// (pc/q35), and as a last resort a triple fault.
 pub fn reboot() -> ! {
     x86_64::instructions::interrupts::disable();
+    if let Some((reg, value)) = crate::acpi::get().and_then(|a| a.reset) {
+        write_register(reg, value.into());
+        wait_ms(100);
+    }
     // SAFETY: microvm's GED reset register (value 0x42); a dropped write elsewhere.
     unsafe { core::ptr::write_volatile((GED_REGS + 2) as *mut u8, 0x42) };
     wait_ms(100);

@@ -1,7 +1,9 @@
-//! Time: the PIT drives a 100 Hz tick; the TSC, calibrated against it at boot, gives a monotonic
-//! nanosecond clock; the CMOS RTC gives the wall-clock date at boot.
+//! Time: a 100 Hz tick, from the PIT where there is one and from the local APIC's timer where
+//! there is not (`-M q35,pit=off`, machines without legacy timers); the TSC, calibrated at boot
+//! against the PIT, the HPET or the ACPI PM timer (whichever exists, in that order), gives a
+//! monotonic nanosecond clock; the CMOS RTC gives the wall-clock date at boot.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use keel_time::{from_bcd, DateTime};
 use x86_64::instructions::port::Port;
@@ -33,9 +35,53 @@ pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }
 
-/// Programs PIT channel 0 as a rate generator at [`TICK_HZ`] and records the boot TSC.
-pub fn init_pit() {
+/// True when the tick comes from the local APIC timer (no PIT).
+static LAPIC_TICK: AtomicBool = AtomicBool::new(false);
+/// What the TSC was calibrated against, for the boot report.
+static REFERENCE: spin::Once<&'static str> = spin::Once::new();
+
+/// Records the boot TSC and starts the PIT as the tick if the machine has one.
+pub fn init_timer() {
     TSC_BOOT.store(rdtsc(), Ordering::Relaxed);
+    init_pit();
+    if !pit_counts() {
+        LAPIC_TICK.store(true, Ordering::Relaxed);
+    }
+}
+
+/// True if PIT channel 0 counts (a missing PIT reads as a constant 0xffff).
+fn pit_counts() -> bool {
+    let first = pit_count();
+    let start = rdtsc();
+    // A few microseconds at any plausible TSC speed; the PIT counts every 838 ns.
+    while rdtsc() - start < 200_000 {
+        if pit_count() != first {
+            return true;
+        }
+    }
+    false
+}
+
+/// Starts the local APIC timer as the tick when there is no PIT (the TSC is calibrated by now).
+pub fn start_tick() {
+    if LAPIC_TICK.load(Ordering::Relaxed) {
+        crate::cpu::start_lapic_timer(TICK_HZ, |ms| {
+            let end = uptime_ns() + ms * 1_000_000;
+            while uptime_ns() < end {
+                core::hint::spin_loop();
+            }
+        });
+    }
+}
+
+/// Where the tick and the TSC calibration came from: ("PIT" | "local APIC", reference).
+pub fn sources() -> (&'static str, &'static str) {
+    let tick = if LAPIC_TICK.load(Ordering::Relaxed) { "local APIC" } else { "PIT" };
+    (tick, REFERENCE.get().copied().unwrap_or("timer ticks"))
+}
+
+/// Programs PIT channel 0 as a rate generator at [`TICK_HZ`].
+fn init_pit() {
     let divisor = (PIT_HZ / TICK_HZ) as u16;
     let mut cmd: Port<u8> = Port::new(0x43);
     let mut ch0: Port<u8> = Port::new(0x40);
@@ -66,15 +112,100 @@ fn pit_count() -> u16 {
 /// of `ms / 3`, so that one window stretched by the host (under emulation) does not count.
 /// Falls back to counting ticks if the count does not move.
 pub fn calibrate_tsc(ms: u64) {
+    if LAPIC_TICK.load(Ordering::Relaxed) {
+        return calibrate_without_pit(ms);
+    }
     let window = (PIT_HZ * ms / 3000).max(1000);
     let mut hz = [0u64; 3];
     for h in &mut hz {
         match tsc_hz_over(window) {
             Some(v) => *h = v,
-            None => return calibrate_with_ticks(ms),
+            None => {
+                REFERENCE.call_once(|| "timer ticks");
+                return calibrate_with_ticks(ms);
+            }
         }
     }
     hz.sort_unstable();
+    REFERENCE.call_once(|| "PIT");
+    set_tsc_hz(hz[1]);
+}
+
+/// A free-running counter to calibrate against: reads it, and its frequency in Hz.
+struct Counter {
+    read: fn() -> u64,
+    hz: u64,
+    /// Counter width in bits (it wraps).
+    bits: u32,
+}
+
+/// The HPET's main counter, enabled, or None.
+fn hpet_counter() -> Option<Counter> {
+    let base = crate::acpi::get()?.hpet?;
+    HPET_BASE.store(base, Ordering::Relaxed);
+    // SAFETY: the ACPI HPET table names this MMIO block (identity-mapped below 4 GiB); offset 0
+    // is the capabilities register, 0x10 the configuration (bit 0 starts the counter).
+    let caps = unsafe { core::ptr::read_volatile(base as *const u64) };
+    let period_fs = caps >> 32;
+    if period_fs == 0 || period_fs > 100_000_000 {
+        return None;
+    }
+    // SAFETY: as above.
+    unsafe {
+        let cfg = core::ptr::read_volatile((base + 0x10) as *const u64);
+        core::ptr::write_volatile((base + 0x10) as *mut u64, cfg | 1);
+    }
+    fn read() -> u64 {
+        // SAFETY: the main counter register (0xf0) of the HPET found above.
+        unsafe { core::ptr::read_volatile((HPET_BASE.load(Ordering::Relaxed) + 0xf0) as *const u64) }
+    }
+    let bits = if caps & (1 << 13) != 0 { 64 } else { 32 };
+    Some(Counter { read, hz: 1_000_000_000_000_000 / period_fs, bits })
+}
+
+static HPET_BASE: AtomicU64 = AtomicU64::new(0);
+static PM_TIMER_PORT: AtomicU64 = AtomicU64::new(0);
+
+/// The ACPI PM timer (3.579545 MHz, I/O port), or None.
+fn pm_timer_counter() -> Option<Counter> {
+    let (reg, wide) = crate::acpi::get()?.pm_timer?;
+    if reg.space != keel_boot::acpi::Space::Io || reg.addr > 0xffff {
+        return None;
+    }
+    PM_TIMER_PORT.store(reg.addr, Ordering::Relaxed);
+    fn read() -> u64 {
+        let mut port: Port<u32> = Port::new(PM_TIMER_PORT.load(Ordering::Relaxed) as u16);
+        // SAFETY: the FADT's PM timer port: reading it has no side effects.
+        u64::from(unsafe { port.read() })
+    }
+    Some(Counter { read, hz: 3_579_545, bits: if wide { 32 } else { 24 } })
+}
+
+/// Calibrates the TSC against the HPET or the PM timer (machines without a PIT): the median of
+/// three windows, as with the PIT.
+fn calibrate_without_pit(ms: u64) {
+    let (name, counter) = match (hpet_counter(), pm_timer_counter()) {
+        (Some(c), _) => ("HPET", c),
+        (None, Some(c)) => ("ACPI PM timer", c),
+        (None, None) => return calibrate_with_rtc(),
+    };
+    let mask = if counter.bits == 64 { u64::MAX } else { (1u64 << counter.bits) - 1 };
+    let window = (counter.hz * ms / 3000).max(1000);
+    let mut hz = [0u64; 3];
+    for h in &mut hz {
+        let c0 = (counter.read)();
+        let t0 = rdtsc();
+        loop {
+            let t = rdtsc();
+            let elapsed = (counter.read)().wrapping_sub(c0) & mask;
+            if elapsed >= window {
+                *h = (u128::from(t - t0) * u128::from(counter.hz) / u128::from(elapsed)) as u64;
+                break;
+            }
+        }
+    }
+    hz.sort_unstable();
+    REFERENCE.call_once(|| name);
     set_tsc_hz(hz[1]);
 }
 
@@ -97,6 +228,35 @@ fn tsc_hz_over(counts: u64) -> Option<u64> {
         reads += 1;
         if reads > 1_000_000 && elapsed == 0 {
             return None;
+        }
+    }
+}
+
+/// The last resort without PIT, HPET or PM timer (microvm with `pit=off`): the TSC over one
+/// second of the CMOS clock, between two changes of its seconds (up to two seconds of boot).
+fn calibrate_with_rtc() {
+    let second = || rtc_snapshot()[0];
+    let wait_change = |from: u8| {
+        let start = rdtsc();
+        // Give up after ~10 s at 4 GHz: the RTC is missing too.
+        while second() == from {
+            if rdtsc() - start > 40_000_000_000 {
+                return None;
+            }
+        }
+        Some(rdtsc())
+    };
+    let first = second();
+    let measured = wait_change(first).and_then(|t0| wait_change(second()).map(|t1| t1 - t0));
+    match measured {
+        Some(hz) => {
+            REFERENCE.call_once(|| "the CMOS clock");
+            set_tsc_hz(hz);
+        }
+        None => {
+            log::warn!("no PIT, HPET, ACPI PM timer or RTC: the clock assumes a 2 GHz TSC");
+            REFERENCE.call_once(|| "nothing (2 GHz assumed)");
+            set_tsc_hz(2_000_000_000);
         }
     }
 }

@@ -1,5 +1,7 @@
-//! virtio over MMIO (microvm): finds the devices QEMU placed in the transport window and hands
-//! 9P devices to the VFS as shared host folders.
+//! virtio devices, wherever the machine puts them: over MMIO as announced on the command line
+//! (`virtio_mmio.device=`, the way Firecracker, Cloud Hypervisor and QEMU's microvm tell a
+//! kernel), in microvm's fixed transport window when nothing is announced, and over PCI
+//! (q35, real machines). 9P devices become shared host folders in the VFS.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -8,7 +10,7 @@ use core::ptr::NonNull;
 use keel_9p::{P9Error, P9Fs, Transport as P9Transport};
 use virtio_drivers::device::virtio_9p::VirtIO9p;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
-use virtio_drivers::transport::{DeviceType, Transport};
+use virtio_drivers::transport::{DeviceType, SomeTransport, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 use x86_64::instructions::interrupts;
 
@@ -48,7 +50,11 @@ unsafe impl Hal for KeelHal {
         }
     }
 
-    unsafe fn mmio_phys_to_virt(paddr: PhysAddr, _size: usize) -> NonNull<u8> {
+    unsafe fn mmio_phys_to_virt(paddr: PhysAddr, size: usize) -> NonNull<u8> {
+        // Device memory above the boot identity map (64-bit BARs under UEFI) is mapped first.
+        if !crate::memory::map_mmio(paddr, size as u64) {
+            log::error!("cannot map device memory at {paddr:#x}");
+        }
         NonNull::new(paddr as *mut u8).unwrap_or(NonNull::dangling())
     }
 
@@ -60,7 +66,7 @@ unsafe impl Hal for KeelHal {
 }
 
 /// A virtio-9p device as the 9P client's transport.
-pub struct NinePTransport(VirtIO9p<KeelHal, MmioTransport<'static>>);
+pub struct NinePTransport(VirtIO9p<KeelHal, SomeTransport<'static>>);
 
 // SAFETY: Keel runs on one CPU and the device is only used under the P9Fs mutex, so moving it
 // between tasks cannot race.
@@ -74,20 +80,56 @@ impl P9Transport for NinePTransport {
     }
 }
 
-/// Every 9P device found: (mount tag, transport).
-pub fn find_9p_devices() -> Vec<(String, NinePTransport)> {
-    let mut out = Vec::new();
-    for i in 0..MMIO_SLOTS {
-        let addr = MMIO_BASE + i * MMIO_SIZE as u64;
-        // SAFETY: the magic value is read from microvm's virtio-mmio window, identity-mapped;
-        // empty slots read as zero.
-        let magic = unsafe { core::ptr::read_volatile(addr as *const u32) };
-        if magic != 0x7472_6976 {
-            continue;
+/// An MMIO transport at `addr`, if a virtio device answers there.
+fn mmio_transport(addr: u64, size: usize) -> Option<MmioTransport<'static>> {
+    if addr < 0x1000 || addr + size as u64 > (4 << 30) || size < 0x100 {
+        return None;
+    }
+    // SAFETY: the magic value is read from a virtio-mmio window the machine announced (or
+    // microvm's fixed one), identity-mapped below 4 GiB; empty slots read as zero.
+    let magic = unsafe { core::ptr::read_volatile(addr as *const u32) };
+    if magic != 0x7472_6976 {
+        return None;
+    }
+    let header = NonNull::new(addr as *mut VirtIOHeader)?;
+    // SAFETY: a virtio-mmio header (magic checked) that nothing else uses: each address is
+    // visited once.
+    unsafe { MmioTransport::new(header, size) }.ok()
+}
+
+/// Where the virtio devices were found, for the boot report.
+static SOURCES: spin::Mutex<Vec<&'static str>> = spin::Mutex::new(Vec::new());
+
+/// Every virtio transport: MMIO devices from the command line (or, if none is announced,
+/// microvm's window), then PCI.
+fn transports(cmdline: &str) -> Vec<SomeTransport<'static>> {
+    let mut out: Vec<SomeTransport<'static>> = Vec::new();
+    let announced: Vec<_> = keel_boot::cmdline::virtio_mmio_devices(cmdline).collect();
+    let mut sources = SOURCES.lock();
+    if !announced.is_empty() {
+        out.extend(announced.iter().filter_map(|d| mmio_transport(d.addr, d.size as usize)).map(Into::into));
+        if !out.is_empty() {
+            sources.push("virtio-mmio (command line)");
         }
-        let Some(header) = NonNull::new(addr as *mut VirtIOHeader) else { continue };
-        // SAFETY: a virtio-mmio header (magic checked) that nothing else uses.
-        let Ok(transport) = (unsafe { MmioTransport::new(header, MMIO_SIZE) }) else { continue };
+    } else {
+        let before = out.len();
+        out.extend((0..MMIO_SLOTS).filter_map(|i| mmio_transport(MMIO_BASE + i * MMIO_SIZE as u64, MMIO_SIZE)).map(Into::into));
+        if out.len() > before {
+            sources.push("virtio-mmio (microvm window)");
+        }
+    }
+    let before = out.len();
+    out.extend(crate::pci::virtio_devices().into_iter().map(|(_, t)| SomeTransport::from(t)));
+    if out.len() > before {
+        sources.push("virtio-pci");
+    }
+    out
+}
+
+/// Every 9P device found: (mount tag, transport).
+pub fn find_9p_devices(cmdline: &str) -> Vec<(String, NinePTransport)> {
+    let mut out = Vec::new();
+    for transport in transports(cmdline) {
         if transport.device_type() != DeviceType::_9P {
             continue;
         }
@@ -96,10 +138,15 @@ pub fn find_9p_devices() -> Vec<(String, NinePTransport)> {
                 let tag = String::from(dev.mount_tag());
                 out.push((tag, NinePTransport(dev)));
             }
-            Err(e) => log::warn!("virtio-9p at {addr:#x}: {e:?}"),
+            Err(e) => log::warn!("virtio-9p: {e:?}"),
         }
     }
     out
+}
+
+/// How the virtio devices were reached ("virtio-pci", ...), for the boot report.
+pub fn sources() -> Vec<&'static str> {
+    SOURCES.lock().clone()
 }
 
 /// Mounts the shares named on the command line: `keel.share=TAG:PATH[:ro]` (repeatable).
@@ -115,10 +162,8 @@ pub fn mount_shares(cmdline: &str) {
             Some((String::from(tag), String::from(path), ro))
         })
         .collect();
-    if wanted.is_empty() {
-        return;
-    }
-    for (tag, transport) in find_9p_devices() {
+    // Devices are looked for even when no share is wanted: the scan also lists PCI devices.
+    for (tag, transport) in find_9p_devices(cmdline) {
         let Some((_, path, ro)) = wanted.iter().find(|w| w.0 == tag) else { continue };
         match P9Fs::new(transport, *ro) {
             Ok(fs) => match crate::fs::vfs().mount(path, alloc::sync::Arc::new(fs)) {

@@ -116,14 +116,8 @@ pub fn command(image: &Image, opts: &Options) -> Command {
         if *ro {
             fsdev.push_str(",readonly=on");
         }
-        if machine != "microvm" {
-            eprintln!(
-                "xtask: warning: shared folders need -M microvm for now (no PCI driver yet); {} is not shared",
-                dir.display()
-            );
-            continue;
-        }
-        let device = "virtio-9p-device";
+        // microvm has virtio over MMIO; every other machine (q35, pc) has PCI.
+        let device = if machine.starts_with("microvm") { "virtio-9p-device" } else { "virtio-9p-pci" };
         cmd.args(["-fsdev", &fsdev, "-device", &format!("{device},fsdev=fs{i},mount_tag={tag}")]);
         append.push_str(&format!(" keel.share={tag}:{guest}{}", if *ro { ":ro" } else { "" }));
     }

@@ -4,6 +4,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod pixels;
+
 /// Screen width in characters.
 pub const COLS: usize = 80;
 /// Screen height in characters.
