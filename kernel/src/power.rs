@@ -52,12 +52,14 @@ fn write_register(reg: Register, value: u64) {
 fn acpi_power_off() {
     let Some(acpi) = crate::acpi::get() else { return };
     if let Some(reg) = acpi.sleep_control {
+        crate::serial::emergency_write(format_args!("power off: ACPI S5 through the sleep control register\n"));
         // Without a DSDT word, S5 is conventionally sleep type 5.
         let value = acpi.s5_sleep_control_value().unwrap_or((5 << 2) | 0x20);
         write_register(reg, value.into());
         wait_ms(100);
     }
     if let (Some(pm1a), Some((a, b))) = (acpi.pm1a_control, acpi.s5_pm1_values()) {
+        crate::serial::emergency_write(format_args!("power off: ACPI S5 through PM1 control (\\_S5 = {a:#x})\n"));
         write_register(pm1a, a.into());
         if let Some(pm1b) = acpi.pm1b_control {
             write_register(pm1b, b.into());
@@ -70,15 +72,19 @@ fn acpi_power_off() {
 /// pc/q35's PM1a port; finally debug-exit.
 pub fn shutdown() -> ! {
     x86_64::instructions::interrupts::disable();
-    acpi_power_off();
-    // SAFETY: microvm's GED sleep-control register: SLP_TYP=5 (S5) | SLP_EN. On machines without
-    // a GED the address is unassigned and the write is dropped.
-    unsafe { core::ptr::write_volatile(GED_REGS as *mut u8, (5 << 2) | 0x20) };
-    let mut pm1a: Port<u16> = Port::new(0x604);
-    // SAFETY: QEMU's ICH9/PIIX PM1a control block: SLP_TYP=0 (S5 in QEMU's DSDT) | SLP_EN.
-    unsafe { pm1a.write(0x2000) };
-    // QEMU acts on a shutdown request asynchronously: give it a moment before the fallback.
-    wait_ms(200);
+    if crate::acpi::get().is_some() {
+        acpi_power_off();
+    } else {
+        // SAFETY: microvm's GED sleep-control register: SLP_TYP=5 (S5) | SLP_EN. On machines
+        // without a GED the address is unassigned and the write is dropped.
+        unsafe { core::ptr::write_volatile(GED_REGS as *mut u8, (5 << 2) | 0x20) };
+        let mut pm1a: Port<u16> = Port::new(0x604);
+        // SAFETY: QEMU's ICH9/PIIX PM1a control block: SLP_TYP=0 (S5 in QEMU's DSDT) | SLP_EN.
+        unsafe { pm1a.write(0x2000) };
+        // QEMU acts on a shutdown request asynchronously: give it a moment before the fallback.
+        wait_ms(200);
+    }
+    crate::serial::emergency_write(format_args!("power off: the machine did not turn off; leaving through debug-exit\n"));
     exit_qemu(0)
 }
 

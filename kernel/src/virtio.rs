@@ -164,7 +164,14 @@ pub fn mount_shares(cmdline: &str) {
         .collect();
     // Devices are looked for even when no share is wanted: the scan also lists PCI devices.
     for (tag, transport) in find_9p_devices(cmdline) {
-        let Some((_, path, ro)) = wanted.iter().find(|w| w.0 == tag) else { continue };
+        // A share the command line does not name is mounted at /TAG when TAG is a plain name:
+        // a bootable image's command line is fixed, so there the tag says where.
+        let plain = !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let default = (String::new(), alloc::format!("/{tag}"), false);
+        let Some((_, path, ro)) = wanted.iter().find(|w| w.0 == tag).or(plain.then_some(&default)) else {
+            log::warn!("host folder '{tag}' not mounted: no keel.share={tag}:PATH on the command line");
+            continue;
+        };
         match P9Fs::new(transport, *ro) {
             Ok(fs) => match crate::fs::vfs().mount(path, alloc::sync::Arc::new(fs)) {
                 Ok(()) => log::info!("host folder '{tag}' mounted at {path}{}", if *ro { " (read-only)" } else { "" }),

@@ -212,7 +212,12 @@ pub fn which(prog: &str) -> bool {
 /// `cargo xtask setup`.
 pub fn setup() -> Result<(), String> {
     ensure_toolchain()?;
-    ensure_qemu()
+    ensure_qemu()?;
+    // The bootable image (GRUB for BIOS and UEFI, xorriso, mtools), the UEFI firmware to boot
+    // it in QEMU, and QEMU's window (`--gui`).
+    crate::image::ensure_tools()?;
+    crate::image::ensure_ovmf()?;
+    crate::image::ensure_packages(&[("qemu-system-gui", "/usr/lib/x86_64-linux-gnu/qemu/ui-gtk.so")])
 }
 
 /// Builds the kernel (release) and copies it to target/keel/keel.elf.

@@ -6,6 +6,7 @@ mod aot;
 mod bench;
 mod build;
 mod fuzz;
+mod image;
 mod oneshot;
 mod qemu;
 mod tests;
@@ -19,6 +20,9 @@ usage: cargo xtask <command> [options]
 
 commands:
   build                 build the kernel and the boot files into target/keel/
+  image [-o FILE] [--append ARGS]
+                        a bootable image for BIOS and UEFI machines (GRUB, Multiboot2):
+                        target/keel/keel.iso, for a CD, a USB stick (dd) or `run --boot image`
   run [options]         build, then boot Keel in QEMU with its shell on this terminal
                         (stdin not a terminal: run it as a script, line by line)
   test [FILTER]         host unit tests, then boot tests in QEMU (FILTER: only matching boot tests)
@@ -40,7 +44,10 @@ run options:
   --gui                 open a QEMU window (machine q35) instead of the serial console only
   --mem SIZE            guest memory, e.g. 512M, 2G (default 512M)
   --accel auto|kvm|tcg  accelerator (default auto: KVM only with kvm_intel/kvm_amd loaded)
-  --machine microvm|q35 machine type (default microvm; --gui implies q35)
+  --machine microvm|q35 machine type (default microvm; --gui and --boot image imply q35)
+  --boot pvh|image      pvh (default): QEMU loads the kernel directly (-kernel); image: build
+                        the bootable image and boot it from a CD drive through the firmware
+  --firmware bios|uefi  with --boot image: SeaBIOS (default) or OVMF (UEFI)
   --append ARGS         kernel command line (e.g. quiet)
   --share DIR[:GUEST][:ro]
                         show a host folder in Keel (default /host, then /host2...), read-write
@@ -53,6 +60,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("build") => build::build_all().map(|_| 0),
+        Some("image") => image::command(&args[1..]),
         Some("run") => run(&args[1..]),
         Some("test") => tests::run_all(&args[1..]),
         Some("wasm") => oneshot::command(&args[1..]),
@@ -93,15 +101,29 @@ fn run(args: &[String]) -> Result<i32, String> {
                 opts.shares.push(share);
             }
             "--compile" => compile = true,
+            "--boot" => {
+                opts.boot = match value("--boot")?.as_str() {
+                    "pvh" => qemu::Boot::Pvh,
+                    "image" => qemu::Boot::Image(image::default_path()),
+                    other => return Err(format!("--boot: expected pvh or image, not '{other}'")),
+                }
+            }
+            "--firmware" => opts.firmware = value("--firmware")?.parse()?,
             other => return Err(format!("run: unknown option '{other}'\n\n{USAGE}")),
         }
     }
     let image = build::build_all()?;
+    if let qemu::Boot::Image(path) = &opts.boot {
+        image::make(&image, &opts.append, path)?;
+    }
     if compile {
         for (dir, guest, _) in &opts.shares {
             let n = aot::compile_tree(dir)?;
             eprintln!("xtask: {n} modules in {} ({guest}) precompiled", dir.display());
         }
+    }
+    if opts.gui {
+        qemu::check_gui()?;
     }
     if std::io::stdin().is_terminal() || opts.gui {
         qemu::interactive(&image, &opts)

@@ -34,9 +34,38 @@ impl FromStr for Accel {
     }
 }
 
+/// How the kernel gets loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Boot {
+    /// QEMU's PVH loader (`-kernel`, `-initrd`, `-append`): fast, no firmware.
+    Pvh,
+    /// The bootable image (GRUB, Multiboot2) at this path, from a CD drive through the firmware.
+    Image(std::path::PathBuf),
+}
+
+/// The firmware of a `--boot image` machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    Bios,
+    Uefi,
+}
+
+impl FromStr for Firmware {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "bios" => Ok(Firmware::Bios),
+            "uefi" => Ok(Firmware::Uefi),
+            _ => Err(format!("--firmware: expected bios or uefi, not '{s}'")),
+        }
+    }
+}
+
 /// How to start QEMU.
 #[derive(Clone, Debug)]
 pub struct Options {
+    pub boot: Boot,
+    pub firmware: Firmware,
     pub gui: bool,
     pub mem: String,
     pub accel: Accel,
@@ -72,6 +101,8 @@ pub fn parse_share(spec: &str, index: usize) -> Result<(std::path::PathBuf, Stri
 impl Default for Options {
     fn default() -> Self {
         Options {
+            boot: Boot::Pvh,
+            firmware: Firmware::Bios,
             gui: false,
             mem: "512M".into(),
             accel: Accel::Auto,
@@ -102,16 +133,29 @@ pub fn accel_name(opts: &Options) -> &'static str {
 
 /// The QEMU command for an image (serial wiring is added by the caller).
 pub fn command(image: &Image, opts: &Options) -> Command {
-    let machine = opts.machine.clone().unwrap_or_else(|| if opts.gui { "q35".into() } else { "microvm".into() });
+    let machine = machine_name(opts);
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-M", &machine, "-m", &opts.mem, "-accel", accel_name(opts)]);
     cmd.args(["-no-user-config", "-nodefaults"]);
     cmd.args(["-cpu", "qemu64,+rdrand,+ssse3,+sse4.1,+sse4.2,+popcnt"]);
-    cmd.arg("-kernel").arg(&image.kernel);
-    cmd.arg("-initrd").arg(&image.initrd);
+    let pvh = opts.boot == Boot::Pvh;
+    match &opts.boot {
+        Boot::Pvh => {
+            cmd.arg("-kernel").arg(&image.kernel);
+            cmd.arg("-initrd").arg(&image.initrd);
+        }
+        Boot::Image(iso) => {
+            cmd.arg("-drive").arg(format!("file={},format=raw,media=cdrom,readonly=on", iso.display()));
+            if opts.firmware == Firmware::Uefi {
+                cmd.arg("-bios").arg(crate::image::OVMF);
+            }
+        }
+    }
     let mut append = opts.append.clone();
     for (i, (dir, guest, ro)) in opts.shares.iter().enumerate() {
-        let tag = format!("share{i}");
+        // With -kernel the command line names each share; a bootable image's command line is
+        // fixed, so there the tag is the folder's name and Keel mounts it at /TAG.
+        let tag = if pvh { format!("share{i}") } else { guest.trim_start_matches('/').to_string() };
         let mut fsdev = format!("local,id=fs{i},path={},security_model=none", dir.display());
         if *ro {
             fsdev.push_str(",readonly=on");
@@ -119,10 +163,12 @@ pub fn command(image: &Image, opts: &Options) -> Command {
         // microvm has virtio over MMIO; every other machine (q35, pc) has PCI.
         let device = if machine.starts_with("microvm") { "virtio-9p-device" } else { "virtio-9p-pci" };
         cmd.args(["-fsdev", &fsdev, "-device", &format!("{device},fsdev=fs{i},mount_tag={tag}")]);
-        append.push_str(&format!(" keel.share={tag}:{guest}{}", if *ro { ":ro" } else { "" }));
+        if pvh {
+            append.push_str(&format!(" keel.share={tag}:{guest}{}", if *ro { ":ro" } else { "" }));
+        }
     }
     let append = append.trim().to_string();
-    if !append.is_empty() {
+    if !append.is_empty() && pvh {
         cmd.args(["-append", &append]);
     }
     cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
@@ -133,6 +179,29 @@ pub fn command(image: &Image, opts: &Options) -> Command {
     }
     cmd.args(&opts.extra);
     cmd
+}
+
+/// The machine type: as asked, else q35 for a window or a bootable image, else microvm.
+pub fn machine_name(opts: &Options) -> String {
+    match &opts.machine {
+        Some(m) => m.clone(),
+        None if opts.gui || opts.boot != Boot::Pvh => "q35".into(),
+        None => "microvm".into(),
+    }
+}
+
+/// Makes sure QEMU can open a window: Debian ships the GTK and SDL displays in
+/// `qemu-system-gui`; without it QEMU silently serves VNC on 127.0.0.1:5900 instead.
+pub fn check_gui() -> Result<(), String> {
+    crate::image::ensure_packages(&[(
+        "qemu-system-gui",
+        "/usr/lib/x86_64-linux-gnu/qemu/ui-gtk.so",
+    )])
+    .map_err(|e| format!("--gui: QEMU has no window display ({e}); or connect a VNC viewer to 127.0.0.1:5900"))?;
+    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        return Err("--gui: no desktop session (DISPLAY and WAYLAND_DISPLAY are unset); run it from a desktop, or use the serial console without --gui".into());
+    }
+    Ok(())
 }
 
 /// A QEMU monitor on a Unix socket (tests type on the PS/2 keyboard and read guest memory).
@@ -241,7 +310,7 @@ pub fn interactive(image: &Image, opts: &Options) -> Result<i32, String> {
     cmd.args(["-chardev", "stdio,id=con,mux=on,signal=off", "-serial", "chardev:con", "-mon", "chardev=con"]);
     eprintln!(
         "xtask: booting Keel ({}, {}); Ctrl-A X quits QEMU",
-        opts.machine.as_deref().unwrap_or(if opts.gui { "q35" } else { "microvm" }),
+        machine_name(opts),
         accel_name(opts)
     );
     let st = cmd.status().map_err(|e| format!("cannot start QEMU: {e}"))?;
