@@ -31,7 +31,6 @@ use core::panic::PanicInfo;
 
 use x86_64::instructions::interrupts;
 
-
 /// Kernel version, as `uname` and the banner show it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -80,7 +79,8 @@ pub extern "C" fn kernel_main(boot_data: u32, loader: u32) -> ! {
             keel_boot::Loader::Multiboot2 => "Multiboot2",
         },
         match acpi::get() {
-            Some(a) => alloc::format!("{} CPUs, tables {}", a.cpus, a.tables().collect::<alloc::vec::Vec<_>>().join(" ")),
+            Some(a) =>
+                alloc::format!("{} CPUs, tables {}", a.cpus, a.tables().collect::<alloc::vec::Vec<_>>().join(" ")),
             None => alloc::string::String::from("absent"),
         },
         if devices.is_empty() { alloc::string::String::from("nothing") } else { devices.join(", ") }

@@ -84,7 +84,9 @@ pub fn shutdown() -> ! {
         // QEMU acts on a shutdown request asynchronously: give it a moment before the fallback.
         wait_ms(200);
     }
-    crate::serial::emergency_write(format_args!("power off: the machine did not turn off; leaving through debug-exit\n"));
+    crate::serial::emergency_write(format_args!(
+        "power off: the machine did not turn off; leaving through debug-exit\n"
+    ));
     exit_qemu(0)
 }
 

@@ -32,6 +32,7 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("sleep", "sleep SECONDS: wait (fractions allowed; Ctrl-C stops)", ""),
     ("time", "time CMD [ARG...]: run a command and print its wall time", ""),
     ("uname", "uname [-a]: system name and version", ""),
+    ("lspci", "lspci: the PCI devices found at boot (address, vendor:device, class, virtio type)", ""),
     ("ps", "ps: list tasks (pid, state, CPU time, memory, command)", ""),
     ("jobs", "jobs: list background jobs (started with CMD &)", ""),
     ("kill", "kill PID|%JOB...: stop a task or background job", ""),
@@ -275,6 +276,30 @@ impl Host for KernelHost {
             "date" => {
                 let secs = (time::realtime_ns() / 1_000_000_000) as i64;
                 io.print(format_args!("{}\n", DateTime::from_unix(secs)));
+                0
+            }
+            "lspci" => {
+                let (devices, access) = crate::pci::devices();
+                if devices.is_empty() {
+                    io.out(b"no PCI bus (virtio devices, if any, are on MMIO)\n");
+                }
+                for d in &devices {
+                    let vendor = keel_boot::pci::vendor_name(d.vendor).unwrap_or("");
+                    let class = keel_boot::pci::class_name(d.class, d.subclass);
+                    let virtio = d
+                        .virtio
+                        .map(|t| {
+                            alloc::format!(
+                                ", virtio {}",
+                                alloc::format!("{t:?}").trim_start_matches('_').to_lowercase()
+                            )
+                        })
+                        .unwrap_or_default();
+                    io.print(format_args!("{} {:04x}:{:04x} {class}{virtio} {vendor}\n", d.at, d.vendor, d.device));
+                }
+                if !devices.is_empty() {
+                    io.print(format_args!("({} functions; configuration space through {access})\n", devices.len()));
+                }
                 0
             }
             "mem" => {

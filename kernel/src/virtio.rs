@@ -102,43 +102,49 @@ static SOURCES: spin::Mutex<Vec<&'static str>> = spin::Mutex::new(Vec::new());
 
 /// Every virtio transport: MMIO devices from the command line (or, if none is announced,
 /// microvm's window), then PCI.
-fn transports(cmdline: &str) -> Vec<SomeTransport<'static>> {
-    let mut out: Vec<SomeTransport<'static>> = Vec::new();
+/// Every virtio transport, with where it is: MMIO devices from the command line (or, if none
+/// is announced, microvm's window), then PCI.
+fn transports(cmdline: &str) -> Vec<(String, SomeTransport<'static>)> {
+    let mut out: Vec<(String, SomeTransport<'static>)> = Vec::new();
     let announced: Vec<_> = keel_boot::cmdline::virtio_mmio_devices(cmdline).collect();
     let mut sources = SOURCES.lock();
+    let mmio = |addr: u64, size: usize| {
+        mmio_transport(addr, size).map(|t| (alloc::format!("virtio-mmio at {addr:#x}"), SomeTransport::from(t)))
+    };
     if !announced.is_empty() {
-        out.extend(announced.iter().filter_map(|d| mmio_transport(d.addr, d.size as usize)).map(Into::into));
+        out.extend(announced.iter().filter_map(|d| mmio(d.addr, d.size as usize)));
         if !out.is_empty() {
             sources.push("virtio-mmio (command line)");
         }
     } else {
-        let before = out.len();
-        out.extend((0..MMIO_SLOTS).filter_map(|i| mmio_transport(MMIO_BASE + i * MMIO_SIZE as u64, MMIO_SIZE)).map(Into::into));
-        if out.len() > before {
+        out.extend((0..MMIO_SLOTS).filter_map(|i| mmio(MMIO_BASE + i * MMIO_SIZE as u64, MMIO_SIZE)));
+        if !out.is_empty() {
             sources.push("virtio-mmio (microvm window)");
         }
     }
     let before = out.len();
-    out.extend(crate::pci::virtio_devices().into_iter().map(|(_, t)| SomeTransport::from(t)));
+    out.extend(
+        crate::pci::virtio_devices().into_iter().map(|(d, t)| (alloc::format!("PCI {}", d.at), SomeTransport::from(t))),
+    );
     if out.len() > before {
         sources.push("virtio-pci");
     }
     out
 }
 
-/// Every 9P device found: (mount tag, transport).
-pub fn find_9p_devices(cmdline: &str) -> Vec<(String, NinePTransport)> {
+/// Every 9P device found: (mount tag, where, transport).
+pub fn find_9p_devices(cmdline: &str) -> Vec<(String, String, NinePTransport)> {
     let mut out = Vec::new();
-    for transport in transports(cmdline) {
+    for (place, transport) in transports(cmdline) {
         if transport.device_type() != DeviceType::_9P {
             continue;
         }
         match VirtIO9p::<KeelHal, _>::new(transport) {
             Ok(dev) => {
                 let tag = String::from(dev.mount_tag());
-                out.push((tag, NinePTransport(dev)));
+                out.push((tag, place, NinePTransport(dev)));
             }
-            Err(e) => log::warn!("virtio-9p: {e:?}"),
+            Err(e) => log::warn!("virtio-9p ({place}): {e:?}"),
         }
     }
     out
@@ -163,7 +169,7 @@ pub fn mount_shares(cmdline: &str) {
         })
         .collect();
     // Devices are looked for even when no share is wanted: the scan also lists PCI devices.
-    for (tag, transport) in find_9p_devices(cmdline) {
+    for (tag, place, transport) in find_9p_devices(cmdline) {
         // A share the command line does not name is mounted at /TAG when TAG is a plain name:
         // a bootable image's command line is fixed, so there the tag says where.
         let plain = !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
@@ -174,7 +180,12 @@ pub fn mount_shares(cmdline: &str) {
         };
         match P9Fs::new(transport, *ro) {
             Ok(fs) => match crate::fs::vfs().mount(path, alloc::sync::Arc::new(fs)) {
-                Ok(()) => log::info!("host folder '{tag}' mounted at {path}{}", if *ro { " (read-only)" } else { "" }),
+                Ok(()) => {
+                    log::info!(
+                        "host folder '{tag}' mounted at {path}{} ({place})",
+                        if *ro { " (read-only)" } else { "" }
+                    )
+                }
                 Err(e) => log::error!("cannot mount host folder '{tag}' at {path}: {e}"),
             },
             Err(e) => log::error!("host folder '{tag}': 9P attach failed: {e:?}"),

@@ -54,13 +54,14 @@ pub fn ensure_ovmf() -> Result<(), String> {
     ensure_packages(&[("ovmf", OVMF)])
 }
 
-/// GRUB's configuration: no menu, Multiboot2 kernel plus the archive. On BIOS machines the
-/// display stays in VGA text mode; under UEFI GRUB hands over the GOP framebuffer.
+/// GRUB's configuration: no menu, Multiboot2 kernel plus the archive. GRUB sets a graphics
+/// mode (VESA on BIOS machines, GOP under UEFI) and hands the framebuffer over: one console
+/// path for both firmwares.
 fn grub_cfg(cmdline: &str) -> String {
     format!(
         "set timeout=0\n\
          set default=0\n\
-         if [ \"$grub_platform\" = \"pc\" ]; then set gfxpayload=text; fi\n\
+         insmod all_video\n\
          menuentry \"Keel\" {{\n\
          \x20   multiboot2 /boot/keel.elf {cmdline}\n\
          \x20   module2 /boot/extra_files.tar extra_files\n\

@@ -193,11 +193,8 @@ pub fn machine_name(opts: &Options) -> String {
 /// Makes sure QEMU can open a window: Debian ships the GTK and SDL displays in
 /// `qemu-system-gui`; without it QEMU silently serves VNC on 127.0.0.1:5900 instead.
 pub fn check_gui() -> Result<(), String> {
-    crate::image::ensure_packages(&[(
-        "qemu-system-gui",
-        "/usr/lib/x86_64-linux-gnu/qemu/ui-gtk.so",
-    )])
-    .map_err(|e| format!("--gui: QEMU has no window display ({e}); or connect a VNC viewer to 127.0.0.1:5900"))?;
+    crate::image::ensure_packages(&[("qemu-system-gui", "/usr/lib/x86_64-linux-gnu/qemu/ui-gtk.so")])
+        .map_err(|e| format!("--gui: QEMU has no window display ({e}); or connect a VNC viewer to 127.0.0.1:5900"))?;
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
         return Err("--gui: no desktop session (DISPLAY and WAYLAND_DISPLAY are unset); run it from a desktop, or use the serial console without --gui".into());
     }
@@ -308,11 +305,7 @@ pub fn interactive(image: &Image, opts: &Options) -> Result<i32, String> {
     build::ensure_qemu()?;
     let mut cmd = command(image, opts);
     cmd.args(["-chardev", "stdio,id=con,mux=on,signal=off", "-serial", "chardev:con", "-mon", "chardev=con"]);
-    eprintln!(
-        "xtask: booting Keel ({}, {}); Ctrl-A X quits QEMU",
-        machine_name(opts),
-        accel_name(opts)
-    );
+    eprintln!("xtask: booting Keel ({}, {}); Ctrl-A X quits QEMU", machine_name(opts), accel_name(opts));
     let st = cmd.status().map_err(|e| format!("cannot start QEMU: {e}"))?;
     let status = keel_status(st.code());
     report_status(status);

@@ -13,6 +13,7 @@
 pub mod acpi;
 pub mod cmdline;
 pub mod multiboot2;
+pub mod pci;
 
 /// One entry of the memory map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,7 +23,8 @@ pub fn char_of(byte: u8) -> char {
 /// for characters the font lacks.
 pub fn glyph(byte: u8) -> [u8; 8] {
     let c = char_of(byte);
-    let fonts: [&dyn UnicodeFonts; 6] = [&BASIC_FONTS, &BOX_FONTS, &BLOCK_FONTS, &LATIN_FONTS, &GREEK_FONTS, &MISC_FONTS];
+    let fonts: [&dyn UnicodeFonts; 6] =
+        [&BASIC_FONTS, &BOX_FONTS, &BLOCK_FONTS, &LATIN_FONTS, &GREEK_FONTS, &MISC_FONTS];
     fonts.iter().find_map(|f| f.get(c)).unwrap_or([0x00, 0x7e, 0x42, 0x42, 0x42, 0x42, 0x7e, 0x00])
 }
 
@@ -114,6 +115,11 @@ impl Painter {
             cursor: None,
             cleared: false,
         })
+    }
+
+    /// Pixel position of the top-left cell's corner.
+    pub fn origin(&self) -> (usize, usize) {
+        (self.left, self.top)
     }
 
     /// Columns and rows of pixels one cell takes.
@@ -246,5 +252,6 @@ mod tests {
         // 800x600: scale 1, centred.
         let p = Painter::new(surface(800, 600)).unwrap();
         assert_eq!(p.cell_size(), (8, 16));
+        assert_eq!(p.origin(), (80, 100));
     }
 }

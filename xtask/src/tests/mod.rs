@@ -5,6 +5,7 @@
 mod boot;
 mod compiled;
 mod fault;
+mod firmware;
 mod fs;
 mod harness;
 mod hostile;
@@ -26,6 +27,10 @@ pub use hostile::fuzz_command;
 const TESTS: &[(&str, TestFn)] = &[
     ("boot::prompt", boot::boot_to_prompt),
     ("boot::q35", boot::q35_boots_too),
+    ("firmware::image_under_bios", firmware::image_boots_under_bios),
+    ("firmware::image_under_uefi", firmware::image_boots_under_uefi),
+    ("firmware::no_pit_needed", firmware::no_pit_needed),
+    ("firmware::announced_mmio_devices", firmware::announced_mmio_devices),
     ("console::screen_and_keyboard", boot::screen_console_and_keyboard),
     ("shell::echo_and_help", shell::echo_and_help),
     ("shell::unknown_command_and_bad_arguments", shell::unknown_command_and_bad_arguments),
