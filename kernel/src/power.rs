@@ -47,6 +47,25 @@ fn write_register(reg: Register, value: u64) {
     }
 }
 
+/// Switches firmware that still runs in legacy mode (SCI_EN clear in PM1 control) to ACPI mode
+/// through the SMI command port, and waits up to a second for it: real PCs may ignore PM1
+/// writes until then.
+fn enter_acpi_mode(pm1a: Register, enable: Option<(u16, u8)>) {
+    let (Space::Io, Some((smi, value))) = (pm1a.space, enable) else { return };
+    let mut control: Port<u16> = Port::new(pm1a.addr as u16);
+    // SAFETY: reading the PM1a control register the FADT names has no side effects.
+    if unsafe { control.read() } & 1 != 0 {
+        return;
+    }
+    // SAFETY: the FADT's SMI command port and the value it gives for entering ACPI mode.
+    unsafe { Port::<u8>::new(smi).write(value) };
+    let end = crate::time::uptime_ns() + 1_000_000_000;
+    // SAFETY: as above, polling SCI_EN.
+    while unsafe { control.read() } & 1 == 0 && crate::time::uptime_ns() < end {
+        core::hint::spin_loop();
+    }
+}
+
 /// ACPI S5 as the tables describe it: the sleep control register (hardware-reduced ACPI,
 /// microvm) or PM1a/PM1b control with `\_S5`'s sleep types.
 fn acpi_power_off() {
@@ -59,6 +78,7 @@ fn acpi_power_off() {
         wait_ms(100);
     }
     if let (Some(pm1a), Some((a, b))) = (acpi.pm1a_control, acpi.s5_pm1_values()) {
+        enter_acpi_mode(pm1a, acpi.acpi_enable);
         crate::serial::emergency_write(format_args!("power off: ACPI S5 through PM1 control (\\_S5 = {a:#x})\n"));
         write_register(pm1a, a.into());
         if let Some(pm1b) = acpi.pm1b_control {

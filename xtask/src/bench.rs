@@ -260,6 +260,23 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         }
     }
     row("boot", "smallest -m that boots and runs calc".into(), "MiB", vec![smallest], String::new());
+    // The bootable image through real firmware on q35: GRUB and the firmware's own start-up
+    // dominate; the kernel's part is the same as above.
+    let iso = build::out_dir().join("bench.iso");
+    crate::image::make(&image, "", &iso)?;
+    row("boot", "bootable image (BIOS + UEFI) size".into(), "KiB", vec![size(&iso)], String::new());
+    for (firmware, name) in [(qemu::Firmware::Bios, "SeaBIOS"), (qemu::Firmware::Uefi, "OVMF")] {
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let opts = Options { boot: qemu::Boot::Image(iso.clone()), firmware, ..Options::default() };
+            let t = Instant::now();
+            let mut vm = Vm::boot(&image, &opts)?;
+            vm.wait_for(qemu::PROMPT, Duration::from_secs(120))?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            shutdown(vm);
+        }
+        row("boot", format!("image on q35 + {name}: QEMU start to prompt ({accel})"), "ms", times, String::new());
+    }
 
     eprintln!("bench: one-shot runs (cargo xtask wasm)");
     let hello_wasm = build::out_dir().join("wasm/hello.wasm");

@@ -162,6 +162,9 @@ pub struct Acpi {
     /// The ACPI PM timer (3.579545 MHz) and whether it counts 32 bits (else 24).
     pub pm_timer: Option<(Register, bool)>,
     pub reset: Option<(Register, u8)>,
+    /// Where to switch the firmware from legacy to ACPI mode: (SMI command port, ACPI_ENABLE
+    /// value). PM1 control only acts in ACPI mode; virtual machines usually start in it.
+    pub acpi_enable: Option<(u16, u8)>,
     pub hpet: Option<u64>,
     pub ecam: Option<Ecam>,
     /// The machine has a PS/2 controller (FADT IAPC_BOOT_ARCH, or no FADT word about it).
@@ -233,6 +236,7 @@ impl Acpi {
             s5: None,
             pm_timer: None,
             reset: None,
+            acpi_enable: None,
             hpet: None,
             ecam: None,
             i8042: true,
@@ -294,6 +298,11 @@ impl Acpi {
         let timer = gas(t, 208).or_else(|| port(u32_at(t, 76).unwrap_or(0), 32));
         if timer_len >= 4 {
             self.pm_timer = timer.map(|r| (r, flags & (1 << 8) != 0));
+        }
+        let smi_command = u32_at(t, 48).unwrap_or(0);
+        let enable = t.get(52).copied().unwrap_or(0);
+        if smi_command != 0 && smi_command <= 0xffff && enable != 0 && !self.hardware_reduced {
+            self.acpi_enable = Some((smi_command as u16, enable));
         }
         if flags & (1 << 10) != 0 {
             self.reset = gas(t, 116).map(|r| (r, t.get(128).copied().unwrap_or(0)));
@@ -495,6 +504,8 @@ mod tests {
         let mut fadt_body = std::vec![0u8; 244 - 36];
         let put = |b: &mut Vec<u8>, off: usize, v: &[u8]| b[off - 36..off - 36 + v.len()].copy_from_slice(v);
         put(&mut fadt_body, 40, &0x2000u32.to_le_bytes());
+        put(&mut fadt_body, 48, &0xb2u32.to_le_bytes());
+        put(&mut fadt_body, 52, &[0xf1]);
         put(&mut fadt_body, 64, &0x604u32.to_le_bytes());
         put(&mut fadt_body, 76, &0x608u32.to_le_bytes());
         put(&mut fadt_body, 91, &[4]);
@@ -564,6 +575,7 @@ mod tests {
         assert_eq!(acpi.pm_timer.map(|(r, wide)| (r.addr, wide)), Some((0x608, true)));
         assert_eq!(acpi.reset, Some((Register { space: Space::Io, addr: 0xcf9, width: 8 }, 6)));
         assert_eq!(acpi.hpet, Some(0xfed0_0000));
+        assert_eq!(acpi.acpi_enable, Some((0xb2, 0xf1)));
         assert_eq!(acpi.ecam, Some(Ecam { base: 0xb000_0000, segment: 0, start_bus: 0, end_bus: 0xff }));
     }
 

@@ -111,7 +111,10 @@ pub(super) fn image_boots_under_uefi(image: &Image) -> Result<(), String> {
 /// kernel's font.
 fn screen_shows_the_shell(vm: &mut Vm, sock: &Path, name: &str) -> Result<(), String> {
     let mut mon = Monitor::connect(sock)?;
-    vm.run("echo On The Framebuffer", STEP)?;
+    // Typed on the PS/2 keyboard, which the firmware left working.
+    mon.type_text("echo On The Framebuffer\n")?;
+    let out = vm.wait_for(super::harness::NEXT_PROMPT, STEP)?;
+    contains(&out, "On The Framebuffer")?;
     let shot = build::out_dir().join(format!("test-{name}-screen.ppm"));
     let screen = wait_screen(
         || {
