@@ -213,11 +213,16 @@ pub fn which(prog: &str) -> bool {
 pub fn setup() -> Result<(), String> {
     ensure_toolchain()?;
     ensure_qemu()?;
-    // The bootable image (GRUB for BIOS and UEFI, xorriso, mtools), the UEFI firmware to boot
-    // it in QEMU, and QEMU's window (`--gui`).
+    // The bootable image (GRUB for BIOS and UEFI, xorriso, mtools) and the UEFI firmware to
+    // boot it in QEMU.
     crate::image::ensure_tools()?;
     crate::image::ensure_ovmf()?;
-    crate::image::ensure_packages(&[("qemu-system-gui", "/usr/lib/x86_64-linux-gnu/qemu/ui-gtk.so")])
+    // QEMU's window for `--gui` (GTK: a large download) only where there is a desktop to show
+    // it; `run --gui` installs it when first asked, or says how.
+    if crate::qemu::has_desktop() {
+        crate::image::ensure_packages(&[crate::qemu::GUI_PACKAGE])?;
+    }
+    Ok(())
 }
 
 /// Builds the kernel (release) and copies it to target/keel/keel.elf.

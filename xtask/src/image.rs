@@ -80,7 +80,17 @@ pub fn make(image: &Image, cmdline: &str, out: &Path) -> Result<(), String> {
     let copy = |from: &Path, to: &str| {
         std::fs::copy(from, boot.join(to)).map(|_| ()).map_err(|e| format!("{}: {e}", from.display()))
     };
-    copy(&image.kernel, "keel.elf")?;
+    // The kernel without its debug information (28 MiB of it): GRUB loads only the segments,
+    // and `addr2line` works on target/keel/keel.elf, which keeps it.
+    let stripped = Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(&image.kernel)
+        .arg(boot.join("keel.elf"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !stripped {
+        copy(&image.kernel, "keel.elf")?;
+    }
     copy(&image.initrd, "extra_files.tar")?;
     std::fs::write(boot.join("grub/grub.cfg"), grub_cfg(cmdline)).map_err(|e| e.to_string())?;
     let mut cmd = Command::new("grub-mkrescue");

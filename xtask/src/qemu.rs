@@ -190,6 +190,14 @@ pub fn machine_name(opts: &Options) -> String {
     }
 }
 
+/// Debian's package with QEMU's GTK and SDL displays, and a file it installs.
+pub const GUI_PACKAGE: (&str, &str) = ("qemu-system-gui", "/usr/lib/x86_64-linux-gnu/qemu/ui-gtk.so");
+
+/// True inside a desktop session (X11 or Wayland).
+pub fn has_desktop() -> bool {
+    std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+}
+
 /// Makes sure QEMU can open a window: Debian ships the GTK and SDL displays in
 /// `qemu-system-gui`; without it QEMU silently serves VNC on 127.0.0.1:5900 instead.
 pub fn check_gui() -> Result<(), String> {

@@ -70,31 +70,23 @@ fn shared_folder(name: &str) -> Result<PathBuf, String> {
 }
 
 pub(super) fn image_boots_under_bios(image: &Image) -> Result<(), String> {
-    let iso = image_for(image, "test-bios")?;
-    let dir = shared_folder("bios")?;
-    let sock = monitor_socket("bios");
-    let opts = Options {
-        boot: Boot::Image(iso),
-        firmware: Firmware::Bios,
-        shares: vec![(dir.clone(), "/host".into(), false)],
-        extra: vec!["-vga".into(), "std".into(), "-monitor".into(), format!("unix:{},server,nowait", sock.display())],
-        ..Options::default()
-    };
-    let mut vm = boot_image(image, opts)?;
-    contains(&vm.output(), "screen: framebuffer console")?;
-    works_like_a_pc(&mut vm, &dir)?;
-    screen_shows_the_shell(&mut vm, &sock, "bios")?;
-    acpi_power_off(vm)
+    image_boots(image, Firmware::Bios, "bios")
 }
 
 pub(super) fn image_boots_under_uefi(image: &Image) -> Result<(), String> {
     crate::image::ensure_ovmf()?;
-    let iso = image_for(image, "test-uefi")?;
-    let dir = shared_folder("uefi")?;
-    let sock = monitor_socket("uefi");
+    image_boots(image, Firmware::Uefi, "uefi")
+}
+
+/// The bootable image on q35 through `firmware`: a program, a share over virtio-pci, the shell
+/// on the framebuffer with the keyboard, ACPI power-off.
+fn image_boots(image: &Image, firmware: Firmware, name: &str) -> Result<(), String> {
+    let iso = image_for(image, &format!("test-{name}"))?;
+    let dir = shared_folder(name)?;
+    let sock = monitor_socket(name);
     let opts = Options {
         boot: Boot::Image(iso),
-        firmware: Firmware::Uefi,
+        firmware,
         shares: vec![(dir.clone(), "/host".into(), false)],
         extra: vec!["-vga".into(), "std".into(), "-monitor".into(), format!("unix:{},server,nowait", sock.display())],
         ..Options::default()
@@ -102,7 +94,7 @@ pub(super) fn image_boots_under_uefi(image: &Image) -> Result<(), String> {
     let mut vm = boot_image(image, opts)?;
     contains(&vm.output(), "screen: framebuffer console")?;
     works_like_a_pc(&mut vm, &dir)?;
-    screen_shows_the_shell(&mut vm, &sock, "uefi")?;
+    screen_shows_the_shell(&mut vm, &sock, name)?;
     acpi_power_off(vm)
 }
 
