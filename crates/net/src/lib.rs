@@ -1,0 +1,13 @@
+//! Keel's networking logic, free of hardware: the smoltcp-based [`stack`] the kernel drives
+//! from its virtio-net interrupts, [`url`] parsing and the HTTP/1.1 client behind `fetch`
+//! ([`http`]). Tested on the host over smoltcp's loopback device.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod http;
+pub mod stack;
+pub mod url;
+
+pub use stack::{Counters, IfConfig, Listener, Lookup, NetError, Sock, Stack, TcpStatus};

@@ -1,0 +1,147 @@
+//! The stack over smoltcp's loopback device: a server and its clients in one stack, the way
+//! Keel's WASI server and the host's clients meet through the network.
+
+use keel_net::{NetError, Stack, TcpStatus};
+use smoltcp::phy::{Loopback, Medium};
+
+struct Net {
+    dev: Loopback,
+    stack: Stack,
+    now: u64,
+}
+
+impl Net {
+    fn new() -> Net {
+        let mut dev = Loopback::new(Medium::Ip);
+        let stack = Stack::new(&mut dev, None, 0, 7);
+        Net { dev, stack, now: 0 }
+    }
+
+    /// Polls with time moving on 1 ms per round.
+    fn run(&mut self, rounds: usize) {
+        for _ in 0..rounds {
+            self.now += 1;
+            self.stack.poll(self.now, &mut self.dev);
+        }
+    }
+}
+
+const LOCAL: core::net::Ipv4Addr = core::net::Ipv4Addr::new(127, 0, 0, 1);
+
+#[test]
+fn a_connection_carries_bytes_both_ways_and_ends_cleanly() {
+    let mut n = Net::new();
+    let l = n.stack.listen(8080, 4).unwrap();
+    let c = n.stack.connect(LOCAL, 8080).unwrap();
+    assert_eq!(n.stack.status(c), Ok(TcpStatus::Connecting));
+    n.run(5);
+    assert_eq!(n.stack.status(c), Ok(TcpStatus::Open));
+    assert!(n.stack.acceptable(l));
+    let s = n.stack.accept(l).unwrap().unwrap();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (mut sent, mut got) = (0, Vec::new());
+    let mut buf = vec![0u8; 8192];
+    while got.len() < data.len() {
+        sent += n.stack.send(c, &data[sent..]).unwrap();
+        n.run(1);
+        while let Some(k) = n.stack.recv(s, &mut buf).unwrap() {
+            if k == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..k]);
+        }
+    }
+    assert_eq!(got, data);
+    // The server answers and ends its side; the client reads to the end.
+    assert_eq!(n.stack.send(s, b"bye").unwrap(), 3);
+    n.stack.shutdown_write(s).unwrap();
+    n.run(5);
+    assert_eq!(n.stack.recv(c, &mut buf).unwrap(), Some(3));
+    assert_eq!(&buf[..3], b"bye");
+    assert_eq!(n.stack.recv(c, &mut buf).unwrap(), Some(0));
+    assert_eq!(n.stack.status(c), Ok(TcpStatus::PeerClosed));
+    n.stack.close(c);
+    n.stack.close(s);
+    n.run(50);
+    assert_eq!(n.stack.open_sockets(), 1, "only the listener is left");
+    n.stack.unlisten(l);
+    assert_eq!(n.stack.open_sockets(), 0);
+}
+
+#[test]
+fn a_closed_port_refuses() {
+    let mut n = Net::new();
+    let c = n.stack.connect(LOCAL, 9).unwrap();
+    n.run(5);
+    assert_eq!(n.stack.status(c), Ok(TcpStatus::Failed(NetError::Refused)));
+    let mut buf = [0u8; 4];
+    assert_eq!(n.stack.recv(c, &mut buf), Err(NetError::Refused));
+    assert_eq!(n.stack.send(c, b"x"), Err(NetError::Refused));
+}
+
+#[test]
+fn sixteen_clients_at_once_all_get_in_and_sockets_come_back() {
+    let mut n = Net::new();
+    let l = n.stack.listen(80, 16).unwrap();
+    assert_eq!(n.stack.listen(80, 1), Err(NetError::AddressInUse));
+    for round in 0..3 {
+        let clients: Vec<_> = (0..16).map(|_| n.stack.connect(LOCAL, 80).unwrap()).collect();
+        n.run(10);
+        let mut served = Vec::new();
+        while let Some(s) = n.stack.accept(l).unwrap() {
+            served.push(s);
+        }
+        assert_eq!(served.len(), 16, "round {round}");
+        for (i, s) in served.iter().enumerate() {
+            n.stack.send(*s, format!("hello {i}").as_bytes()).unwrap();
+            n.stack.shutdown_write(*s).unwrap();
+        }
+        n.run(10);
+        let mut buf = [0u8; 64];
+        let mut greetings: Vec<String> = clients
+            .iter()
+            .map(|c| {
+                let k = n.stack.recv(*c, &mut buf).unwrap().unwrap();
+                String::from_utf8(buf[..k].to_vec()).unwrap()
+            })
+            .collect();
+        greetings.sort();
+        assert_eq!(greetings.len(), 16);
+        for c in clients {
+            n.stack.close(c);
+        }
+        for s in served {
+            n.stack.close(s);
+        }
+        n.run(100);
+        assert_eq!(n.stack.open_sockets(), 1, "round {round}: only the listener");
+    }
+}
+
+#[test]
+fn names_and_pings() {
+    let mut n = Net::new();
+    n.stack.add_host("host", core::net::Ipv4Addr::new(10, 0, 2, 100));
+    let q = n.stack.resolve("HOST").unwrap();
+    assert_eq!(n.stack.lookup_result(q), Ok(Some(core::net::Ipv4Addr::new(10, 0, 2, 100))));
+    let q = n.stack.resolve("10.1.2.3").unwrap();
+    assert_eq!(n.stack.lookup_result(q), Ok(Some(core::net::Ipv4Addr::new(10, 1, 2, 3))));
+    // No DNS server configured: a clear error, not a hang.
+    assert!(matches!(n.stack.resolve("example.org"), Err(NetError::NoRoute)));
+    n.stack.ping_send(LOCAL, 1, b"keel").unwrap();
+    n.run(3);
+    assert_eq!(n.stack.ping_recv(), Some((1, LOCAL)));
+    assert_eq!(n.stack.ping_recv(), None);
+}
+
+#[test]
+fn an_unconfigured_interface_has_no_route() {
+    let mut dev = Loopback::new(Medium::Ethernet);
+    let mut stack = Stack::new(&mut dev, Some([2, 0, 0, 0, 0, 1]), 0, 1);
+    assert_eq!(stack.connect(LOCAL, 80), Err(NetError::NoRoute));
+    assert_eq!(stack.ping_send(LOCAL, 1, b""), Err(NetError::NoRoute));
+    assert_eq!(stack.connect(core::net::Ipv4Addr::UNSPECIFIED, 80), Err(NetError::InvalidAddress));
+    stack.set_static(core::net::Ipv4Addr::new(10, 0, 2, 15), 24, Some(core::net::Ipv4Addr::new(10, 0, 2, 2)), &[]);
+    assert_eq!(stack.config().address, Some((core::net::Ipv4Addr::new(10, 0, 2, 15), 24)));
+    assert!(stack.connect(core::net::Ipv4Addr::new(10, 0, 2, 2), 80).is_ok());
+}
