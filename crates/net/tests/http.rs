@@ -125,7 +125,8 @@ fn fetch_with(
 
 #[test]
 fn bodies_of_every_framing_arrive_whole_in_any_pieces() {
-    let framings: [(fn(&Url) -> Vec<u8>, bool); 3] = [(with_length, false), (chunked, false), (until_close, true)];
+    type Answer = fn(&Url) -> Vec<u8>;
+    let framings: [(Answer, bool); 3] = [(with_length, false), (chunked, false), (until_close, true)];
     for (answer, slow) in framings {
         for piece in [1, 2, 3, 100, 1460, 16384] {
             // A close-delimited body in 1-byte reads is just slow, not different.
