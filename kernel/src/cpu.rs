@@ -94,12 +94,115 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
     }
     idt[PIC_OFFSET + 7].set_handler_fn(spurious_master);
     idt[LAPIC_TIMER_VECTOR].set_handler_fn(lapic_timer_interrupt);
+    idt[DEVICE_VECTOR].set_handler_fn(ioapic_device_interrupt);
+    // PIC lines PCI devices are commonly routed to (the firmware's choice): a device that
+    // registers one gets its interrupts; otherwise they count as spurious.
+    idt[PIC_OFFSET + 5].set_handler_fn(pic_device_interrupt::<5>);
+    idt[PIC_OFFSET + 9].set_handler_fn(pic_device_interrupt::<9>);
+    idt[PIC_OFFSET + 10].set_handler_fn(pic_device_interrupt::<10>);
+    idt[PIC_OFFSET + 11].set_handler_fn(pic_device_interrupt::<11>);
     idt[0xff].set_handler_fn(spurious_master);
     idt
 });
 
 /// Vector of the local APIC timer (the tick on machines without a PIT).
 const LAPIC_TIMER_VECTOR: u8 = 0x40;
+/// Vector of the device interrupt routed through an I/O APIC.
+const DEVICE_VECTOR: u8 = 0x50;
+
+/// Where a device's interrupt comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqSource {
+    /// A global system interrupt on an I/O APIC (virtio-mmio on microvm: GSI 16 + slot).
+    Gsi(u32),
+    /// A line of the 8259 PICs (PCI INTx as the firmware routed it: config register 0x3c).
+    PicLine(u8),
+}
+
+/// The one device interrupt in use (Keel has one interrupt-driven device, the network card),
+/// and the handler it runs.
+static DEVICE_IRQ: Mutex<Option<(IrqSource, fn())>> = Mutex::new(None);
+
+/// An I/O APIC's register window.
+fn ioapic_write(base: u64, reg: u32, value: u32) {
+    // SAFETY: an I/O APIC the MADT lists (identity-mapped below 4 GiB): select the register at
+    // offset 0, then write it through the window at offset 0x10.
+    unsafe {
+        core::ptr::write_volatile(base as *mut u32, reg);
+        core::ptr::write_volatile((base + 0x10) as *mut u32, value);
+    }
+}
+
+/// Routes a device's interrupt to `handler` (edge-triggered through an I/O APIC, or the PIC
+/// line as the firmware set it up) and unmasks it. False if the source cannot be reached.
+pub fn route_device_irq(source: IrqSource, handler: fn()) -> bool {
+    match source {
+        IrqSource::Gsi(gsi) => {
+            let Some(io) = crate::acpi::get()
+                .into_iter()
+                .flat_map(|a| a.io_apics())
+                .find(|io| gsi >= io.gsi_base && gsi < io.gsi_base + 24 && io.addr < (4 << 30))
+            else {
+                return false;
+            };
+            x86_64::instructions::interrupts::without_interrupts(|| *DEVICE_IRQ.lock() = Some((source, handler)));
+            let pin = gsi - io.gsi_base;
+            let apic_id = lapic_read(0x20) >> 24;
+            // Fixed delivery, physical destination, active high, edge-triggered, unmasked.
+            ioapic_write(io.addr, 0x11 + 2 * pin, apic_id << 24);
+            ioapic_write(io.addr, 0x10 + 2 * pin, u32::from(DEVICE_VECTOR));
+            true
+        }
+        IrqSource::PicLine(line @ (5 | 9 | 10 | 11)) => {
+            x86_64::instructions::interrupts::without_interrupts(|| *DEVICE_IRQ.lock() = Some((source, handler)));
+            set_irq_masked(line, false);
+            true
+        }
+        IrqSource::PicLine(_) => false,
+    }
+}
+
+/// Masks or unmasks the routed device interrupt (a handler that cannot quiet its device yet
+/// masks it; whoever quiets the device later unmasks it).
+pub fn set_device_irq_masked(masked: bool) {
+    // Interrupts off: the device handler takes the same lock.
+    let source = x86_64::instructions::interrupts::without_interrupts(|| DEVICE_IRQ.lock().map(|(s, _)| s));
+    let Some(source) = source else { return };
+    match source {
+        IrqSource::PicLine(line) => set_irq_masked(line, masked),
+        IrqSource::Gsi(gsi) => {
+            let io = crate::acpi::get()
+                .into_iter()
+                .flat_map(|a| a.io_apics())
+                .find(|io| gsi >= io.gsi_base && gsi < io.gsi_base + 24);
+            if let Some(io) = io {
+                let low = u32::from(DEVICE_VECTOR) | if masked { 1 << 16 } else { 0 };
+                ioapic_write(io.addr, 0x10 + 2 * (gsi - io.gsi_base), low);
+            }
+        }
+    }
+}
+
+fn run_device_handler(source: IrqSource) {
+    let handler = DEVICE_IRQ.try_lock().and_then(|d| d.filter(|(s, _)| *s == source).map(|(_, h)| h));
+    if let Some(h) = handler {
+        h();
+    }
+}
+
+extern "x86-interrupt" fn ioapic_device_interrupt(_frame: InterruptStackFrame) {
+    let source = DEVICE_IRQ.try_lock().and_then(|d| d.map(|(s, _)| s));
+    if let Some(s) = source {
+        run_device_handler(s);
+    }
+    lapic_write(0xb0, 0);
+}
+
+extern "x86-interrupt" fn pic_device_interrupt<const LINE: u8>(_frame: InterruptStackFrame) {
+    run_device_handler(IrqSource::PicLine(LINE));
+    // SAFETY: the interrupt came from the PIC on LINE (both chips are told for slave lines).
+    unsafe { PICS.lock().notify_end_of_interrupt(PIC_OFFSET + LINE) };
+}
 
 fn lapic_write(reg: u64, value: u32) {
     // SAFETY: the LAPIC's MMIO page is identity-mapped; these are architectural registers.
@@ -194,14 +297,15 @@ extern "x86-interrupt" fn com2_interrupt(_frame: InterruptStackFrame) {
     unsafe { PICS.lock().notify_end_of_interrupt(IRQ_COM2) };
 }
 
-/// Masks or unmasks one line of the master PIC (IRQ 0-7).
+/// Masks or unmasks one line of the PICs (IRQ 0-15; the cascade stays open).
 pub fn set_irq_masked(irq: u8, masked: bool) {
     x86_64::instructions::interrupts::without_interrupts(|| {
         let mut pics = PICS.lock();
         // SAFETY: reading and writing the PIC mask registers only changes which lines interrupt.
         unsafe {
-            let [master, slave] = pics.read_masks();
-            let master = if masked { master | 1 << irq } else { master & !(1 << irq) };
+            let [mut master, mut slave] = pics.read_masks();
+            let (mask, bit) = if irq < 8 { (&mut master, irq) } else { (&mut slave, irq - 8) };
+            *mask = if masked { *mask | 1 << bit } else { *mask & !(1 << bit) };
             pics.write_masks(master, slave);
         }
     });

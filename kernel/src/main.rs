@@ -16,6 +16,8 @@ mod cpu;
 mod fs;
 mod job;
 mod memory;
+mod net;
+mod netcmd;
 mod pci;
 mod pipe;
 mod power;
@@ -79,8 +81,12 @@ pub extern "C" fn kernel_main(boot_data: u32, loader: u32) -> ! {
             keel_boot::Loader::Multiboot2 => "Multiboot2",
         },
         match acpi::get() {
-            Some(a) =>
-                alloc::format!("{} CPUs, tables {}", a.cpus, a.tables().collect::<alloc::vec::Vec<_>>().join(" ")),
+            Some(a) => alloc::format!(
+                "{} CPUs, {} I/O APICs, tables {}",
+                a.cpus,
+                a.ioapics,
+                a.tables().collect::<alloc::vec::Vec<_>>().join(" ")
+            ),
             None => alloc::string::String::from("absent"),
         },
         if devices.is_empty() { alloc::string::String::from("nothing") } else { devices.join(", ") }
@@ -123,9 +129,11 @@ extern "C" fn shell_entry() -> ! {
     let cmdline = shell::boot_cmdline();
     if let Some(path) = job::job_path(&cmdline) {
         task::init("job");
+        net::start();
         job::run(path)
     }
     task::init("shell");
+    net::start();
     shell::run()
 }
 

@@ -60,6 +60,8 @@ pub struct Device {
     pub class: u8,
     pub subclass: u8,
     pub virtio: Option<DeviceType>,
+    /// The PIC line the firmware routed INTx to (configuration register 0x3c), if any.
+    pub irq_line: Option<u8>,
 }
 
 static DEVICES: Mutex<Vec<Device>> = Mutex::new(Vec::new());
@@ -80,6 +82,8 @@ fn scan<C: ConfigurationAccess>(root: &mut PciRoot<C>) -> Vec<(Device, PciTransp
                 class: info.class,
                 subclass: info.subclass,
                 virtio: virtio_device_type(&info),
+                // Read through the legacy ports, which PCs with ECAM keep too.
+                irq_line: Some((PortCam.read_word(at, 0x3c) & 0xff) as u8).filter(|l| (1..16).contains(l)),
             };
             found.push(dev);
             if dev.virtio.is_none() {

@@ -33,6 +33,13 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("time", "time CMD [ARG...]: run a command and print its wall time", ""),
     ("uname", "uname [-a]: system name and version", ""),
     ("lspci", "lspci: the PCI devices found at boot (address, vendor:device, class, virtio type)", ""),
+    ("ip", "ip: the network interface: addresses, route, DNS, counters", ""),
+    ("ping", "ping [-c COUNT] HOST: ICMP echo requests, one a second (Ctrl-C stops)", ""),
+    (
+        "fetch",
+        "fetch [-q] [-o FILE|-] URL: download over HTTP (redirects followed; a progress bar for long ones)",
+        "FILE defaults to the URL's last path segment in the current directory; '-' writes to stdout.\nThe file appears under its name only when complete. `host` names the host machine\n(10.0.2.100: ports allowed with `cargo xtask run --allow-host PORT`).",
+    ),
     ("ps", "ps: list tasks (pid, state, CPU time, memory, command)", ""),
     ("jobs", "jobs: list background jobs (started with CMD &)", ""),
     ("kill", "kill PID|%JOB...: stop a task or background job", ""),
@@ -278,6 +285,9 @@ impl Host for KernelHost {
                 io.print(format_args!("{}\n", DateTime::from_unix(secs)));
                 0
             }
+            "ip" => crate::netcmd::ip(io),
+            "ping" => crate::netcmd::ping(&args, io),
+            "fetch" => crate::netcmd::fetch(shell, &args, io),
             "lspci" => {
                 let (devices, access) = crate::pci::devices();
                 if devices.is_empty() {

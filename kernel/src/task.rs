@@ -60,9 +60,21 @@ struct Task {
     /// Which engine runs the task's WASM program ("" when none), for `ps`.
     engine: &'static str,
     exit_status: Option<i32>,
-    /// Sleeping until keyboard input arrives (woken early by the input interrupt).
-    input_waiter: bool,
+    /// Events that end the task's sleep early ([`EVENT_INPUT`], [`EVENT_NET`]).
+    waits_for: u8,
 }
+
+/// Keyboard or serial input arrived.
+pub const EVENT_INPUT: u8 = 1;
+/// The network interface interrupted (packets in, buffers free).
+pub const EVENT_NET: u8 = 2;
+
+/// Events raised while the scheduler's lock was taken (so the waiters could not be woken then):
+/// the next timer tick wakes them.
+static PENDING_EVENTS: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+/// Events raised since a sleeper last looked: a task about to sleep for one of them does not
+/// (it happened between its last check and its sleep).
+static RAISED: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 
 struct Scheduler {
     tasks: BTreeMap<Pid, Box<Task>>,
@@ -134,7 +146,7 @@ pub fn init(name: &str) {
         mem_bytes: AtomicU64::new(0),
         engine: "",
         exit_status: None,
-        input_waiter: false,
+        waits_for: 0,
     });
     let mut tasks = BTreeMap::new();
     tasks.insert(1, me);
@@ -197,7 +209,7 @@ pub fn spawn(name: &str, f: Box<dyn FnOnce() -> i32>) -> Option<Pid> {
                 mem_bytes: AtomicU64::new(0),
                 engine: "",
                 exit_status: None,
-                input_waiter: false,
+                waits_for: 0,
             }),
         );
         s.ready.push_back(pid);
@@ -269,12 +281,20 @@ pub fn sleep_until(until: u64) {
 
 /// Sleeps until `until` or until keyboard input arrives, whichever is first.
 pub fn sleep_for_input(until: u64) {
+    sleep_for(EVENT_INPUT, until)
+}
+
+/// Sleeps until `until` or until one of `events` happens, whichever is first.
+pub fn sleep_for(events: u8, until: u64) {
     interrupts::without_interrupts(|| {
+        if RAISED.fetch_and(!events, Ordering::Relaxed) & events != 0 {
+            return;
+        }
         with_sched(|s| {
             let cur = s.current;
             if let Some(t) = s.tasks.get_mut(&cur) {
                 t.state = State::Sleeping(until);
-                t.input_waiter = true;
+                t.waits_for = events;
             }
         });
         schedule();
@@ -283,12 +303,26 @@ pub fn sleep_for_input(until: u64) {
 
 /// Called by the input interrupts: makes tasks waiting for input ready to run.
 pub fn wake_input_waiters() {
-    let Some(mut guard) = SCHED.try_lock() else { return };
+    wake_waiters(EVENT_INPUT)
+}
+
+/// Makes the tasks sleeping for any of `events` ready to run (callable from interrupts; if the
+/// scheduler is busy, the next tick does it).
+pub fn wake_waiters(events: u8) {
+    RAISED.fetch_or(events, Ordering::Relaxed);
+    let Some(mut guard) = SCHED.try_lock() else {
+        PENDING_EVENTS.fetch_or(events, Ordering::Relaxed);
+        return;
+    };
     let Some(s) = guard.as_mut() else { return };
+    wake_in(s, events);
+}
+
+fn wake_in(s: &mut Scheduler, events: u8) {
     let mut woke = Vec::new();
     for t in s.tasks.values_mut() {
-        if t.input_waiter {
-            t.input_waiter = false;
+        if t.waits_for & events != 0 {
+            t.waits_for = 0;
             if let State::Sleeping(_) = t.state {
                 t.state = State::Ready;
                 woke.push(t.pid);
@@ -312,12 +346,16 @@ pub fn on_tick() {
     let now = time::uptime_ns();
     let Some(mut guard) = SCHED.try_lock() else { return };
     let Some(s) = guard.as_mut() else { return };
+    let pending = PENDING_EVENTS.swap(0, Ordering::Relaxed);
+    if pending != 0 {
+        wake_in(s, pending);
+    }
     let mut woke = Vec::new();
     for t in s.tasks.values_mut() {
         if let State::Sleeping(until) = t.state {
             if now >= until {
                 t.state = State::Ready;
-                t.input_waiter = false;
+                t.waits_for = 0;
                 woke.push(t.pid);
             }
         }

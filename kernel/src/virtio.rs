@@ -14,6 +14,7 @@ use virtio_drivers::transport::{DeviceType, SomeTransport, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 use x86_64::instructions::interrupts;
 
+use crate::cpu::IrqSource;
 use crate::memory::FRAMES;
 
 /// microvm's virtio-mmio window: 24 transports of 512 bytes.
@@ -102,40 +103,69 @@ static SOURCES: spin::Mutex<Vec<&'static str>> = spin::Mutex::new(Vec::new());
 
 /// Every virtio transport: MMIO devices from the command line (or, if none is announced,
 /// microvm's window), then PCI.
-/// Every virtio transport, with where it is: MMIO devices from the command line (or, if none
-/// is announced, microvm's window), then PCI.
-fn transports(cmdline: &str) -> Vec<(String, SomeTransport<'static>)> {
-    let mut out: Vec<(String, SomeTransport<'static>)> = Vec::new();
+/// A virtio device found: where it is, its interrupt (if known) and its transport.
+pub struct Found {
+    pub place: String,
+    pub irq: Option<IrqSource>,
+    pub transport: SomeTransport<'static>,
+}
+
+/// microvm wires its virtio-mmio slots to the second I/O APIC (GSI 24 + slot) when it has one
+/// (its default), else to GSI 5 + slot.
+fn microvm_slot_irq(slot: u64) -> IrqSource {
+    let two_ioapics = crate::acpi::get().is_some_and(|a| a.ioapics >= 2);
+    IrqSource::Gsi(if two_ioapics { 24 + slot as u32 } else { 5 + slot as u32 })
+}
+
+/// Every virtio device, with where it is: MMIO devices from the command line (or, if none is
+/// announced, microvm's window), then PCI.
+fn transports(cmdline: &str) -> Vec<Found> {
+    let mut out: Vec<Found> = Vec::new();
     let announced: Vec<_> = keel_boot::cmdline::virtio_mmio_devices(cmdline).collect();
     let mut sources = SOURCES.lock();
-    let mmio = |addr: u64, size: usize| {
-        mmio_transport(addr, size).map(|t| (alloc::format!("virtio-mmio at {addr:#x}"), SomeTransport::from(t)))
+    let mmio = |addr: u64, size: usize, irq: IrqSource| {
+        mmio_transport(addr, size).map(|t| Found {
+            place: alloc::format!("virtio-mmio at {addr:#x}"),
+            irq: Some(irq),
+            transport: SomeTransport::from(t),
+        })
     };
     if !announced.is_empty() {
-        out.extend(announced.iter().filter_map(|d| mmio(d.addr, d.size as usize)));
+        out.extend(announced.iter().filter_map(|d| mmio(d.addr, d.size as usize, IrqSource::Gsi(d.irq))));
         if !out.is_empty() {
             sources.push("virtio-mmio (command line)");
         }
     } else {
-        out.extend((0..MMIO_SLOTS).filter_map(|i| mmio(MMIO_BASE + i * MMIO_SIZE as u64, MMIO_SIZE)));
+        out.extend(
+            (0..MMIO_SLOTS).filter_map(|i| mmio(MMIO_BASE + i * MMIO_SIZE as u64, MMIO_SIZE, microvm_slot_irq(i))),
+        );
         if !out.is_empty() {
             sources.push("virtio-mmio (microvm window)");
         }
     }
     let before = out.len();
-    out.extend(
-        crate::pci::virtio_devices().into_iter().map(|(d, t)| (alloc::format!("PCI {}", d.at), SomeTransport::from(t))),
-    );
+    out.extend(crate::pci::virtio_devices().into_iter().map(|(d, t)| Found {
+        place: alloc::format!("PCI {}", d.at),
+        irq: d.irq_line.map(IrqSource::PicLine),
+        transport: SomeTransport::from(t),
+    }));
     if out.len() > before {
         sources.push("virtio-pci");
     }
     out
 }
 
-/// Every 9P device found: (mount tag, where, transport).
-pub fn find_9p_devices(cmdline: &str) -> Vec<(String, String, NinePTransport)> {
+/// Finds the virtio devices: the first network card goes to the network stack; the 9P
+/// devices are returned: (mount tag, where, transport).
+pub fn find_devices(cmdline: &str) -> Vec<(String, String, NinePTransport)> {
     let mut out = Vec::new();
-    for (place, transport) in transports(cmdline) {
+    let mut have_net = false;
+    for Found { place, irq, transport } in transports(cmdline) {
+        if transport.device_type() == DeviceType::Network && !have_net {
+            have_net = true;
+            crate::net::init(transport, place, irq);
+            continue;
+        }
         if transport.device_type() != DeviceType::_9P {
             continue;
         }
@@ -169,7 +199,7 @@ pub fn mount_shares(cmdline: &str) {
         })
         .collect();
     // Devices are looked for even when no share is wanted: the scan also lists PCI devices.
-    for (tag, place, transport) in find_9p_devices(cmdline) {
+    for (tag, place, transport) in find_devices(cmdline) {
         // A share the command line does not name is mounted at /TAG when TAG is a plain name:
         // a bootable image's command line is fixed, so there the tag says where.
         let plain = !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');

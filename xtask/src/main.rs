@@ -52,6 +52,12 @@ run options:
   --share DIR[:GUEST][:ro]
                         show a host folder in Keel (default /host, then /host2...), read-write
                         unless :ro; files written there land on the host (repeatable)
+  --forward HOSTPORT:GUESTPORT
+                        let the host reach a port in Keel at 127.0.0.1:HOSTPORT (repeatable)
+  --allow-host PORT     let Keel reach the host's 127.0.0.1:PORT at 10.0.2.100:PORT (repeatable)
+  --net-open            lift the network restriction (QEMU user networking without
+                        restrict=on: Keel may reach any address the host can); default closed
+  --no-net              no network card
   --compile             precompile every .wasm in the shared folders for the compiled tier
                         (a .cwasm beside each, sealed for this build)
 ";
@@ -68,6 +74,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => tests::fuzz_command(&args[1..]),
         Some("setup") => build::setup().map(|_| 0),
+        Some("relay") => qemu::relay(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(0)
@@ -101,6 +108,10 @@ fn run(args: &[String]) -> Result<i32, String> {
                 opts.shares.push(share);
             }
             "--compile" => compile = true,
+            "--forward" => opts.net.forwards.push(qemu::parse_forward(&value("--forward")?)?),
+            "--allow-host" => opts.net.allow_host.push(qemu::parse_port("--allow-host", &value("--allow-host")?)?),
+            "--net-open" => opts.net.open = true,
+            "--no-net" => opts.net.enabled = false,
             "--boot" => {
                 opts.boot = match value("--boot")?.as_str() {
                     "pvh" => qemu::Boot::Pvh,

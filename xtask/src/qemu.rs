@@ -61,10 +61,89 @@ impl FromStr for Firmware {
     }
 }
 
+/// Keel's network: QEMU's user networking, closed to the world unless a rule opens it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Network {
+    /// A network card at all.
+    pub enabled: bool,
+    /// Lift `restrict=on` (users on their own machines; never in tests here).
+    pub open: bool,
+    /// host port (bound to 127.0.0.1) -> Keel port.
+    pub forwards: Vec<(u16, u16)>,
+    /// Host 127.0.0.1 ports Keel may reach, at 10.0.2.100:PORT.
+    pub allow_host: Vec<u16>,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network { enabled: true, open: false, forwards: Vec::new(), allow_host: Vec::new() }
+    }
+}
+
+/// The address in Keel's network where `--allow-host` ports of the host appear.
+pub const HOST_IN_KEEL: &str = "10.0.2.100";
+
+/// Parses `--forward HOSTPORT:GUESTPORT`.
+pub fn parse_forward(spec: &str) -> Result<(u16, u16), String> {
+    let (h, g) = spec.split_once(':').ok_or(format!("--forward {spec}: expected HOSTPORT:GUESTPORT"))?;
+    let port = |p: &str| p.parse::<u16>().ok().filter(|&p| p != 0).ok_or(format!("--forward {spec}: bad port '{p}'"));
+    Ok((port(h)?, port(g)?))
+}
+
+/// `cargo xtask relay ADDR:PORT` (run by QEMU for each connection Keel opens to an allowed
+/// host port): stdin and stdout joined to a TCP connection to ADDR:PORT on the loopback.
+pub fn relay(args: &[String]) -> Result<i32, String> {
+    let target = args.first().ok_or("relay needs ADDR:PORT")?;
+    let addr: std::net::SocketAddr = target.parse().map_err(|e| format!("relay {target}: {e}"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!("relay {target}: only loopback addresses may be reached"));
+    }
+    let stream = std::net::TcpStream::connect(addr).map_err(|e| format!("relay {target}: {e}"))?;
+    let mut to_server = stream.try_clone().map_err(|e| e.to_string())?;
+    let upstream = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to_server);
+        let _ = to_server.shutdown(std::net::Shutdown::Write);
+    });
+    let mut from_server = stream;
+    let mut out = std::io::stdout().lock();
+    let _ = std::io::copy(&mut from_server, &mut out);
+    let _ = out.flush();
+    drop(out);
+    // The server is done: end the connection for Keel too, whatever Keel still sends.
+    drop(upstream);
+    Ok(0)
+}
+
+/// Parses `--allow-host PORT`.
+pub fn parse_port(flag: &str, spec: &str) -> Result<u16, String> {
+    spec.parse::<u16>().ok().filter(|&p| p != 0).ok_or(format!("{flag} {spec}: expected a port (1-65535)"))
+}
+
+impl Network {
+    /// QEMU's `-netdev` value.
+    pub fn netdev(&self) -> String {
+        let mut v = String::from("user,id=net0");
+        if !self.open {
+            v.push_str(",restrict=on");
+        }
+        for (h, g) in &self.forwards {
+            v.push_str(&format!(",hostfwd=tcp:127.0.0.1:{h}-:{g}"));
+        }
+        // QEMU's `tcp:` target is one connection made at start-up; `cmd:` runs a program for
+        // each connection Keel opens: xtask's own relay to the host's loopback.
+        let relay = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "xtask".into());
+        for p in &self.allow_host {
+            v.push_str(&format!(",guestfwd=tcp:{HOST_IN_KEEL}:{p}-cmd:{relay} relay 127.0.0.1:{p}"));
+        }
+        v
+    }
+}
+
 /// How to start QEMU.
 #[derive(Clone, Debug)]
 pub struct Options {
     pub boot: Boot,
+    pub net: Network,
     pub firmware: Firmware,
     pub gui: bool,
     pub mem: String,
@@ -102,6 +181,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             boot: Boot::Pvh,
+            net: Network::default(),
             firmware: Firmware::Bios,
             gui: false,
             mem: "512M".into(),
@@ -170,6 +250,10 @@ pub fn command(image: &Image, opts: &Options) -> Command {
     let append = append.trim().to_string();
     if !append.is_empty() && pvh {
         cmd.args(["-append", &append]);
+    }
+    if opts.net.enabled {
+        let device = if machine.starts_with("microvm") { "virtio-net-device" } else { "virtio-net-pci" };
+        cmd.args(["-netdev", &opts.net.netdev(), "-device", &format!("{device},netdev=net0")]);
     }
     cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     if opts.gui {

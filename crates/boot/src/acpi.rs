@@ -136,6 +136,9 @@ pub struct IoApic {
     pub gsi_base: u32,
 }
 
+/// I/O APICs kept (microvm has two; PCs one to a few).
+pub const MAX_IOAPICS: usize = 8;
+
 /// The tables' signatures, kept for `acpi` reports.
 pub const MAX_TABLES: usize = 32;
 
@@ -150,6 +153,7 @@ pub struct Acpi {
     pub lapic_addr: u64,
     pub ioapics: u32,
     pub first_ioapic: Option<IoApic>,
+    io_apics: [Option<IoApic>; MAX_IOAPICS],
     /// The machine has 8259 PICs (MADT PCAT_COMPAT).
     pub legacy_pics: bool,
     /// Hardware-reduced ACPI (no PM1 blocks: sleep through the sleep control register).
@@ -228,6 +232,7 @@ impl Acpi {
             lapic_addr: 0xfee0_0000,
             ioapics: 0,
             first_ioapic: None,
+            io_apics: [None; MAX_IOAPICS],
             legacy_pics: false,
             hardware_reduced: false,
             pm1a_control: None,
@@ -342,13 +347,17 @@ impl Acpi {
                 0 if n >= 8 && u32_at(&e, 4).unwrap_or(0) & 3 != 0 => self.cpus += 1,
                 9 if n >= 16 && u32_at(&e, 8).unwrap_or(0) & 3 != 0 => self.cpus += 1,
                 1 if n >= 12 => {
+                    let io = IoApic {
+                        id: e[2],
+                        addr: u32_at(&e, 4).unwrap_or(0).into(),
+                        gsi_base: u32_at(&e, 8).unwrap_or(0),
+                    };
+                    if let Some(slot) = self.io_apics.get_mut(self.ioapics as usize) {
+                        *slot = Some(io);
+                    }
                     self.ioapics += 1;
                     if self.first_ioapic.is_none() {
-                        self.first_ioapic = Some(IoApic {
-                            id: e[2],
-                            addr: u32_at(&e, 4).unwrap_or(0).into(),
-                            gsi_base: u32_at(&e, 8).unwrap_or(0),
-                        });
+                        self.first_ioapic = Some(io);
                     }
                 }
                 5 if n >= 12 => self.lapic_addr = u64_at(&e, 4).unwrap_or(self.lapic_addr),
@@ -356,6 +365,11 @@ impl Acpi {
             }
             off += elen;
         }
+    }
+
+    /// The I/O APICs the MADT lists.
+    pub fn io_apics(&self) -> impl Iterator<Item = IoApic> + '_ {
+        self.io_apics.iter().flatten().copied()
     }
 
     /// The value to write to PM1a/PM1b control for S5, with SLP_EN: (a, b).
@@ -569,6 +583,7 @@ mod tests {
         assert!(acpi.legacy_pics && !acpi.hardware_reduced && acpi.i8042);
         assert_eq!(acpi.ioapics, 1);
         assert_eq!(acpi.first_ioapic, Some(IoApic { id: 0, addr: 0xfec0_0000, gsi_base: 0 }));
+        assert_eq!(acpi.io_apics().collect::<Vec<_>>(), [IoApic { id: 0, addr: 0xfec0_0000, gsi_base: 0 }]);
         assert_eq!(acpi.pm1a_control, Some(Register { space: Space::Io, addr: 0x604, width: 16 }));
         assert_eq!(acpi.s5, Some((5, 0)));
         assert_eq!(acpi.s5_pm1_values(), Some(((5 << 10) | (1 << 13), 1 << 13)));

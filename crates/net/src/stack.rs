@@ -258,7 +258,7 @@ impl Stack {
             match event {
                 Some(Some((addr, prefix, router, dns))) => {
                     self.apply(Some((addr, prefix)), router, &dns, true);
-                    log::info!("network: DHCP gave {addr}/{prefix}");
+                    log::debug!("network: DHCP gave {addr}/{prefix}");
                 }
                 Some(None) => self.apply(None, None, &[], true),
                 None => {}
