@@ -121,7 +121,10 @@ pub enum IrqSource {
 
 /// The one device interrupt in use (Keel has one interrupt-driven device, the network card),
 /// and the handler it runs.
-static DEVICE_IRQ: Mutex<Option<(IrqSource, fn())>> = Mutex::new(None);
+static DEVICE_IRQ: Mutex<Option<DeviceIrq>> = Mutex::new(None);
+
+/// A routed device interrupt and its handler.
+type DeviceIrq = (IrqSource, fn());
 
 /// An I/O APIC's register window.
 fn ioapic_write(base: u64, reg: u32, value: u32) {

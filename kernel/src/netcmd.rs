@@ -180,19 +180,21 @@ pub fn ping(args: &[&str], io: &mut Io<'_>) -> i32 {
 /// A TCP connection for the HTTP client: waits block the task, not the CPU.
 struct TcpConn {
     sock: Sock,
+    /// Silence this long ends the transfer.
+    idle_ms: u64,
 }
 
-/// Silence on a connection this long ends the fetch.
+/// Silence on a connection this long ends a fetch (`-t` changes it).
 const IDLE_MS: u64 = 30_000;
 
 fn net_error(e: NetError) -> FetchError {
     FetchError::Net(e.to_string())
 }
 
-fn waited(w: Waited) -> FetchError {
+fn waited(w: Waited, idle_ms: u64) -> FetchError {
     match w {
         Waited::Interrupted => FetchError::Interrupted,
-        Waited::TimedOut => FetchError::Net(String::from("timed out (no data for 30 s)")),
+        Waited::TimedOut => FetchError::Net(format!("timed out (nothing from the server for {} s)", idle_ms / 1000)),
         Waited::NoCard => FetchError::Net(String::from(NO_CARD)),
     }
 }
@@ -202,11 +204,11 @@ impl Connection for TcpConn {
         let mut sent = 0;
         while sent < data.len() {
             let sock = self.sock;
-            let k = net::wait_for(now_ms() + IDLE_MS, &mut stopped, |n| match n.stack.send(sock, &data[sent..]) {
+            let k = net::wait_for(now_ms() + self.idle_ms, &mut stopped, |n| match n.stack.send(sock, &data[sent..]) {
                 Ok(0) => None,
                 other => Some(other),
             })
-            .map_err(waited)?
+            .map_err(|w| waited(w, self.idle_ms))?
             .map_err(net_error)?;
             sent += k;
         }
@@ -215,8 +217,8 @@ impl Connection for TcpConn {
 
     fn recv(&mut self, buf: &mut [u8]) -> Result<usize, FetchError> {
         let sock = self.sock;
-        net::wait_for(now_ms() + IDLE_MS, &mut stopped, |n| n.stack.recv(sock, buf).transpose())
-            .map_err(waited)?
+        net::wait_for(now_ms() + self.idle_ms, &mut stopped, |n| n.stack.recv(sock, buf).transpose())
+            .map_err(|w| waited(w, self.idle_ms))?
             .map_err(net_error)
     }
 }
@@ -229,7 +231,9 @@ impl Drop for TcpConn {
 }
 
 /// Opens TCP connections to URLs.
-pub struct TcpConnector;
+pub struct TcpConnector {
+    idle_ms: u64,
+}
 
 /// Connects to `host:port`, waiting for the handshake.
 fn connect(host: &str, port: u16) -> Result<Sock, FetchError> {
@@ -251,7 +255,7 @@ fn connect(host: &str, port: u16) -> Result<Sock, FetchError> {
         Ok(Ok(TcpStatus::Failed(e))) | Ok(Err(e)) => fail(FetchError::Net(format!("{host}:{port}: {e}"))),
         Ok(Ok(TcpStatus::Connecting)) => fail(FetchError::Net(format!("{host}:{port}: timed out"))),
         Err(Waited::TimedOut) => fail(FetchError::Net(format!("{host}:{port}: timed out"))),
-        Err(w) => fail(waited(w)),
+        Err(w) => fail(waited(w, 0)),
     }
 }
 
@@ -262,7 +266,7 @@ impl Connector for TcpConnector {
                 "https:// is not supported yet (no TLS in Keel so far); use http://",
             )));
         }
-        Ok(Box::new(TcpConn { sock: connect(&url.host, url.port)? }))
+        Ok(Box::new(TcpConn { sock: connect(&url.host, url.port)?, idle_ms: self.idle_ms }))
     }
 }
 
@@ -337,8 +341,9 @@ impl Sink for FileSink<'_, '_> {
 /// `fetch URL [-o FILE] [-q]`: HTTP GET to a file (named after the URL by default) or, with
 /// `-o -`, to stdout.
 pub fn fetch(shell: &Shell, args: &[&str], io: &mut Io<'_>) -> i32 {
-    let usage = "usage: fetch [-q] [-o FILE|-] URL";
+    let usage = "usage: fetch [-q] [-t SECONDS] [-o FILE|-] URL";
     let (mut url, mut out, mut quiet): (Option<&str>, Option<&str>, bool) = (None, None, false);
+    let mut idle_ms = IDLE_MS;
     let mut it = args.iter().copied();
     while let Some(a) = it.next() {
         match a {
@@ -350,6 +355,13 @@ pub fn fetch(shell: &Shell, args: &[&str], io: &mut Io<'_>) -> i32 {
                 }
             },
             "-q" => quiet = true,
+            "-t" => match it.next().and_then(|v| v.parse::<f64>().ok()).filter(|t| *t > 0.0 && *t < 1e6) {
+                Some(t) => idle_ms = (t * 1000.0) as u64,
+                None => {
+                    io.eprint(format_args!("fetch: -t needs seconds\n{usage}\n"));
+                    return 2;
+                }
+            },
             u if url.is_none() && !u.starts_with('-') => url = Some(u),
             other => {
                 io.eprint(format_args!("fetch: unexpected '{other}'\n{usage}\n"));
@@ -402,7 +414,7 @@ pub fn fetch(shell: &Shell, args: &[&str], io: &mut Io<'_>) -> i32 {
     };
     let now = time::uptime_ns();
     let mut sink = FileSink { handle, io, written: 0, length: None, started: now, last_draw: 0, drew: false, quiet };
-    let result = http::fetch(url, &mut TcpConnector, &mut sink);
+    let result = http::fetch(url, &mut TcpConnector { idle_ms }, &mut sink);
     sink.draw(true);
     let FileSink { handle, io, .. } = sink;
     drop(handle);

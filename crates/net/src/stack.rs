@@ -291,6 +291,18 @@ impl Stack {
         }
     }
 
+    /// True if `addr` is on the interface's subnet or there is a default route.
+    fn routable(&self, addr: Ipv4Addr) -> bool {
+        match self.config.address {
+            None => false,
+            Some(_) if self.config.gateway.is_some() => true,
+            Some((own, prefix)) => {
+                let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) };
+                u32::from(own) & mask == u32::from(addr) & mask || addr.is_loopback() && own.is_loopback()
+            }
+        }
+    }
+
     fn ephemeral_port(&mut self) -> u16 {
         let p = self.next_port;
         self.next_port = if p >= 65000 { 49152 } else { p + 1 };
@@ -302,7 +314,7 @@ impl Stack {
         if port == 0 || addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() {
             return Err(NetError::InvalidAddress);
         }
-        if self.config.address.is_none() {
+        if !self.routable(addr) {
             return Err(NetError::NoRoute);
         }
         let local = self.ephemeral_port();
@@ -555,7 +567,7 @@ impl Stack {
 
     /// Sends one ICMP echo request.
     pub fn ping_send(&mut self, addr: Ipv4Addr, seq: u16, payload: &[u8]) -> Result<(), NetError> {
-        if self.config.address.is_none() {
+        if !self.routable(addr) {
             return Err(NetError::NoRoute);
         }
         let repr = Icmpv4Repr::EchoRequest { ident: PING_IDENT, seq_no: seq, data: payload };

@@ -141,7 +141,12 @@ fn an_unconfigured_interface_has_no_route() {
     assert_eq!(stack.connect(LOCAL, 80), Err(NetError::NoRoute));
     assert_eq!(stack.ping_send(LOCAL, 1, b""), Err(NetError::NoRoute));
     assert_eq!(stack.connect(core::net::Ipv4Addr::UNSPECIFIED, 80), Err(NetError::InvalidAddress));
+    // An address but no gateway (QEMU's restricted network): only the subnet is reachable.
+    stack.set_static(core::net::Ipv4Addr::new(10, 0, 2, 15), 24, None, &[]);
+    assert!(stack.connect(core::net::Ipv4Addr::new(10, 0, 2, 100), 80).is_ok());
+    assert_eq!(stack.connect(core::net::Ipv4Addr::new(192, 0, 2, 1), 80), Err(NetError::NoRoute));
     stack.set_static(core::net::Ipv4Addr::new(10, 0, 2, 15), 24, Some(core::net::Ipv4Addr::new(10, 0, 2, 2)), &[]);
     assert_eq!(stack.config().address, Some((core::net::Ipv4Addr::new(10, 0, 2, 15), 24)));
     assert!(stack.connect(core::net::Ipv4Addr::new(10, 0, 2, 2), 80).is_ok());
+    assert!(stack.connect(core::net::Ipv4Addr::new(192, 0, 2, 1), 80).is_ok());
 }

@@ -10,6 +10,7 @@ mod fs;
 mod harness;
 mod hostile;
 mod jobs;
+mod net;
 mod programs;
 mod share;
 mod shell;
@@ -69,6 +70,10 @@ const TESTS: &[(&str, TestFn)] = &[
     ("jobs::pipes_stream_with_backpressure", jobs::pipes_stream_with_backpressure),
     ("jobs::memory_bombs_cannot_starve_the_kernel", jobs::memory_bombs_cannot_starve_the_kernel),
     ("jobs::repeated_programs_do_not_leak", jobs::repeated_programs_do_not_leak),
+    ("net::fetch_files_and_run_one", net::fetch_files_and_run_one),
+    ("net::fetch_failures_are_clear", net::fetch_failures_are_clear),
+    ("net::ctrl_c_stops_a_download", net::ctrl_c_stops_a_download),
+    ("net::without_a_card", net::without_a_card),
     ("share::round_trip", share::share_round_trip),
     ("share::wasm_tools_and_sandbox", share::share_wasm_tools_and_sandbox),
     ("share::read_only_and_vanishing", share::share_read_only_and_vanishing),
