@@ -163,17 +163,21 @@ pub fn with<R>(f: impl FnOnce(&mut Net) -> R) -> Option<R> {
 /// The card's interrupt: quiet the card, wake whoever waits for the network.
 fn on_interrupt() {
     INTERRUPTS.fetch_add(1, Ordering::Relaxed);
-    match NET.try_lock() {
-        Some(mut guard) => {
-            if let Some(n) = guard.as_mut() {
+    let quieted = match NET.try_lock() {
+        Some(mut guard) => match guard.as_mut() {
+            Some(n) => {
                 n.nic.card.borrow_mut().ack_interrupt();
+                true
             }
-        }
-        None => {
-            // The stack is in use: mask the line until its holder polls (and acknowledges).
-            IRQ_MASKED.store(true, Ordering::Release);
-            crate::cpu::set_device_irq_masked(true);
-        }
+            None => false,
+        },
+        None => false,
+    };
+    if !quieted {
+        // The stack is in use (or not set up yet): mask the line until the next poll
+        // acknowledges the card, or a level-triggered line would interrupt forever.
+        IRQ_MASKED.store(true, Ordering::Release);
+        crate::cpu::set_device_irq_masked(true);
     }
     task::wake_waiters(task::EVENT_NET);
 }
@@ -195,8 +199,8 @@ pub fn init(transport: SomeTransport<'static>, place: String, irq: Option<IrqSou
     let mut stack = Stack::new(&mut nic, Some(mac), now_ms(), u64::from_le_bytes(seed));
     stack.add_host("host", HOST_ADDR);
     stack.start_dhcp();
+    // The stack is in place before the first interrupt can come.
     let routed = irq.filter(|&src| crate::cpu::route_device_irq(src, on_interrupt));
-    nic.card.borrow_mut().enable_interrupts();
     log::info!(
         "network: virtio-net {} ({place}), {}",
         mac.iter().map(|b| alloc::format!("{b:02x}")).collect::<Vec<_>>().join(":"),
@@ -206,6 +210,7 @@ pub fn init(transport: SomeTransport<'static>, place: String, irq: Option<IrqSou
             None => String::from("no usable interrupt: polled every tick"),
         }
     );
+    nic.card.borrow_mut().enable_interrupts();
     *NET.lock() = Some(Net { stack, nic, place, irq: routed });
 }
 

@@ -444,3 +444,141 @@ pub fn fetch(shell: &Shell, args: &[&str], io: &mut Io<'_>) -> i32 {
         }
     }
 }
+
+/// A WASI program's sockets over the kernel's stack: listeners given with `--tcplisten` and
+/// the connections they accept, under handles of the program's own.
+#[derive(Default)]
+pub struct WasiSockets {
+    listeners: alloc::collections::BTreeMap<u64, keel_net::Listener>,
+    socks: alloc::collections::BTreeMap<u64, Sock>,
+    next: u64,
+}
+
+/// WASI's errno for a network error.
+fn errno_of(e: NetError) -> keel_wasi::Errno {
+    use keel_wasi::errno;
+    match e {
+        NetError::NoRoute => 23,  // HOSTUNREACH
+        NetError::Refused => 14,  // CONNREFUSED
+        NetError::TimedOut => 73, // TIMEDOUT
+        NetError::Reset => 15,    // CONNRESET
+        NetError::Closed => errno::PIPE,
+        NetError::InvalidAddress => 4, // ADDRNOTAVAIL
+        NetError::AddressInUse => 3,   // ADDRINUSE
+        NetError::NameNotFound => errno::INVAL,
+        NetError::BadHandle => errno::BADF,
+    }
+}
+
+impl WasiSockets {
+    /// Opens a listening port: `ADDR` must be an address of Keel's (0.0.0.0 for any).
+    pub fn listen(&mut self, addr: &str, port: u16) -> Result<u64, String> {
+        let a: Ipv4Addr = addr.parse().map_err(|_| format!("'{addr}' is not an IPv4 address"))?;
+        let own = net::with(|n| n.stack.config().address.map(|(a, _)| a)).ok_or(String::from(NO_CARD))?;
+        if !a.is_unspecified() && Some(a) != own {
+            return Err(format!("{a} is not an address of Keel's (use 0.0.0.0)"));
+        }
+        let l = net::with(|n| n.stack.listen(port, 32)).ok_or(String::from(NO_CARD))?.map_err(|e| e.to_string())?;
+        self.next += 1;
+        self.listeners.insert(self.next, l);
+        Ok(self.next)
+    }
+}
+
+impl keel_wasi::Sockets for WasiSockets {
+    fn accept(&mut self, listener: u64) -> Result<Option<u64>, keel_wasi::Errno> {
+        let l = *self.listeners.get(&listener).ok_or(keel_wasi::errno::BADF)?;
+        let got = net::with(|n| {
+            n.poll();
+            n.stack.accept(l)
+        })
+        .ok_or(keel_wasi::errno::NOTSOCK)?
+        .map_err(errno_of)?;
+        Ok(got.map(|s| {
+            self.next += 1;
+            self.socks.insert(self.next, s);
+            self.next
+        }))
+    }
+
+    fn recv(&mut self, sock: u64, buf: &mut [u8]) -> Result<Option<usize>, keel_wasi::Errno> {
+        let s = *self.socks.get(&sock).ok_or(keel_wasi::errno::BADF)?;
+        net::with(|n| {
+            n.poll();
+            n.stack.recv(s, buf)
+        })
+        .ok_or(keel_wasi::errno::NOTSOCK)?
+        .map_err(errno_of)
+    }
+
+    fn send(&mut self, sock: u64, data: &[u8]) -> Result<usize, keel_wasi::Errno> {
+        let s = *self.socks.get(&sock).ok_or(keel_wasi::errno::BADF)?;
+        net::with(|n| {
+            let r = n.stack.send(s, data);
+            n.poll();
+            r
+        })
+        .ok_or(keel_wasi::errno::NOTSOCK)?
+        .map_err(errno_of)
+    }
+
+    fn shutdown_write(&mut self, sock: u64) -> Result<(), keel_wasi::Errno> {
+        let s = *self.socks.get(&sock).ok_or(keel_wasi::errno::BADF)?;
+        net::with(|n| {
+            let r = n.stack.shutdown_write(s);
+            n.poll();
+            r
+        })
+        .ok_or(keel_wasi::errno::NOTSOCK)?
+        .map_err(errno_of)
+    }
+
+    fn close(&mut self, sock: u64) {
+        if let Some(s) = self.socks.remove(&sock) {
+            net::with(|n| {
+                n.stack.close(s);
+                n.poll();
+            });
+        }
+    }
+
+    fn close_listener(&mut self, listener: u64) {
+        if let Some(l) = self.listeners.remove(&listener) {
+            net::with(|n| n.stack.unlisten(l));
+        }
+    }
+
+    fn ready(&mut self, handle: u64, listener: bool, write: bool) -> bool {
+        let r = net::with(|n| {
+            n.poll();
+            if listener {
+                self.listeners.get(&handle).is_none_or(|l| n.stack.acceptable(*l))
+            } else {
+                match self.socks.get(&handle) {
+                    Some(s) if write => n.stack.writable(*s),
+                    Some(s) => n.stack.readable(*s),
+                    None => true,
+                }
+            }
+        });
+        r.unwrap_or(true)
+    }
+}
+
+impl Drop for WasiSockets {
+    fn drop(&mut self) {
+        let socks: Vec<Sock> = core::mem::take(&mut self.socks).into_values().collect();
+        let listeners: Vec<keel_net::Listener> = core::mem::take(&mut self.listeners).into_values().collect();
+        if socks.is_empty() && listeners.is_empty() {
+            return;
+        }
+        net::with(|n| {
+            for s in socks {
+                n.stack.close(s);
+            }
+            for l in listeners {
+                n.stack.unlisten(l);
+            }
+        });
+    }
+}

@@ -101,6 +101,18 @@ impl runner::Host for RunHost<'_, '_> {
         Ok(())
     }
 
+    fn wait_network(&mut self, deadline: Option<u64>) -> Result<(), Interrupted> {
+        // Woken by the network card (or input: Ctrl-C), at the deadline, or after 100 ms to
+        // look at Ctrl-C and the stack's timers again.
+        let now = time::uptime_ns();
+        let end = self.cap(deadline).map_or(now + 100_000_000, |d| d.min(now + 100_000_000));
+        crate::task::sleep_for(crate::task::EVENT_NET | crate::task::EVENT_INPUT, end);
+        if self.io.interrupted() || self.timed_out() {
+            return Err(Interrupted);
+        }
+        Ok(())
+    }
+
     fn stats(&mut self, memory: usize, _fuel: u64) {
         crate::task::set_mem(memory as u64);
     }
@@ -280,14 +292,26 @@ fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> 
     let mut args = alloc::vec![argv0];
     args.extend(a.args.iter().cloned());
     let tty = [matches!(io.stdin, Source::Terminal), io.stdout_is_terminal(), true];
-    let config = Config { args, env, preopens, max_fds: 1024, tty };
-    let wasi = match WasiCtx::new(vfs, Box::new(KernelSystem), config) {
+    let mut sockets = crate::netcmd::WasiSockets::default();
+    let mut listeners = Vec::new();
+    for (addr, port) in &a.listen {
+        match sockets.listen(addr, *port) {
+            Ok(id) => listeners.push(id),
+            Err(e) => {
+                io.eprint(format_args!("wasm: --tcplisten {addr}:{port}: {e}\n"));
+                return 2;
+            }
+        }
+    }
+    let config = Config { args, env, preopens, max_fds: 1024, tty, listeners };
+    let mut wasi = match WasiCtx::new(vfs, Box::new(KernelSystem), config) {
         Ok(w) => w,
         Err((path, e)) => {
             io.eprint(format_args!("wasm: {path}: {e}\n"));
             return 2;
         }
     };
+    wasi.set_sockets(Box::new(sockets));
     let max_memory = a.max_memory.unwrap_or_else(default_memory_limit);
     let limits = Limits { max_memory, available: Some(memory::available_for_guests), ..Limits::default() };
     let mut process = match Process::new(&program, wasi, limits) {

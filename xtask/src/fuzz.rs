@@ -111,6 +111,7 @@ fn run_module(bytes: &[u8]) -> Result<(), String> {
         preopens: vec![Preopen { guest: ".".into(), host: "/sandbox".into() }],
         max_fds: 64,
         tty: [false, false, false],
+        listeners: vec![],
     };
     let wasi = WasiCtx::new(vfs, Box::new(FakeSys), config).map_err(|e| format!("{e:?}"))?;
     let limits = Limits { max_memory: 16 << 20, fuel_slice: 50_000, ..Limits::default() };
@@ -171,6 +172,7 @@ fn wasi_calls(rng: &mut Rng) -> Result<(), String> {
         preopens: vec![Preopen { guest: ".".into(), host: "/sandbox".into() }],
         max_fds: 16,
         tty: [false, false, false],
+        listeners: vec![],
     };
     let mut w = WasiCtx::new(vfs, Box::new(FakeSys), config).map_err(|e| format!("{e:?}"))?;
     let mut mem = rng.bytes(65536);
@@ -235,9 +237,9 @@ fn wasi_calls(rng: &mut Rng) -> Result<(), String> {
             39 => w.proc_raise(a[0]),
             40 => w.sched_yield(),
             41 => w.random_get(m, a[0], a[1] % 4096),
-            42 => w.sock_accept(a[0], a[1] as u16, a[2]),
-            43 => w.sock_recv(a[0], a[1], a[2], a[3] as u16, a[4], a[5]),
-            44 => w.sock_send(a[0], a[1], a[2], a[3] as u16, a[4]),
+            42 => w.sock_accept(m, a[0], a[1] as u16, a[2]),
+            43 => w.sock_recv(m, a[0], a[1], a[2], a[3] as u16, a[4], a[5]),
+            44 => w.sock_send(m, a[0], a[1], a[2], a[3] as u16, a[4]),
             _ => w.sock_shutdown(a[0], a[1] as u8),
         };
         if r.is_err() && w.pending().is_some() {

@@ -89,7 +89,8 @@ fn display(p: &Path) -> String {
 }
 
 fn main() {
-    let mut o = Opts { ignore_case: false, invert: false, numbers: false, count: false, recursive: false, quiet: false };
+    let mut o =
+        Opts { ignore_case: false, invert: false, numbers: false, count: false, recursive: false, quiet: false };
     let mut rest = Vec::new();
     let mut operands_only = false;
     for a in std::env::args().skip(1) {

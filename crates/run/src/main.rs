@@ -94,6 +94,7 @@ fn main() {
         preopens: vec![Preopen { guest: ".".into(), host: "/".into() }],
         max_fds: 1024,
         tty: [false, false, false],
+        listeners: Vec::new(),
     };
     let wasi = match WasiCtx::new(vfs, Box::new(HostSystem(start)), config) {
         Ok(w) => w,

@@ -22,6 +22,26 @@ pub trait System: Send {
     fn random(&mut self, buf: &mut [u8]);
 }
 
+/// TCP sockets, as the host's network stack provides them (handles are the host's). Every
+/// operation returns at once: None or 0 when it would have to wait.
+pub trait Sockets: Send {
+    /// A connection that arrived on a listener.
+    fn accept(&mut self, listener: u64) -> Result<Option<u64>, Errno>;
+    /// Received bytes; Some(0) at the end of the stream.
+    fn recv(&mut self, sock: u64, buf: &mut [u8]) -> Result<Option<usize>, Errno>;
+    /// Bytes taken for sending (0: the buffer is full).
+    fn send(&mut self, sock: u64, data: &[u8]) -> Result<usize, Errno>;
+    /// Ends the sending direction (the peer sees the end of the stream).
+    fn shutdown_write(&mut self, sock: u64) -> Result<(), Errno>;
+    /// Closes a connection.
+    fn close(&mut self, sock: u64);
+    /// Stops listening.
+    fn close_listener(&mut self, listener: u64);
+    /// Whether an operation would proceed now: accept on a listener, or recv (`write` false) /
+    /// send (`write` true) on a connection.
+    fn ready(&mut self, handle: u64, listener: bool, write: bool) -> bool;
+}
+
 /// A directory given to the guest.
 #[derive(Clone, Debug)]
 pub struct Preopen {
@@ -41,6 +61,9 @@ pub struct Config {
     pub max_fds: usize,
     /// Whether stdin, stdout and stderr are a terminal (else a pipe or file).
     pub tty: [bool; 3],
+    /// Listening sockets given to the guest (`--tcplisten`), numbered after the preopened
+    /// directories; they need [`WasiCtx::set_sockets`].
+    pub listeners: Vec<u64>,
 }
 
 /// Why a function did not return an errno.
@@ -67,6 +90,16 @@ pub enum SubKind {
     Fd { fd: u32, read: bool, ready: Option<(Errno, u64, u16)> },
     /// Reading stdin (ready once input or end of input is there).
     Stdin,
+    /// Socket readiness (asked of the network each time).
+    Sock { fd: u32, read: bool, handle: u64, listener: bool },
+}
+
+/// A socket operation waiting for the network.
+#[derive(Clone, Debug)]
+pub enum SockOp {
+    Accept { flags: u16, out: u32 },
+    Recv { iovs: Vec<IoVec>, nread_ptr: u32, flags_ptr: Option<u32> },
+    Send { iovs: Vec<IoVec>, nwritten_ptr: u32 },
 }
 
 /// What a suspended guest is waiting for.
@@ -74,8 +107,18 @@ pub enum SubKind {
 pub enum Pending {
     /// `fd_read` on stdin with nothing buffered: the runner must supply input (or end of input).
     StdinRead { iovs: Vec<IoVec>, nread_ptr: u32 },
-    /// `poll_oneoff` with nothing ready: wait until `deadline` or until stdin has input.
-    Poll { subs: Vec<Subscription>, out: u32, nevents_ptr: u32, deadline: Option<u64>, wants_stdin: bool },
+    /// `poll_oneoff` with nothing ready: wait until `deadline` or until stdin has input (or,
+    /// with `wants_net`, a socket is ready).
+    Poll {
+        subs: Vec<Subscription>,
+        out: u32,
+        nevents_ptr: u32,
+        deadline: Option<u64>,
+        wants_stdin: bool,
+        wants_net: bool,
+    },
+    /// A blocking socket operation: wait for the network.
+    Sock { handle: u64, listener: bool, write: bool, op: SockOp },
     /// Output must be flushed; then the call returns `result`.
     Flush { result: Errno },
     /// `sched_yield`: let others run.
@@ -88,6 +131,8 @@ enum Kind {
     Stderr,
     File(Handle),
     Dir(Handle),
+    Listener(u64),
+    Socket(u64),
 }
 
 struct Fd {
@@ -178,6 +223,22 @@ pub struct WasiCtx {
     out_bytes: usize,
     pending: Option<Pending>,
     tty: [bool; 3],
+    sockets: Option<Box<dyn Sockets>>,
+}
+
+impl Drop for WasiCtx {
+    /// A program that ends (or is killed) leaves no socket open.
+    fn drop(&mut self) {
+        if let Some(s) = self.sockets.as_mut() {
+            for f in self.fds.iter().flatten() {
+                match f.kind {
+                    Kind::Socket(h) => s.close(h),
+                    Kind::Listener(h) => s.close_listener(h),
+                    _ => {}
+                }
+            }
+        }
+    }
 }
 
 impl WasiCtx {
@@ -218,6 +279,17 @@ impl WasiCtx {
                 preopen: Some(p.guest.clone()),
             }));
         }
+        // After the directories: wasi-libc scans fds from 3 with fd_prestat_get and stops at the
+        // first that is not a directory.
+        for &l in &config.listeners {
+            fds.push(Some(Fd {
+                kind: Kind::Listener(l),
+                base: rights::LISTENER,
+                inheriting: rights::SOCKET,
+                flags: 0,
+                preopen: None,
+            }));
+        }
         let start_ns = sys.monotonic_ns();
         Ok(WasiCtx {
             vfs,
@@ -242,7 +314,13 @@ impl WasiCtx {
             out_bytes: 0,
             pending: None,
             tty: config.tty,
+            sockets: None,
         })
+    }
+
+    /// Gives the program the host's sockets (its listeners and what they accept).
+    pub fn set_sockets(&mut self, sockets: Box<dyn Sockets>) {
+        self.sockets = Some(sockets);
     }
 
     // ---- for the runner ----
@@ -279,15 +357,38 @@ impl WasiCtx {
     }
 
     /// Whether a suspended call can complete now (`now` = monotonic ns).
-    pub fn ready(&self, now: u64) -> bool {
+    pub fn ready(&mut self, now: u64) -> bool {
         match &self.pending {
             None => true,
             Some(Pending::StdinRead { .. }) => self.stdin_ready(),
-            Some(Pending::Poll { deadline, wants_stdin, .. }) => {
-                deadline.is_some_and(|d| now >= d) || (*wants_stdin && self.stdin_ready())
+            Some(Pending::Poll { deadline, wants_stdin, subs, .. }) => {
+                if deadline.is_some_and(|d| now >= d) || (*wants_stdin && self.stdin_ready()) {
+                    return true;
+                }
+                let socks: Vec<(u64, bool, bool)> = subs
+                    .iter()
+                    .filter_map(|s| match s.kind {
+                        SubKind::Sock { handle, listener, read, .. } => Some((handle, listener, !read)),
+                        _ => None,
+                    })
+                    .collect();
+                match self.sockets.as_mut() {
+                    Some(net) => socks.into_iter().any(|(h, l, w)| net.ready(h, l, w)),
+                    None => false,
+                }
+            }
+            Some(Pending::Sock { handle, listener, write, .. }) => {
+                let (h, l, w) = (*handle, *listener, *write);
+                self.sockets.as_mut().is_none_or(|n| n.ready(h, l, w))
             }
             Some(Pending::Flush { .. }) | Some(Pending::Yield) => true,
         }
+    }
+
+    /// True when the suspended call waits for the network (the runner then sleeps until the
+    /// network or a deadline wakes it).
+    pub fn waits_for_network(&self) -> bool {
+        matches!(self.pending, Some(Pending::Sock { .. }) | Some(Pending::Poll { wants_net: true, .. }))
     }
 
     /// Finishes the suspended call (once [`WasiCtx::ready`]); returns its errno for the guest.
@@ -306,13 +407,98 @@ impl WasiCtx {
                     Err(e) => e,
                 }
             }
-            Some(Pending::Poll { subs, out, nevents_ptr, .. }) => {
+            Some(Pending::Poll { mut subs, out, nevents_ptr, .. }) => {
                 let now = self.sys.monotonic_ns();
+                self.sock_readiness(&mut subs);
                 match self.write_events(&mut mem, &subs, out, nevents_ptr, now) {
                     Ok(_) => errno::SUCCESS,
                     Err(e) => e,
                 }
             }
+            Some(Pending::Sock { handle, op, .. }) => match self.sock_op(&mut mem, handle, &op) {
+                Ok(Some(e)) => e,
+                Ok(None) => errno::AGAIN,
+                Err(e) => e,
+            },
+        }
+    }
+
+    /// Runs a socket operation: Ok(None) when it would have to wait.
+    fn sock_op(&mut self, m: &mut Mem<'_>, handle: u64, op: &SockOp) -> Result<Option<Errno>, Errno> {
+        let net = self.sockets.as_mut().ok_or(errno::NOTSOCK)?;
+        match op {
+            SockOp::Accept { flags, out } => {
+                let Some(conn) = net.accept(handle)? else { return Ok(None) };
+                let fd =
+                    Fd { kind: Kind::Socket(conn), base: rights::SOCKET, inheriting: 0, flags: *flags, preopen: None };
+                match self.insert(fd) {
+                    Ok(n) => {
+                        m.put_u32(*out, n)?;
+                        Ok(Some(errno::SUCCESS))
+                    }
+                    Err(e) => {
+                        if let Some(net) = self.sockets.as_mut() {
+                            net.close(conn);
+                        }
+                        Err(e)
+                    }
+                }
+            }
+            SockOp::Recv { iovs, nread_ptr, flags_ptr } => {
+                let want: usize = iovs.iter().map(|i| i.len as usize).sum::<usize>().min(256 * 1024);
+                let mut buf = alloc::vec![0u8; want];
+                let got = if want == 0 { Some(0) } else { net.recv(handle, &mut buf)? };
+                let Some(n) = got else { return Ok(None) };
+                let mut done = 0usize;
+                for iov in iovs {
+                    if done == n {
+                        break;
+                    }
+                    let take = (iov.len as usize).min(n - done);
+                    m.write(iov.ptr, &buf[done..done + take])?;
+                    done += take;
+                }
+                m.put_u32(*nread_ptr, n as u32)?;
+                if let Some(p) = flags_ptr {
+                    m.write(*p, &0u16.to_le_bytes())?;
+                }
+                Ok(Some(errno::SUCCESS))
+            }
+            SockOp::Send { iovs, nwritten_ptr } => {
+                let mut data = Vec::new();
+                for iov in iovs {
+                    data.extend_from_slice(m.slice(iov.ptr, iov.len)?);
+                    if data.len() >= 256 * 1024 {
+                        break;
+                    }
+                }
+                let n = if data.is_empty() { 0 } else { net.send(handle, &data)? };
+                if n == 0 && !data.is_empty() {
+                    return Ok(None);
+                }
+                m.put_u32(*nwritten_ptr, n as u32)?;
+                Ok(Some(errno::SUCCESS))
+            }
+        }
+    }
+
+    /// Runs `op` on socket `fd` now, or suspends until the network lets it proceed (or
+    /// answers EAGAIN for a non-blocking descriptor).
+    fn sock_now(&mut self, mem: &mut [u8], fd: u32, op: SockOp) -> R {
+        let f = tri!(self.fd(fd));
+        let (handle, listener) = match (&f.kind, &op) {
+            (Kind::Listener(h), SockOp::Accept { .. }) => (*h, true),
+            (Kind::Socket(h), SockOp::Recv { .. } | SockOp::Send { .. }) => (*h, false),
+            (Kind::Listener(_), _) => return Ok(errno::NOTCONN),
+            (Kind::Socket(_), _) => return Ok(errno::INVAL),
+            _ => return Ok(errno::NOTSOCK),
+        };
+        let nonblocking = f.flags & fdflags::NONBLOCK != 0;
+        let write = matches!(op, SockOp::Send { .. });
+        match tri!(self.sock_op(&mut Mem(mem), handle, &op)) {
+            Some(e) => Ok(e),
+            None if nonblocking => Ok(errno::AGAIN),
+            None => self.suspend(Pending::Sock { handle, listener, write, op }),
         }
     }
 
@@ -536,8 +722,13 @@ impl WasiCtx {
 
     pub fn fd_close(&mut self, fd: u32) -> R {
         let slot = tri!(self.fds.get_mut(fd as usize).ok_or(errno::BADF));
-        if slot.take().is_none() {
-            return Ok(errno::BADF);
+        let Some(f) = slot.take() else { return Ok(errno::BADF) };
+        if let Some(net) = self.sockets.as_mut() {
+            match f.kind {
+                Kind::Socket(h) => net.close(h),
+                Kind::Listener(h) => net.close_listener(h),
+                _ => {}
+            }
         }
         Ok(errno::SUCCESS)
     }
@@ -570,6 +761,7 @@ impl WasiCtx {
             Kind::Stderr => stdio(2),
             Kind::File(h) => h.stat().map(|s| filetype(s.kind)).unwrap_or(filetype::UNKNOWN),
             Kind::Dir(_) => filetype::DIRECTORY,
+            Kind::Socket(_) | Kind::Listener(_) => filetype::SOCKET_STREAM,
         };
         let mut b = [0u8; 24];
         b[0] = ft;
@@ -736,6 +928,10 @@ impl WasiCtx {
             }
             Kind::Dir(_) => return Ok(errno::ISDIR),
             Kind::Stdout | Kind::Stderr => return Ok(errno::BADF),
+            Kind::Socket(_) => {
+                return self.sock_now(mem, fd, SockOp::Recv { iovs, nread_ptr: nread, flags_ptr: None });
+            }
+            Kind::Listener(_) => return Ok(errno::NOTCONN),
         };
         tri!(m.put_u32(nread, total));
         Ok(errno::SUCCESS)
@@ -776,6 +972,8 @@ impl WasiCtx {
             }
             Kind::Dir(_) => return Ok(errno::ISDIR),
             Kind::Stdin => return Ok(errno::BADF),
+            Kind::Socket(_) => return self.sock_now(mem, fd, SockOp::Send { iovs, nwritten_ptr: nwritten }),
+            Kind::Listener(_) => return Ok(errno::NOTCONN),
         }
         tri!(m.put_u32(nwritten, total));
         if flush {
@@ -1099,6 +1297,7 @@ impl WasiCtx {
         let mut subs = Vec::new();
         let mut deadline: Option<u64> = None;
         let mut wants_stdin = false;
+        let mut wants_net = false;
         for i in 0..nsubs {
             let s = subs_ptr + i * 48;
             let userdata = tri!(m.u64(s));
@@ -1144,6 +1343,14 @@ impl WasiCtx {
                             (Kind::Stdout | Kind::Stderr | Kind::File(_), false) => {
                                 SubKind::Fd { fd, read, ready: Some((0, 0, 0)) }
                             }
+                            (Kind::Socket(h), _) => {
+                                wants_net = true;
+                                SubKind::Sock { fd, read, handle: *h, listener: false }
+                            }
+                            (Kind::Listener(h), true) => {
+                                wants_net = true;
+                                SubKind::Sock { fd, read, handle: *h, listener: true }
+                            }
                             _ => SubKind::Fd { fd, read, ready: Some((errno::BADF, 0, 0)) },
                         },
                     }
@@ -1152,16 +1359,30 @@ impl WasiCtx {
             };
             subs.push(Subscription { userdata, kind });
         }
+        self.sock_readiness(&mut subs);
         let any_ready = subs.iter().any(|s| match &s.kind {
             SubKind::Clock { deadline } => now >= *deadline,
             SubKind::Fd { ready, .. } => ready.is_some(),
             SubKind::Stdin => self.stdin_ready(),
+            SubKind::Sock { .. } => false,
         });
         if !any_ready {
-            return self.suspend(Pending::Poll { subs, out, nevents_ptr: nevents, deadline, wants_stdin });
+            return self.suspend(Pending::Poll { subs, out, nevents_ptr: nevents, deadline, wants_stdin, wants_net });
         }
         tri!(self.write_events(&mut m, &subs, out, nevents, now));
         Ok(errno::SUCCESS)
+    }
+
+    /// Turns socket subscriptions that are ready into answered ones.
+    fn sock_readiness(&mut self, subs: &mut [Subscription]) {
+        let Some(net) = self.sockets.as_mut() else { return };
+        for s in subs.iter_mut() {
+            if let SubKind::Sock { fd, read, handle, listener } = s.kind {
+                if net.ready(handle, listener, !read) {
+                    s.kind = SubKind::Fd { fd, read, ready: Some((0, 0, 0)) };
+                }
+            }
+        }
     }
 
     fn write_events(
@@ -1186,6 +1407,7 @@ impl WasiCtx {
                     (eventtype::FD_READ, 0, self.stdin.len() as u64, hup)
                 }
                 SubKind::Stdin => continue,
+                SubKind::Sock { .. } => continue,
             };
             let e = out + n * 32;
             let mut b = [0u8; 32];
@@ -1201,26 +1423,75 @@ impl WasiCtx {
         Ok(n)
     }
 
-    // ---- sockets: none yet ----
+    // ---- sockets ----
 
-    fn not_a_socket(&self, fd: u32) -> R {
-        tri!(self.fd(fd));
-        Ok(errno::NOTSOCK)
+    pub fn sock_accept(&mut self, mem: &mut [u8], fd: u32, flags: u16, out: u32) -> R {
+        tri!(Mem(mem).slice(out, 4));
+        if flags & !fdflags::NONBLOCK != 0 {
+            return Ok(errno::INVAL);
+        }
+        let f = tri!(self.fd(fd));
+        match f.kind {
+            Kind::Listener(_) => tri!(f.need(rights::SOCK_ACCEPT)),
+            Kind::Socket(_) => return Ok(errno::INVAL),
+            _ => return Ok(errno::NOTSOCK),
+        }
+        self.sock_now(mem, fd, SockOp::Accept { flags, out })
     }
 
-    pub fn sock_accept(&mut self, fd: u32, _flags: u16, _out: u32) -> R {
-        self.not_a_socket(fd)
+    #[allow(clippy::too_many_arguments)]
+    pub fn sock_recv(
+        &mut self,
+        mem: &mut [u8],
+        fd: u32,
+        ri: u32,
+        ri_len: u32,
+        flags: u16,
+        ro_len: u32,
+        ro_flags: u32,
+    ) -> R {
+        let m = Mem(mem);
+        let iovs = tri!(m.iovecs(ri, ri_len));
+        tri!(m.slice(ro_len, 4));
+        tri!(m.slice(ro_flags, 2));
+        let f = tri!(self.fd(fd));
+        if !matches!(f.kind, Kind::Socket(_) | Kind::Listener(_)) {
+            return Ok(errno::NOTSOCK);
+        }
+        // RECV_PEEK and RECV_WAITALL are not supported.
+        if flags != 0 {
+            return Ok(errno::NOTSUP);
+        }
+        tri!(f.need(rights::FD_READ));
+        self.sock_now(mem, fd, SockOp::Recv { iovs, nread_ptr: ro_len, flags_ptr: Some(ro_flags) })
     }
 
-    pub fn sock_recv(&mut self, fd: u32, _ri: u32, _ri_len: u32, _flags: u16, _ro_len: u32, _ro_flags: u32) -> R {
-        self.not_a_socket(fd)
+    pub fn sock_send(&mut self, mem: &mut [u8], fd: u32, si: u32, si_len: u32, _flags: u16, so_len: u32) -> R {
+        let m = Mem(mem);
+        let iovs = tri!(m.iovecs(si, si_len));
+        tri!(m.slice(so_len, 4));
+        let f = tri!(self.fd(fd));
+        if !matches!(f.kind, Kind::Socket(_) | Kind::Listener(_)) {
+            return Ok(errno::NOTSOCK);
+        }
+        tri!(f.need(rights::FD_WRITE));
+        self.sock_now(mem, fd, SockOp::Send { iovs, nwritten_ptr: so_len })
     }
 
-    pub fn sock_send(&mut self, fd: u32, _si: u32, _si_len: u32, _flags: u16, _so_len: u32) -> R {
-        self.not_a_socket(fd)
-    }
-
-    pub fn sock_shutdown(&mut self, fd: u32, _how: u8) -> R {
-        self.not_a_socket(fd)
+    pub fn sock_shutdown(&mut self, fd: u32, how: u8) -> R {
+        let f = tri!(self.fd(fd));
+        let Kind::Socket(h) = f.kind else {
+            return Ok(if matches!(f.kind, Kind::Listener(_)) { errno::NOTCONN } else { errno::NOTSOCK });
+        };
+        // SDFLAGS_RD = 1, SDFLAGS_WR = 2.
+        if how == 0 || how & !3 != 0 {
+            return Ok(errno::INVAL);
+        }
+        tri!(f.need(rights::SOCK_SHUTDOWN));
+        if how & 2 != 0 {
+            let Some(net) = self.sockets.as_mut() else { return Ok(errno::NOTSOCK) };
+            tri!(net.shutdown_write(h));
+        }
+        Ok(errno::SUCCESS)
     }
 }

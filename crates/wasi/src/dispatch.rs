@@ -140,15 +140,15 @@ pub fn call(w: &mut WasiCtx, mem: &mut [u8], name: &str, a: &[u64]) -> Result<Re
         "sched_yield" => w.sched_yield(),
         "random_get" => w.random_get(mem, u(0), u(1)),
         "sock_accept" => match narrow(a[1]) {
-            Ok(fl) => w.sock_accept(u(0), fl, u(2)),
+            Ok(fl) => w.sock_accept(mem, u(0), fl, u(2)),
             Err(e) => Ok(e),
         },
         "sock_recv" => match narrow(a[3]) {
-            Ok(fl) => w.sock_recv(u(0), u(1), u(2), fl, u(4), u(5)),
+            Ok(fl) => w.sock_recv(mem, u(0), u(1), u(2), fl, u(4), u(5)),
             Err(e) => Ok(e),
         },
         "sock_send" => match narrow(a[3]) {
-            Ok(fl) => w.sock_send(u(0), u(1), u(2), fl, u(4)),
+            Ok(fl) => w.sock_send(mem, u(0), u(1), u(2), fl, u(4)),
             Err(e) => Ok(e),
         },
         "sock_shutdown" => match narrow(a[1]) {

@@ -19,7 +19,7 @@ pub mod mem;
 pub mod types;
 pub use ctx::vfs_errno;
 
-pub use ctx::{Abort, Config, Pending, Preopen, System, WasiCtx, OUTPUT_FLUSH_AT};
+pub use ctx::{Abort, Config, Pending, Preopen, SockOp, Sockets, System, WasiCtx, OUTPUT_FLUSH_AT};
 pub use types::{errno, Errno, FUNCTIONS};
 
 /// A guest's WASI state may move with it to another task, or live in an engine's store that

@@ -28,6 +28,7 @@ pub mod errno {
     pub const NOMEM: Errno = 48;
     pub const NOSPC: Errno = 51;
     pub const NOSYS: Errno = 52;
+    pub const NOTCONN: Errno = 53;
     pub const NOTDIR: Errno = 54;
     pub const NOTEMPTY: Errno = 55;
     pub const NOTSOCK: Errno = 57;
@@ -47,6 +48,7 @@ pub mod filetype {
     pub const CHARACTER_DEVICE: u8 = 2;
     pub const DIRECTORY: u8 = 3;
     pub const REGULAR_FILE: u8 = 4;
+    pub const SOCKET_STREAM: u8 = 6;
     pub const SYMBOLIC_LINK: u8 = 7;
 }
 
@@ -167,6 +169,10 @@ pub mod rights {
         | POLL_FD_READWRITE;
     /// What a terminal stream can do.
     pub const TTY: u64 = FD_READ | FD_WRITE | FD_FDSTAT_SET_FLAGS | FD_FILESTAT_GET | POLL_FD_READWRITE;
+    /// A connected TCP socket.
+    pub const SOCKET: u64 = FD_READ | FD_WRITE | FD_FDSTAT_SET_FLAGS | POLL_FD_READWRITE | SOCK_SHUTDOWN;
+    /// A listening TCP socket.
+    pub const LISTENER: u64 = FD_READ | FD_FDSTAT_SET_FLAGS | POLL_FD_READWRITE | SOCK_ACCEPT;
 }
 
 /// The names of all 46 functions of `wasi_snapshot_preview1`.

@@ -46,6 +46,7 @@ impl W {
             preopens: vec![Preopen { guest: "/sandbox".into(), host: "/sandbox".into() }],
             max_fds: 16,
             tty: [true, true, true],
+            listeners: vec![],
         };
         W { ctx: WasiCtx::new(vfs, Box::new(Sys), config).unwrap(), mem: vec![0; 65536], vfs }
     }
@@ -487,13 +488,13 @@ fn poll_oneoff_clocks_and_fds() {
 }
 
 #[test]
-fn sockets_are_not_there_yet() {
+fn files_are_not_sockets() {
     let mut w = W::new();
-    assert_eq!(ok(w.ctx.sock_accept(PRE, 0, 0)), NOTSOCK);
-    assert_eq!(ok(w.ctx.sock_recv(1, 0, 0, 0, 0, 0)), NOTSOCK);
-    assert_eq!(ok(w.ctx.sock_send(1, 0, 0, 0, 0)), NOTSOCK);
+    assert_eq!(ok(w.ctx.sock_accept(&mut w.mem, PRE, 0, 0)), NOTSOCK);
+    assert_eq!(ok(w.ctx.sock_recv(&mut w.mem, 1, 0, 0, 0, 0, 0)), NOTSOCK);
+    assert_eq!(ok(w.ctx.sock_send(&mut w.mem, 1, 0, 0, 0, 0)), NOTSOCK);
     assert_eq!(ok(w.ctx.sock_shutdown(2, 0)), NOTSOCK);
-    assert_eq!(ok(w.ctx.sock_accept(99, 0, 0)), BADF);
+    assert_eq!(ok(w.ctx.sock_accept(&mut w.mem, 99, 0, 0)), BADF);
     assert_eq!(ok(w.ctx.sock_shutdown(99, 0)), BADF);
 }
 

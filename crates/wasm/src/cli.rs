@@ -55,13 +55,15 @@ pub struct WasmArgs {
     pub timeout_ns: Option<u64>,
     /// `--engine`.
     pub engine: EngineChoice,
+    /// `--tcplisten ADDR:PORT`: listening sockets given to the program (fds 3, 4, ...).
+    pub listen: Vec<(String, u16)>,
     pub file: String,
     pub args: Vec<String>,
 }
 
 /// Usage text.
 pub const USAGE: &str =
-    "usage: wasm [--engine auto|interp|compiled] [--dir HOST[::GUEST]]... [--env NAME=VALUE]... [--fuel N] [--max-memory SIZE] [--timeout SECS] [--argv0 NAME] FILE [ARGS...]";
+    "usage: wasm [--engine auto|interp|compiled] [--dir HOST[::GUEST]]... [--env NAME=VALUE]... [--tcplisten ADDR:PORT]... [--fuel N] [--max-memory SIZE] [--timeout SECS] [--argv0 NAME] FILE [ARGS...]";
 
 /// Parses a size such as `4096`, `64K`, `16M`, `1G` (binary units).
 pub fn parse_size(s: &str) -> Option<usize> {
@@ -143,6 +145,16 @@ impl WasmArgs {
                     a.max_memory = Some(parse_size(&v).ok_or(format!("--max-memory {v}: not a size (e.g. 64M)"))?);
                 }
                 "--argv0" => a.argv0 = Some(value()?),
+                "--tcplisten" => {
+                    let v = value()?;
+                    let (addr, port) = v.rsplit_once(':').ok_or(format!("--tcplisten {v}: expected ADDR:PORT"))?;
+                    let port = port
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|&p| p != 0)
+                        .ok_or(format!("--tcplisten {v}: bad port '{port}'"))?;
+                    a.listen.push((addr.to_string(), port));
+                }
                 "--engine" => a.engine = EngineChoice::parse(&value()?)?,
                 "--timeout" => {
                     let v = value()?;
@@ -189,6 +201,8 @@ mod tests {
             "--argv0",
             "prog",
             "--timeout=1.5",
+            "--tcplisten",
+            "0.0.0.0:8080",
             "--engine=interp",
             "p.wasm",
             "--dir",
@@ -202,6 +216,7 @@ mod tests {
         assert_eq!(a.file, "p.wasm");
         assert_eq!(a.argv0.as_deref(), Some("prog"));
         assert_eq!(a.timeout_ns, Some(1_500_000_000));
+        assert_eq!(a.listen, [("0.0.0.0".to_string(), 8080)]);
         assert_eq!(a.engine, EngineChoice::Interp);
         assert_eq!(WasmArgs::parse(&v(&["--engine", "compiled", "p"])).unwrap().engine, EngineChoice::Compiled);
         assert_eq!(WasmArgs::parse(&v(&["p"])).unwrap().engine, EngineChoice::Auto);
@@ -217,6 +232,8 @@ mod tests {
         assert!(WasmArgs::parse(&v(&["--max-memory", "lots", "x"])).is_err());
         assert!(WasmArgs::parse(&v(&["--timeout", "-1", "x"])).is_err());
         assert!(WasmArgs::parse(&v(&["--timeout", "soon", "x"])).is_err());
+        assert!(WasmArgs::parse(&v(&["--tcplisten", "8080", "x"])).is_err());
+        assert!(WasmArgs::parse(&v(&["--tcplisten", "0.0.0.0:0", "x"])).is_err());
         assert_eq!(
             WasmArgs::parse(&v(&["--engine", "jit", "x"])).unwrap_err(),
             "--engine jit: expected auto, interp or compiled"

@@ -580,19 +580,21 @@ fn link(linker: &mut Linker<Data>) -> Result<(), Error> {
         with(&mut c, |w, mem| w.random_get(mem, b as u32, l as u32))
     })?;
     linker.func_wrap(m, "sock_accept", |mut c: C, fd: i32, fl: i32, out: i32| match u16_arg(fl) {
-        Ok(fl) => with(&mut c, |w, _| w.sock_accept(fd as u32, fl, out as u32)),
+        Ok(fl) => with(&mut c, |w, mem| w.sock_accept(mem, fd as u32, fl, out as u32)),
         Err(e) => Ok(e),
     })?;
     linker.func_wrap(
         m,
         "sock_recv",
         |mut c: C, fd: i32, ri: i32, rl: i32, fl: i32, ol: i32, of: i32| match u16_arg(fl) {
-            Ok(fl) => with(&mut c, |w, _| w.sock_recv(fd as u32, ri as u32, rl as u32, fl, ol as u32, of as u32)),
+            Ok(fl) => {
+                with(&mut c, |w, mem| w.sock_recv(mem, fd as u32, ri as u32, rl as u32, fl, ol as u32, of as u32))
+            }
             Err(e) => Ok(e),
         },
     )?;
     linker.func_wrap(m, "sock_send", |mut c: C, fd: i32, si: i32, sl: i32, fl: i32, ol: i32| match u16_arg(fl) {
-        Ok(fl) => with(&mut c, |w, _| w.sock_send(fd as u32, si as u32, sl as u32, fl, ol as u32)),
+        Ok(fl) => with(&mut c, |w, mem| w.sock_send(mem, fd as u32, si as u32, sl as u32, fl, ol as u32)),
         Err(e) => Ok(e),
     })?;
     linker.func_wrap(m, "sock_shutdown", |mut c: C, fd: i32, how: i32| match u8_arg(how) {

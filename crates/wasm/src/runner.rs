@@ -39,6 +39,12 @@ pub trait Host {
     fn now(&self) -> u64;
     /// A slice ended: a chance to let others run.
     fn yield_now(&mut self) {}
+    /// Waits until the network may have news for a socket (or until `deadline`, monotonic ns),
+    /// or `Err` on Ctrl-C. Without a network event source: a short sleep.
+    fn wait_network(&mut self, deadline: Option<u64>) -> Result<(), Interrupted> {
+        let soon = self.now() + 10_000_000;
+        self.sleep_until(deadline.map_or(soon, |d| d.min(soon)))
+    }
     /// After each slice: the memory in use and the fuel used so far.
     fn stats(&mut self, _memory: usize, _fuel: u64) {}
 }
@@ -98,7 +104,20 @@ fn wait(p: &mut Process, host: &mut dyn Host) -> Result<(), Interrupted> {
             Some(Pending::Poll { deadline, wants_stdin, .. }) => (*deadline, *wants_stdin),
             _ => (None, false),
         };
-        if wants_stdin {
+        if p.wasi().waits_for_network() {
+            // Sockets (and maybe stdin too: then checked every 50 ms, without blocking on it).
+            let now = host.now();
+            if wants_stdin {
+                match host.stdin(Some(now))? {
+                    Some(data) if !data.is_empty() => p.wasi().push_stdin(&data),
+                    Some(_) => {}
+                    None => p.wasi().close_stdin(),
+                }
+                host.wait_network(Some(deadline.map_or(now + 50_000_000, |d| d.min(now + 50_000_000))))?;
+            } else {
+                host.wait_network(deadline)?;
+            }
+        } else if wants_stdin {
             match host.stdin(deadline)? {
                 Some(data) => p.wasi().push_stdin(&data),
                 None => p.wasi().close_stdin(),

@@ -213,8 +213,9 @@ pub(super) fn announced_mmio_devices(image: &Image) -> Result<(), String> {
     let log = vm.output();
     contains(&log, "virtio over virtio-mmio (microvm window)")?;
     let addr = log
-        .split("virtio-mmio at ")
-        .nth(1)
+        .lines()
+        .find(|l| l.contains("host folder"))
+        .and_then(|l| l.split("virtio-mmio at ").nth(1))
         .and_then(|s| s.split(')').next())
         .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
         .ok_or(format!("no device address in the boot log:\n{log}"))?;

@@ -74,6 +74,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("net::fetch_failures_are_clear", net::fetch_failures_are_clear),
     ("net::ctrl_c_stops_a_download", net::ctrl_c_stops_a_download),
     ("net::without_a_card", net::without_a_card),
+    ("net::wasm_server_under_load", net::wasm_server_under_load),
     ("share::round_trip", share::share_round_trip),
     ("share::wasm_tools_and_sandbox", share::share_wasm_tools_and_sandbox),
     ("share::read_only_and_vanishing", share::share_read_only_and_vanishing),
