@@ -90,7 +90,15 @@ fn scan<C: ConfigurationAccess>(root: &mut PciRoot<C>) -> Vec<(Device, PciTransp
                 continue;
             }
             let (_, command) = root.get_status_command(at);
-            root.set_command(at, command | Command::MEMORY_SPACE | Command::BUS_MASTER);
+            // Only the network card is interrupt-driven; the others (9P) are polled, and their
+            // INTx, shared with the card's line on PCs, must stay quiet or a level-triggered
+            // line would interrupt forever.
+            let quiet =
+                if dev.virtio == Some(DeviceType::Network) { Command::empty() } else { Command::INTERRUPT_DISABLE };
+            root.set_command(
+                at,
+                (command - Command::INTERRUPT_DISABLE) | Command::MEMORY_SPACE | Command::BUS_MASTER | quiet,
+            );
             match PciTransport::new::<KeelHal, C>(root, at) {
                 Ok(t) => out.push((dev, t)),
                 Err(e) => log::warn!("virtio device at PCI {at}: {e:?}"),

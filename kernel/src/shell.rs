@@ -21,7 +21,7 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("help", "help [CMD|PROGRAM]: list commands and programs, or explain one", ""),
     (
         "wasm",
-        "wasm [--dir HOST[::GUEST]]... [--env K=V]... [--fuel N] [--max-memory SIZE] [--argv0 NAME] FILE [ARGS...]: run a WASI program",
+        "wasm [--dir HOST[::GUEST]]... [--env K=V]... [--tcplisten ADDR:PORT]... [--fuel N] [--max-memory SIZE] [--argv0 NAME] FILE [ARGS...]: run a WASI program",
         "FILE is a .wasm module (WASI preview1). The program sees only the --dir folders, the exported\nvariables and the --env ones. A program on $PATH also runs by its name: NAME [ARGS...] (then with\nthe current directory as '.').",
     ),
     ("uptime", "uptime: time since boot", ""),

@@ -194,6 +194,66 @@ fn deep_path(top: &str) -> String {
     format!("/tmp/{top}{}", "/d".repeat(1999))
 }
 
+/// Download throughput from a server on the host's loopback, and the WASM server's request
+/// rate and latency from the host.
+fn network(
+    image: &Image,
+    runs: usize,
+    row: &mut dyn FnMut(&'static str, String, &'static str, Vec<f64>, String),
+) -> Result<(), String> {
+    use crate::tests::net::{get, serve, start_server, Answer};
+    const MB: usize = 20;
+    let server = serve(|_| Answer::Stream { len: MB << 20, pause_ms: 0 })?;
+    let mut opts = Options::default();
+    opts.net.allow_host = vec![server.port];
+    let mut vm = Vm::boot(image, &opts)?;
+    vm.wait_for(PROMPT, Duration::from_secs(60))?;
+    vm.run("sleep 0.5", STEP)?;
+    let mut rates = Vec::new();
+    for _ in 0..runs {
+        let (ms, out) = keel_time(&mut vm, &format!("fetch -q http://host:{}/f -o /tmp/f", server.port))?;
+        if !out.contains("real") || out.contains("fetch:") {
+            return Err(format!("fetch failed: {out}"));
+        }
+        rates.push(MB as f64 * 1.048576 / (ms / 1000.0));
+        vm.run("rm /tmp/f", STEP)?;
+    }
+    row(
+        "network",
+        format!("fetch {MB} MiB from a server on the host's loopback"),
+        "MB/s",
+        rates,
+        "through --allow-host".into(),
+    );
+    shutdown(vm);
+    let (vm, port) = start_server(image)?;
+    let mut latency = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        get(port, "/welcome.txt")?;
+        latency.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    row(
+        "network",
+        "WASM server (httpd.wasm): one request, host to Keel and back".into(),
+        "ms",
+        latency,
+        "190-byte file, new connection each".into(),
+    );
+    let mut rps = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let workers: Vec<_> = (0..16)
+            .map(|_| std::thread::spawn(move || (0..32).filter(|_| get(port, "/welcome.txt").is_ok()).count()))
+            .collect();
+        let ok: usize = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
+        rps.push(ok as f64 / t.elapsed().as_secs_f64());
+    }
+    row("network", "WASM server: requests/s, 16 clients at once".into(), "req/s", rps, "512 requests a run".into());
+    shutdown(vm);
+    Ok(())
+}
+
 fn keel_time(vm: &mut Vm, cmd: &str) -> Result<(f64, String), String> {
     let out = vm.run(&format!("time {cmd}"), STEP)?;
     let ms = parse_real(&out).ok_or_else(|| format!("no timing in: {out}"))?;
@@ -437,6 +497,9 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         "tried up to 500".into(),
     );
     shutdown(vm);
+
+    eprintln!("bench: network");
+    network(&image, runs, &mut row)?;
 
     eprintln!("bench: the same programs on the host");
     let coremark_native = build::out_dir().join("coremark-native");

@@ -10,7 +10,7 @@ mod fs;
 mod harness;
 mod hostile;
 mod jobs;
-mod net;
+pub(crate) mod net;
 mod programs;
 mod share;
 mod shell;
