@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use core::net::Ipv4Addr;
 
 use keel_net::http::{self, Connection, Connector, FetchError, Sink};
+use keel_net::tls::{client_config, TlsStream, Trust};
 use keel_net::url::{Scheme, Url};
 use keel_net::{Lookup, NetError, Sock, TcpStatus};
 use keel_shell::exec::{Io, Shell};
@@ -230,9 +231,15 @@ impl Drop for TcpConn {
     }
 }
 
-/// Opens TCP connections to URLs.
+/// Opens TCP connections to URLs (TLS over them for https://).
 pub struct TcpConnector {
     idle_ms: u64,
+    /// PEM CA certificates to trust instead of the bundled roots (`--ca FILE`).
+    ca: Option<Vec<u8>>,
+}
+
+fn unix_seconds() -> u64 {
+    time::realtime_ns() / 1_000_000_000
 }
 
 /// Connects to `host:port`, waiting for the handshake.
@@ -261,12 +268,16 @@ fn connect(host: &str, port: u16) -> Result<Sock, FetchError> {
 
 impl Connector for TcpConnector {
     fn connect(&mut self, url: &Url) -> Result<Box<dyn Connection + '_>, FetchError> {
-        if url.scheme == Scheme::Https {
-            return Err(FetchError::Net(String::from(
-                "https:// is not supported yet (no TLS in Keel so far); use http://",
-            )));
+        let tcp = Box::new(TcpConn { sock: connect(&url.host, url.port)?, idle_ms: self.idle_ms });
+        if url.scheme != Scheme::Https {
+            return Ok(tcp);
         }
-        Ok(Box::new(TcpConn { sock: connect(&url.host, url.port)?, idle_ms: self.idle_ms }))
+        let trust = match &self.ca {
+            Some(pem) => Trust::Pem(pem),
+            None => Trust::WebPki,
+        };
+        let config = client_config(trust, unix_seconds).map_err(|e| FetchError::Net(format!("--ca: {e}")))?;
+        Ok(Box::new(TlsStream::connect(tcp, config, &url.host)?))
     }
 }
 
@@ -341,7 +352,8 @@ impl Sink for FileSink<'_, '_> {
 /// `fetch URL [-o FILE] [-q]`: HTTP GET to a file (named after the URL by default) or, with
 /// `-o -`, to stdout.
 pub fn fetch(shell: &Shell, args: &[&str], io: &mut Io<'_>) -> i32 {
-    let usage = "usage: fetch [-q] [-t SECONDS] [-o FILE|-] URL";
+    let usage = "usage: fetch [-q] [-t SECONDS] [--ca FILE] [-o FILE|-] URL";
+    let mut ca: Option<&str> = None;
     let (mut url, mut out, mut quiet): (Option<&str>, Option<&str>, bool) = (None, None, false);
     let mut idle_ms = IDLE_MS;
     let mut it = args.iter().copied();
@@ -355,6 +367,13 @@ pub fn fetch(shell: &Shell, args: &[&str], io: &mut Io<'_>) -> i32 {
                 }
             },
             "-q" => quiet = true,
+            "--ca" => match it.next() {
+                Some(f) => ca = Some(f),
+                None => {
+                    io.eprint(format_args!("fetch: --ca needs a file\n{usage}\n"));
+                    return 2;
+                }
+            },
             "-t" => match it.next().and_then(|v| v.parse::<f64>().ok()).filter(|t| *t > 0.0 && *t < 1e6) {
                 Some(t) => idle_ms = (t * 1000.0) as u64,
                 None => {
@@ -381,6 +400,16 @@ pub fn fetch(shell: &Shell, args: &[&str], io: &mut Io<'_>) -> i32 {
         }
     };
     let cwd = keel_commands::cwd(shell);
+    let ca = match ca {
+        Some(f) => match keel_commands::read_file(fs::vfs(), &cwd, f) {
+            Ok(pem) => Some(pem),
+            Err(e) => {
+                io.eprint(format_args!("fetch: --ca {f}: {e}\n"));
+                return 2;
+            }
+        },
+        None => None,
+    };
     let target = match out {
         Some("-") => None,
         Some(f) => Some(String::from(f)),
@@ -414,7 +443,7 @@ pub fn fetch(shell: &Shell, args: &[&str], io: &mut Io<'_>) -> i32 {
     };
     let now = time::uptime_ns();
     let mut sink = FileSink { handle, io, written: 0, length: None, started: now, last_draw: 0, drew: false, quiet };
-    let result = http::fetch(url, &mut TcpConnector { idle_ms }, &mut sink);
+    let result = http::fetch(url, &mut TcpConnector { idle_ms, ca }, &mut sink);
     sink.draw(true);
     let FileSink { handle, io, .. } = sink;
     drop(handle);

@@ -72,3 +72,11 @@ pub fn fill(buf: &mut [u8]) {
         }
     });
 }
+
+/// getrandom's source in Keel (TLS key material for rustls' RustCrypto provider).
+fn getrandom_source(buf: &mut [u8]) -> Result<(), getrandom::Error> {
+    fill(buf);
+    Ok(())
+}
+
+getrandom::register_custom_getrandom!(getrandom_source);

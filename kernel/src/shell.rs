@@ -37,8 +37,8 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("ping", "ping [-c COUNT] HOST: ICMP echo requests, one a second (Ctrl-C stops)", ""),
     (
         "fetch",
-        "fetch [-q] [-t SECONDS] [-o FILE|-] URL: download over HTTP (redirects followed; a progress bar for long ones)",
-        "FILE defaults to the URL's last path segment in the current directory; '-' writes to stdout.\n-t: give up after SECONDS without data (default 30). The file appears under its name only when complete. `host` names the host machine\n(10.0.2.100: ports allowed with `cargo xtask run --allow-host PORT`).",
+        "fetch [-q] [-t SECONDS] [--ca FILE] [-o FILE|-] URL: download over HTTP or HTTPS (redirects followed; a progress bar for long ones)",
+        "FILE defaults to the URL's last path segment in the current directory; '-' writes to stdout.\n-t: give up after SECONDS without data (default 30). https:// servers are verified against\nMozilla's roots, or only the PEM CA certificates in --ca FILE. The file appears under its name only when complete. `host` names the host machine\n(10.0.2.100: ports allowed with `cargo xtask run --allow-host PORT`).",
     ),
     ("ps", "ps: list tasks (pid, state, CPU time, memory, command)", ""),
     ("jobs", "jobs: list background jobs (started with CMD &)", ""),

@@ -101,15 +101,40 @@ pub fn relay(args: &[String]) -> Result<i32, String> {
     // QEMU joins this process's stdout and stderr to Keel's connection: say nothing there.
     let Ok(stream) = std::net::TcpStream::connect(addr) else { return Ok(1) };
     let mut to_server = stream.try_clone().map_err(|e| e.to_string())?;
+    // QEMU may hand over a non-blocking socket: a read or write that would block is retried.
+    fn pump(mut from: impl Read, mut to: impl Write) {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            let mut done = 0;
+            while done < n {
+                match to.write(&buf[done..n]) {
+                    Ok(0) => return,
+                    Ok(k) => done += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(1))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => return,
+                }
+            }
+            let _ = to.flush();
+        }
+    }
     let upstream = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to_server);
+        pump(std::io::stdin().lock(), &mut to_server);
         let _ = to_server.shutdown(std::net::Shutdown::Write);
     });
-    let mut from_server = stream;
-    let mut out = std::io::stdout().lock();
-    let _ = std::io::copy(&mut from_server, &mut out);
-    let _ = out.flush();
-    drop(out);
+    pump(stream, std::io::stdout().lock());
     // The server is done: end the connection for Keel too, whatever Keel still sends.
     drop(upstream);
     Ok(0)

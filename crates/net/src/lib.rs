@@ -8,6 +8,8 @@ extern crate alloc;
 
 pub mod http;
 pub mod stack;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod url;
 
 pub use stack::{Counters, IfConfig, Listener, Lookup, NetError, Sock, Stack, TcpStatus};

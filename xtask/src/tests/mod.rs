@@ -72,6 +72,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("jobs::repeated_programs_do_not_leak", jobs::repeated_programs_do_not_leak),
     ("net::fetch_files_and_run_one", net::fetch_files_and_run_one),
     ("net::fetch_failures_are_clear", net::fetch_failures_are_clear),
+    ("net::https_with_a_test_ca", net::https_with_a_test_ca),
     ("net::ctrl_c_stops_a_download", net::ctrl_c_stops_a_download),
     ("net::without_a_card", net::without_a_card),
     ("net::wasm_server_under_load", net::wasm_server_under_load),
