@@ -12,4 +12,6 @@ pub mod stack;
 pub mod tls;
 pub mod url;
 
+/// The smoltcp the stack is built on (its device trait, for drivers and tests).
+pub use smoltcp;
 pub use stack::{Counters, IfConfig, Listener, Lookup, NetError, Sock, Stack, TcpStatus};

@@ -150,3 +150,127 @@ fn an_unconfigured_interface_has_no_route() {
     assert!(stack.connect(core::net::Ipv4Addr::new(10, 0, 2, 2), 80).is_ok());
     assert!(stack.connect(core::net::Ipv4Addr::new(192, 0, 2, 1), 80).is_ok());
 }
+
+/// A cable between two interfaces: what one sends, the other receives.
+mod wire {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+
+    use keel_net::smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+    use keel_net::smoltcp::time::Instant;
+
+    type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
+
+    pub struct End {
+        rx: Queue,
+        tx: Queue,
+    }
+
+    pub fn pair() -> (End, End) {
+        let (a, b): (Queue, Queue) = (Default::default(), Default::default());
+        (End { rx: a.clone(), tx: b.clone() }, End { rx: b, tx: a })
+    }
+
+    pub struct Rx(Vec<u8>);
+    pub struct Tx(Queue);
+
+    impl phy::RxToken for Rx {
+        fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+            f(&self.0)
+        }
+    }
+
+    impl phy::TxToken for Tx {
+        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+            let mut buf = vec![0; len];
+            let r = f(&mut buf);
+            self.0.borrow_mut().push_back(buf);
+            r
+        }
+    }
+
+    impl Device for End {
+        type RxToken<'a> = Rx;
+        type TxToken<'a> = Tx;
+        fn receive(&mut self, _: Instant) -> Option<(Rx, Tx)> {
+            let p = self.rx.borrow_mut().pop_front()?;
+            Some((Rx(p), Tx(self.tx.clone())))
+        }
+        fn transmit(&mut self, _: Instant) -> Option<Tx> {
+            Some(Tx(self.tx.clone()))
+        }
+        fn capabilities(&self) -> DeviceCapabilities {
+            let mut c = DeviceCapabilities::default();
+            c.medium = Medium::Ethernet;
+            c.max_transmission_unit = 1514;
+            c
+        }
+    }
+}
+
+/// A DNS server on the other end of the wire answers one name: a lookup goes out to the
+/// configured server and comes back as an address; another name is not found.
+#[test]
+fn names_resolve_through_the_configured_dns_server() {
+    use keel_net::smoltcp::iface::{Config, Interface, SocketSet};
+    use keel_net::smoltcp::socket::udp;
+    use keel_net::smoltcp::time::Instant;
+    use keel_net::smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
+
+    let (mut a, mut b) = wire::pair();
+    let mut stack = Stack::new(&mut a, Some([2, 0, 0, 0, 0, 1]), 0, 3);
+    let server_ip = core::net::Ipv4Addr::new(10, 0, 2, 3);
+    stack.set_static(core::net::Ipv4Addr::new(10, 0, 2, 15), 24, None, &[server_ip]);
+    // The server side: a bare smoltcp interface with a UDP socket on port 53.
+    let mut iface =
+        Interface::new(Config::new(EthernetAddress([2, 0, 0, 0, 0, 2]).into()), &mut b, Instant::from_millis(0));
+    iface.update_ip_addrs(|a| {
+        a.push(IpCidr::new(IpAddress::Ipv4(server_ip), 24)).unwrap();
+    });
+    let mut set = SocketSet::new(vec![]);
+    let mut udp = udp::Socket::new(
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 2048]),
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 2048]),
+    );
+    udp.bind(53).unwrap();
+    let h = set.add(udp);
+    let mut answered = 0;
+    let mut lookup = |name: &str, stack: &mut Stack, now: &mut u64| {
+        let q = stack.resolve(name).unwrap();
+        for _ in 0..200 {
+            *now += 10;
+            stack.poll(*now, &mut a);
+            iface.poll(Instant::from_millis(*now as i64), &mut b, &mut set);
+            let s = set.get_mut::<udp::Socket>(h);
+            if let Ok((query, meta)) = s.recv() {
+                let query = query.to_vec();
+                // The question ends after the name's labels, then type and class.
+                let mut end = 12;
+                while query[end] != 0 {
+                    end += 1 + query[end] as usize;
+                }
+                end += 5;
+                let known = &query[12..end - 4] == b"\x04keel\x04test\x00";
+                let mut reply = query[..end].to_vec();
+                reply[2] = 0x81;
+                reply[3] = if known { 0x80 } else { 0x83 };
+                reply[6..8].copy_from_slice(&[0, u8::from(known)]);
+                if known {
+                    reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 2, 77]);
+                }
+                s.send_slice(&reply, meta.endpoint).unwrap();
+                answered += 1;
+            }
+            match stack.lookup_result(q) {
+                Ok(None) => continue,
+                other => return other,
+            }
+        }
+        panic!("no answer for {name}");
+    };
+    let mut now = 0;
+    assert_eq!(lookup("keel.test", &mut stack, &mut now), Ok(Some(core::net::Ipv4Addr::new(10, 0, 2, 77))));
+    assert_eq!(lookup("nowhere.test", &mut stack, &mut now), Err(NetError::NameNotFound));
+    assert_eq!(answered, 2);
+}
