@@ -201,30 +201,33 @@ fn network(
     runs: usize,
     row: &mut dyn FnMut(&'static str, String, &'static str, Vec<f64>, String),
 ) -> Result<(), String> {
-    use crate::tests::net::{get, serve, start_server, Answer};
+    use crate::tests::net::{get, serve, serve_tls, start_server, Answer};
     const MB: usize = 20;
-    let server = serve(|_| Answer::Stream { len: MB << 20, pause_ms: 0 })?;
+    let ca = std::fs::read(build::root().join("tests/tls/keel-ca.pem")).map_err(|e| e.to_string())?;
+    let server = serve(move |path| match path {
+        "/ca.pem" => Answer::Body(ca.clone()),
+        _ => Answer::Stream { len: MB << 20, pause_ms: 0 },
+    })?;
+    let secure = serve_tls(|_| Answer::Stream { len: MB << 20, pause_ms: 0 })?;
     let mut opts = Options::default();
-    opts.net.allow_host = vec![server.port];
+    opts.net.allow_host = vec![server.port, secure.port];
     let mut vm = Vm::boot(image, &opts)?;
     vm.wait_for(PROMPT, Duration::from_secs(60))?;
     vm.run("sleep 0.5", STEP)?;
-    let mut rates = Vec::new();
-    for _ in 0..runs {
-        let (ms, out) = keel_time(&mut vm, &format!("fetch -q http://host:{}/f -o /tmp/f", server.port))?;
-        if !out.contains("real") || out.contains("fetch:") {
-            return Err(format!("fetch failed: {out}"));
+    vm.run(&format!("fetch -q http://host:{}/ca.pem -o /tmp/ca.pem", server.port), STEP)?;
+    for (scheme, port, opt) in [("http", server.port, ""), ("https", secure.port, "--ca /tmp/ca.pem ")] {
+        let mut rates = Vec::new();
+        for _ in 0..runs {
+            let (ms, out) = keel_time(&mut vm, &format!("fetch -q {opt}{scheme}://host:{port}/f -o /tmp/f"))?;
+            if out.contains("fetch:") {
+                return Err(format!("fetch failed: {out}"));
+            }
+            rates.push(MB as f64 * 1.048576 / (ms / 1000.0));
+            vm.run("rm /tmp/f", STEP)?;
         }
-        rates.push(MB as f64 * 1.048576 / (ms / 1000.0));
-        vm.run("rm /tmp/f", STEP)?;
+        let name = format!("fetch {MB} MiB over {scheme} from the host's loopback");
+        row("network", name, "MB/s", rates, "through --allow-host".into());
     }
-    row(
-        "network",
-        format!("fetch {MB} MiB from a server on the host's loopback"),
-        "MB/s",
-        rates,
-        "through --allow-host".into(),
-    );
     shutdown(vm);
     let (vm, port) = start_server(image)?;
     let mut latency = Vec::new();
@@ -262,15 +265,28 @@ fn keel_time(vm: &mut Vm, cmd: &str) -> Result<(f64, String), String> {
 
 pub fn run(args: &[String]) -> Result<i32, String> {
     let mut runs = 3usize;
+    let mut only_network = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--runs" => runs = it.next().and_then(|v| v.parse().ok()).ok_or("--runs needs a number")?,
+            "--network" => only_network = true,
             other => return Err(format!("bench: unknown option {other}")),
         }
     }
     let image = build::build_all()?;
     build::ensure_qemu()?;
+    if only_network {
+        let mut rows: Vec<Row> = Vec::new();
+        network(&image, runs, &mut |group, name, unit, values, note| {
+            rows.push(Row { group, name, unit, values, note })
+        })?;
+        for r in &rows {
+            let (med, min, max) = stats(&r.values);
+            println!("{:<8} {:<56} {:>9.2} {:>9.2} {:>9.2}  {:<6} {}", r.group, r.name, med, min, max, r.unit, r.note);
+        }
+        return Ok(0);
+    }
     let root = build::root();
     let st = Command::new("cargo")
         .args(["build", "-q", "--release", "--locked", "-p", "keel-run"])

@@ -31,7 +31,9 @@ commands:
                         (stdio relayed byte for byte, exits with the program's status;
                         `cargo xtask wasm --help` for its options)
   lint                  rustfmt --check and clippy -D warnings on every crate and the kernel
-  bench [--runs N]      measure boot, start-up, compute (vs the host), concurrency, I/O
+  bench [--runs N] [--network]
+                        measure boot, start-up, compute (vs the host), concurrency, I/O,
+                        network (--network: only that part)
   fuzz [--seconds N] [--seed S] [--in-keel N] [--compiled] [--console N] [--minutes M]
                         fuzz loader, engine, WASI and archive reader on the host, N generated
                         modules inside Keel in one boot (memory checked every 1000), N bursts

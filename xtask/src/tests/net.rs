@@ -177,6 +177,20 @@ pub(crate) fn boot_net(image: &Image, ports: &[u16], mem: &str) -> Result<Vm, St
     Err(format!("no DHCP address after 5 s:\n{}", vm.run("ip", STEP)?))
 }
 
+/// Waits (up to 5 s: closing connections linger a moment) until `ip` counts `n` open sockets.
+pub(crate) fn sockets_back_to(vm: &mut Vm, n: usize) -> Result<(), String> {
+    let want = format!("sockets: {n} open");
+    let mut ip = String::new();
+    for _ in 0..50 {
+        ip = vm.run("ip", STEP)?;
+        if ip.contains(&want) {
+            return Ok(());
+        }
+        vm.run("sleep 0.1", STEP)?;
+    }
+    contains(&ip, &want)
+}
+
 const SIZES: [usize; 6] = [0, 1, 1460, 65_539, 1 << 20, 5 << 20];
 
 pub(super) fn fetch_files_and_run_one(image: &Image) -> Result<(), String> {
@@ -217,8 +231,7 @@ pub(super) fn fetch_files_and_run_one(image: &Image) -> Result<(), String> {
     let out = vm.run("ls -a /tmp", STEP)?;
     check(!out.contains(".part"), "no temporary files", &out)?;
     // Every socket was closed.
-    let out = vm.run("ip", STEP)?;
-    contains(&out, "sockets: 0 open")?;
+    sockets_back_to(&mut vm, 0)?;
     shutdown(vm)
 }
 
@@ -267,9 +280,7 @@ pub(super) fn fetch_failures_are_clear(image: &Image) -> Result<(), String> {
     let out = vm.run("fetch ftp://host/x; echo status $?", STEP)?;
     contains(&out, "unsupported scheme 'ftp'")?;
     contains(&out, "status 2")?;
-    // The kernel's memory came back after the body that did not fit.
-    let out = vm.run("ip", STEP)?;
-    contains(&out, "sockets: 0 open")?;
+    sockets_back_to(&mut vm, 0)?;
     shutdown(vm)
 }
 
@@ -317,8 +328,7 @@ pub(super) fn https_with_a_test_ca(image: &Image) -> Result<(), String> {
         let ls = vm.run("ls /tmp", STEP)?;
         check(!ls.contains("f\n") && !ls.contains(".part"), "no file left", &ls)?;
     }
-    let out = vm.run("ip", STEP)?;
-    contains(&out, "sockets: 0 open")?;
+    sockets_back_to(&mut vm, 0)?;
     shutdown(vm)
 }
 
@@ -336,8 +346,7 @@ pub(super) fn ctrl_c_stops_a_download(image: &Image) -> Result<(), String> {
     contains(&out, "status 130")?;
     let ls = vm.run("ls -a /tmp", STEP)?;
     check(!ls.contains("slow"), "no file left after Ctrl-C", &ls)?;
-    let out = vm.run("ip", STEP)?;
-    contains(&out, "sockets: 0 open")?;
+    sockets_back_to(&mut vm, 0)?;
     shutdown(vm)
 }
 
@@ -448,16 +457,8 @@ pub(super) fn wasm_server_under_load(image: &Image) -> Result<(), String> {
     check(status.contains("404"), "404 for a missing file", &status)?;
     let (status, _) = get(port, "/../etc/passwd")?;
     check(status.contains("400"), "no way out of /srv", &status)?;
-    // Sockets and memory back to where they were (closing connections linger a moment).
-    let mut ip = String::new();
-    for _ in 0..50 {
-        ip = vm.run("ip", STEP)?;
-        if ip.contains("sockets: 1 open") {
-            break;
-        }
-        vm.run("sleep 0.1", STEP)?;
-    }
-    contains(&ip, "sockets: 1 open")?;
+    // Sockets and memory back to where they were: the listener alone.
+    sockets_back_to(&mut vm, 1)?;
     super::harness::check_heap_back(&mut vm, heap_before, 256 * 1024)?;
     // Killed mid-request: a client has sent half a request when the server goes.
     let mut half = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
@@ -474,15 +475,7 @@ pub(super) fn wasm_server_under_load(image: &Image) -> Result<(), String> {
         "the half-served client got nothing, and its connection ended",
         &String::from_utf8_lossy(&rest),
     )?;
-    let mut ip = String::new();
-    for _ in 0..50 {
-        ip = vm.run("ip", STEP)?;
-        if ip.contains("sockets: 0 open") {
-            break;
-        }
-        vm.run("sleep 0.1", STEP)?;
-    }
-    contains(&ip, "sockets: 0 open")?;
+    sockets_back_to(&mut vm, 0)?;
     check(get(port, "/welcome.txt").is_err(), "nothing answers once the server is gone", "")?;
     shutdown(vm)
 }
