@@ -127,6 +127,10 @@ impl Net {
             // The I/O APIC latched any edge that came while masked and delivers it now.
             crate::cpu::set_device_irq_masked(false);
         }
+        if changed {
+            // Sockets moved without the card (loopback, timers): whoever waits may proceed.
+            task::wake_waiters(task::EVENT_NET);
+        }
         changed
     }
 

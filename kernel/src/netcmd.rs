@@ -504,7 +504,7 @@ impl WasiSockets {
     pub fn listen(&mut self, addr: &str, port: u16) -> Result<u64, String> {
         let a: Ipv4Addr = addr.parse().map_err(|_| format!("'{addr}' is not an IPv4 address"))?;
         let own = net::with(|n| n.stack.config().address.map(|(a, _)| a)).ok_or(String::from(NO_CARD))?;
-        if !a.is_unspecified() && Some(a) != own {
+        if !a.is_unspecified() && !a.is_loopback() && Some(a) != own {
             return Err(format!("{a} is not an address of Keel's (use 0.0.0.0)"));
         }
         let l = net::with(|n| n.stack.listen(port, 32)).ok_or(String::from(NO_CARD))?.map_err(|e| e.to_string())?;

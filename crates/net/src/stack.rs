@@ -66,9 +66,16 @@ impl core::fmt::Display for NetError {
     }
 }
 
+/// A socket in one of the two socket sets: the card's, or loopback's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    lo: bool,
+    h: SocketHandle,
+}
+
 /// A TCP connection (or one being made).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Sock(SocketHandle);
+pub struct Sock(Key);
 
 /// A listening port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -113,8 +120,9 @@ struct Meta {
 struct ListenState {
     port: u16,
     backlog: usize,
-    /// Sockets listening or connected but not yet accepted, oldest first.
-    queue: Vec<SocketHandle>,
+    /// Sockets listening or connected but not yet accepted, oldest first (on the card's
+    /// interface and on loopback).
+    queue: Vec<Key>,
 }
 
 /// Counters of what went through the device (kept by the driver, shown by `ip`).
@@ -130,12 +138,17 @@ pub struct Counters {
 /// The network stack.
 pub struct Stack {
     iface: Interface,
+    /// 127.0.0.1/8 on a loopback device of its own (None when the main interface is itself a
+    /// loopback): Keel's programs reach Keel's servers there.
+    lo: Option<(Interface, smoltcp::phy::Loopback)>,
+    /// The loopback interface's TCP sockets (an interface sends only its own set's packets).
+    lo_sockets: SocketSet<'static>,
     sockets: SocketSet<'static>,
     dhcp: Option<SocketHandle>,
     dns: SocketHandle,
     icmp: SocketHandle,
     config: IfConfig,
-    meta: BTreeMap<SocketHandle, Meta>,
+    meta: BTreeMap<Key, Meta>,
     listeners: BTreeMap<u32, ListenState>,
     next_listener: u32,
     next_port: u16,
@@ -177,14 +190,27 @@ impl Stack {
         };
         let icmp = sockets.add(icmp_socket);
         let mut cfg = IfConfig { mac, ..IfConfig::default() };
-        if mac.is_none() {
+        let lo_addr = IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8);
+        let lo = if mac.is_none() {
             iface.update_ip_addrs(|a| {
-                let _ = a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8));
+                let _ = a.push(lo_addr);
             });
             cfg.address = Some((Ipv4Addr::new(127, 0, 0, 1), 8));
-        }
+            None
+        } else {
+            let mut dev = smoltcp::phy::Loopback::new(Medium::Ip);
+            let mut c = Config::new(HardwareAddress::Ip);
+            c.random_seed = seed ^ 0x6c6f;
+            let mut lo = Interface::new(c, &mut dev, instant(now_ms));
+            lo.update_ip_addrs(|a| {
+                let _ = a.push(lo_addr);
+            });
+            Some((lo, dev))
+        };
         Stack {
             iface,
+            lo,
+            lo_sockets: SocketSet::new(Vec::new()),
             sockets,
             dhcp: None,
             dns,
@@ -243,8 +269,15 @@ impl Stack {
     /// Processes what the device received and sends what is due. True if any socket changed.
     pub fn poll<D: Device + ?Sized>(&mut self, now_ms: u64, device: &mut D) -> bool {
         self.now_ms = now_ms;
-        let changed = self.iface.poll(instant(now_ms), device, &mut self.sockets)
+        let mut changed = self.iface.poll(instant(now_ms), device, &mut self.sockets)
             == smoltcp::iface::PollResult::SocketStateChanged;
+        if let Some((lo, dev)) = self.lo.as_mut() {
+            // Twice: what one round sends to itself is received in the next.
+            for _ in 0..2 {
+                changed |= lo.poll(instant(now_ms), dev, &mut self.lo_sockets)
+                    == smoltcp::iface::PollResult::SocketStateChanged;
+            }
+        }
         if let Some(h) = self.dhcp {
             // Copied out of the event (it borrows the socket set).
             let event = match self.sockets.get_mut::<dhcpv4::Socket>(h).poll() {
@@ -270,29 +303,70 @@ impl Stack {
 
     /// Milliseconds until the stack needs polling again (None: only when a packet comes).
     pub fn poll_delay_ms(&mut self, now_ms: u64) -> Option<u64> {
-        self.iface.poll_delay(instant(now_ms), &self.sockets).map(|d| d.total_millis())
+        let main = self.iface.poll_delay(instant(now_ms), &self.sockets).map(|d| d.total_millis());
+        let lo_sockets = &self.lo_sockets;
+        let lo =
+            self.lo.as_mut().and_then(|(lo, _)| lo.poll_delay(instant(now_ms), lo_sockets)).map(|d| d.total_millis());
+        match (main, lo) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn tcp_at(&self, k: Key) -> &tcp::Socket<'static> {
+        if k.lo {
+            self.lo_sockets.get::<tcp::Socket>(k.h)
+        } else {
+            self.sockets.get::<tcp::Socket>(k.h)
+        }
+    }
+
+    fn tcp_at_mut(&mut self, k: Key) -> &mut tcp::Socket<'static> {
+        if k.lo {
+            self.lo_sockets.get_mut::<tcp::Socket>(k.h)
+        } else {
+            self.sockets.get_mut::<tcp::Socket>(k.h)
+        }
+    }
+
+    fn add_tcp(&mut self, lo: bool, s: tcp::Socket<'static>) -> Key {
+        let h = if lo { self.lo_sockets.add(s) } else { self.sockets.add(s) };
+        Key { lo, h }
+    }
+
+    fn remove_tcp(&mut self, k: Key) {
+        if k.lo {
+            self.lo_sockets.remove(k.h);
+        } else {
+            self.sockets.remove(k.h);
+        }
     }
 
     /// Notes established connections and frees closed ones nobody holds.
     fn track(&mut self) {
         let mut gone = Vec::new();
-        for (h, m) in self.meta.iter_mut() {
-            let s = self.sockets.get::<tcp::Socket>(*h);
-            if s.state() == tcp::State::Established {
+        let keys: Vec<Key> = self.meta.keys().copied().collect();
+        for k in keys {
+            let state = self.tcp_at(k).state();
+            let Some(m) = self.meta.get_mut(&k) else { continue };
+            if state == tcp::State::Established {
                 m.established = true;
             }
-            if m.closing && matches!(s.state(), tcp::State::Closed | tcp::State::TimeWait) {
-                gone.push(*h);
+            if m.closing && matches!(state, tcp::State::Closed | tcp::State::TimeWait) {
+                gone.push(k);
             }
         }
-        for h in gone {
-            self.meta.remove(&h);
-            self.sockets.remove(h);
+        for k in gone {
+            self.meta.remove(&k);
+            self.remove_tcp(k);
         }
     }
 
     /// True if `addr` is on the interface's subnet or there is a default route.
     fn routable(&self, addr: Ipv4Addr) -> bool {
+        if addr.is_loopback() && self.lo.is_some() {
+            return true;
+        }
         match self.config.address {
             None => false,
             Some(_) if self.config.gateway.is_some() => true,
@@ -318,24 +392,29 @@ impl Stack {
             return Err(NetError::NoRoute);
         }
         let local = self.ephemeral_port();
-        let h = self.sockets.add(new_tcp());
-        let cx = self.iface.context();
-        let result =
-            self.sockets.get_mut::<tcp::Socket>(h).connect(cx, IpEndpoint::new(IpAddress::Ipv4(addr), port), local);
+        let lo = addr.is_loopback() && self.lo.is_some();
+        let k = self.add_tcp(lo, new_tcp());
+        let remote = IpEndpoint::new(IpAddress::Ipv4(addr), port);
+        let result = match (lo, self.lo.as_mut()) {
+            (true, Some((iface, _))) => {
+                self.lo_sockets.get_mut::<tcp::Socket>(k.h).connect(iface.context(), remote, local)
+            }
+            _ => self.sockets.get_mut::<tcp::Socket>(k.h).connect(self.iface.context(), remote, local),
+        };
         if let Err(e) = result {
-            self.sockets.remove(h);
+            self.remove_tcp(k);
             return Err(match e {
                 tcp::ConnectError::Unaddressable => NetError::NoRoute,
                 tcp::ConnectError::InvalidState => NetError::BadHandle,
             });
         }
-        self.meta.insert(h, Meta { started_ms: self.now_ms, established: false, closing: false });
-        Ok(Sock(h))
+        self.meta.insert(k, Meta { started_ms: self.now_ms, established: false, closing: false });
+        Ok(Sock(k))
     }
 
     fn tcp(&self, s: Sock) -> Result<&tcp::Socket<'static>, NetError> {
         match self.meta.get(&s.0) {
-            Some(m) if !m.closing => Ok(self.sockets.get::<tcp::Socket>(s.0)),
+            Some(m) if !m.closing => Ok(self.tcp_at(s.0)),
             _ => Err(NetError::BadHandle),
         }
     }
@@ -373,7 +452,7 @@ impl Stack {
     /// Queues bytes for sending: how many were taken (0 when the buffer is full).
     pub fn send(&mut self, s: Sock, data: &[u8]) -> Result<usize, NetError> {
         let status = self.status(s)?;
-        let sock = self.sockets.get_mut::<tcp::Socket>(s.0);
+        let sock = self.tcp_at_mut(s.0);
         if !sock.may_send() {
             return match status {
                 TcpStatus::Connecting => Ok(0),
@@ -387,7 +466,7 @@ impl Stack {
     /// Reads received bytes: Some(0) at the end of the stream, None when nothing is there yet.
     pub fn recv(&mut self, s: Sock, buf: &mut [u8]) -> Result<Option<usize>, NetError> {
         let status = self.status(s)?;
-        let sock = self.sockets.get_mut::<tcp::Socket>(s.0);
+        let sock = self.tcp_at_mut(s.0);
         if sock.can_recv() {
             return sock.recv_slice(buf).map(Some).map_err(|_| NetError::Closed);
         }
@@ -422,22 +501,23 @@ impl Stack {
     /// Sends FIN after what is queued: the peer sees the end of the stream.
     pub fn shutdown_write(&mut self, s: Sock) -> Result<(), NetError> {
         self.tcp(s)?;
-        self.sockets.get_mut::<tcp::Socket>(s.0).close();
+        self.tcp_at_mut(s.0).close();
         Ok(())
     }
 
     /// Ends a connection gracefully; the socket is freed once the close completes.
     pub fn close(&mut self, s: Sock) {
-        if let Some(m) = self.meta.get_mut(&s.0) {
-            if !m.closing {
+        let closing = self.meta.get(&s.0).map(|m| m.closing);
+        if closing == Some(false) {
+            if let Some(m) = self.meta.get_mut(&s.0) {
                 m.closing = true;
-                let sock = self.sockets.get_mut::<tcp::Socket>(s.0);
-                // Unread data left behind: tell the peer with a reset, as Unix does.
-                if sock.can_recv() {
-                    sock.abort();
-                } else {
-                    sock.close();
-                }
+            }
+            let sock = self.tcp_at_mut(s.0);
+            // Unread data left behind: tell the peer with a reset, as Unix does.
+            if sock.can_recv() {
+                sock.abort();
+            } else {
+                sock.close();
             }
         }
         self.track();
@@ -446,7 +526,7 @@ impl Stack {
     /// Ends a connection at once (reset) and frees it.
     pub fn abort(&mut self, s: Sock) {
         if self.meta.remove(&s.0).is_some() {
-            self.sockets.get_mut::<tcp::Socket>(s.0).abort();
+            self.tcp_at_mut(s.0).abort();
             // Let the reset go out at the next poll, then forget the socket.
             self.meta.insert(s.0, Meta { started_ms: self.now_ms, established: false, closing: true });
         }
@@ -468,12 +548,16 @@ impl Stack {
         Ok(Listener(id))
     }
 
+    /// Keeps `backlog` listening sockets on each interface.
     fn refill(&mut self, l: &mut ListenState) -> Result<(), NetError> {
-        while l.queue.len() < l.backlog {
-            let mut s = new_tcp();
-            s.listen(l.port).map_err(|_| NetError::AddressInUse)?;
-            let h = self.sockets.add(s);
-            l.queue.push(h);
+        let sets: &[bool] = if self.lo.is_some() { &[false, true] } else { &[false] };
+        for &lo in sets {
+            while l.queue.iter().filter(|k| k.lo == lo).count() < l.backlog {
+                let mut s = new_tcp();
+                s.listen(l.port).map_err(|_| NetError::AddressInUse)?;
+                let k = self.add_tcp(lo, s);
+                l.queue.push(k);
+            }
         }
         Ok(())
     }
@@ -481,14 +565,14 @@ impl Stack {
     /// A connection that arrived on `l`, if one has (the listening slot it used is replaced).
     pub fn accept(&mut self, l: Listener) -> Result<Option<Sock>, NetError> {
         let mut state = self.listeners.remove(&l.0).ok_or(NetError::BadHandle)?;
-        let ready = state.queue.iter().position(|h| {
-            let s = self.sockets.get::<tcp::Socket>(*h);
-            !matches!(s.state(), tcp::State::Listen | tcp::State::SynReceived)
-        });
+        let ready = state
+            .queue
+            .iter()
+            .position(|k| !matches!(self.tcp_at(*k).state(), tcp::State::Listen | tcp::State::SynReceived));
         let out = ready.map(|i| {
-            let h = state.queue.remove(i);
-            self.meta.insert(h, Meta { started_ms: self.now_ms, established: true, closing: false });
-            Sock(h)
+            let k = state.queue.remove(i);
+            self.meta.insert(k, Meta { started_ms: self.now_ms, established: true, closing: false });
+            Sock(k)
         });
         let refilled = self.refill(&mut state);
         self.listeners.insert(l.0, state);
@@ -498,9 +582,7 @@ impl Stack {
     /// True when `accept` would hand out a connection.
     pub fn acceptable(&self, l: Listener) -> bool {
         self.listeners.get(&l.0).is_some_and(|st| {
-            st.queue.iter().any(|h| {
-                !matches!(self.sockets.get::<tcp::Socket>(*h).state(), tcp::State::Listen | tcp::State::SynReceived)
-            })
+            st.queue.iter().any(|k| !matches!(self.tcp_at(*k).state(), tcp::State::Listen | tcp::State::SynReceived))
         })
     }
 
@@ -512,9 +594,9 @@ impl Stack {
     /// Stops listening; connections not yet accepted are reset.
     pub fn unlisten(&mut self, l: Listener) {
         if let Some(state) = self.listeners.remove(&l.0) {
-            for h in state.queue {
-                self.sockets.get_mut::<tcp::Socket>(h).abort();
-                self.meta.insert(h, Meta { started_ms: self.now_ms, established: false, closing: true });
+            for k in state.queue {
+                self.tcp_at_mut(k).abort();
+                self.meta.insert(k, Meta { started_ms: self.now_ms, established: false, closing: true });
             }
         }
     }

@@ -138,8 +138,11 @@ fn names_and_pings() {
 fn an_unconfigured_interface_has_no_route() {
     let mut dev = Loopback::new(Medium::Ethernet);
     let mut stack = Stack::new(&mut dev, Some([2, 0, 0, 0, 0, 1]), 0, 1);
-    assert_eq!(stack.connect(LOCAL, 80), Err(NetError::NoRoute));
-    assert_eq!(stack.ping_send(LOCAL, 1, b""), Err(NetError::NoRoute));
+    let gateway = core::net::Ipv4Addr::new(10, 0, 2, 2);
+    assert_eq!(stack.connect(gateway, 80), Err(NetError::NoRoute));
+    assert_eq!(stack.ping_send(gateway, 1, b""), Err(NetError::NoRoute));
+    // 127.0.0.1 is Keel's own, configured or not.
+    assert!(stack.connect(LOCAL, 80).is_ok());
     assert_eq!(stack.connect(core::net::Ipv4Addr::UNSPECIFIED, 80), Err(NetError::InvalidAddress));
     // An address but no gateway (QEMU's restricted network): only the subnet is reachable.
     stack.set_static(core::net::Ipv4Addr::new(10, 0, 2, 15), 24, None, &[]);
@@ -165,6 +168,13 @@ mod wire {
     pub struct End {
         rx: Queue,
         tx: Queue,
+    }
+
+    impl End {
+        /// True if nothing was sent to this end.
+        pub fn is_quiet(&self) -> bool {
+            self.rx.borrow().is_empty()
+        }
     }
 
     pub fn pair() -> (End, End) {
@@ -273,4 +283,39 @@ fn names_resolve_through_the_configured_dns_server() {
     assert_eq!(lookup("keel.test", &mut stack, &mut now), Ok(Some(core::net::Ipv4Addr::new(10, 0, 2, 77))));
     assert_eq!(lookup("nowhere.test", &mut stack, &mut now), Err(NetError::NameNotFound));
     assert_eq!(answered, 2);
+}
+
+/// Keel talks to itself: a connection to 127.0.0.1 goes over the loopback interface, never
+/// the card.
+#[test]
+fn connections_to_127_0_0_1_stay_inside() {
+    let (mut a, b) = wire::pair();
+    let mut stack = Stack::new(&mut a, Some([2, 0, 0, 0, 0, 1]), 0, 3);
+    stack.set_static(core::net::Ipv4Addr::new(10, 0, 2, 15), 24, None, &[]);
+    let l = stack.listen(8080, 4).unwrap();
+    let mut now = 0;
+    for round in 0..3 {
+        let c = stack.connect(LOCAL, 8080).unwrap();
+        for _ in 0..10 {
+            now += 1;
+            stack.poll(now, &mut a);
+        }
+        assert_eq!(stack.status(c), Ok(TcpStatus::Open), "round {round}");
+        let s = stack.accept(l).unwrap().expect("accepted");
+        stack.send(c, b"ping").unwrap();
+        for _ in 0..5 {
+            now += 1;
+            stack.poll(now, &mut a);
+        }
+        let mut buf = [0u8; 8];
+        assert_eq!(stack.recv(s, &mut buf).unwrap(), Some(4));
+        stack.close(c);
+        stack.close(s);
+        for _ in 0..20 {
+            now += 1;
+            stack.poll(now, &mut a);
+        }
+    }
+    assert_eq!(stack.open_sockets(), 1);
+    assert!(b.is_quiet(), "nothing went out on the card");
 }

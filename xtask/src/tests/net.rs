@@ -459,6 +459,10 @@ pub(super) fn wasm_server_under_load(image: &Image) -> Result<(), String> {
     check(status.contains("400"), "no way out of /srv", &status)?;
     // Sockets and memory back to where they were: the listener alone.
     sockets_back_to(&mut vm, 1)?;
+    // Keel reaches its own server at 127.0.0.1, over loopback.
+    let out = vm.run("fetch -q -o - http://127.0.0.1:8080/welcome.txt", STEP)?;
+    check(out.as_bytes() == welcome.as_slice(), "Keel fetches from its own server over 127.0.0.1", &out)?;
+    sockets_back_to(&mut vm, 1)?;
     super::harness::check_heap_back(&mut vm, heap_before, 256 * 1024)?;
     // Killed mid-request: a client has sent half a request when the server goes.
     let mut half = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
