@@ -127,8 +127,8 @@ impl Net {
             // The I/O APIC latched any edge that came while masked and delivers it now.
             crate::cpu::set_device_irq_masked(false);
         }
-        if changed {
-            // Sockets moved without the card (loopback, timers): whoever waits may proceed.
+        if self.stack.take_loopback_activity() {
+            // Sockets moved on loopback, which no interrupt announces: whoever waits may proceed.
             task::wake_waiters(task::EVENT_NET);
         }
         changed
@@ -225,8 +225,10 @@ pub fn start() {
     }
 }
 
-/// The "net" task: polls whenever the card interrupts or a stack timer is due.
+/// The "net" task: polls whenever the card interrupts or a stack timer is due. It starts a
+/// moment after the shell, so bringing the network up (DHCP) does not delay the prompt.
 fn poller() -> i32 {
+    task::sleep_ms(20);
     loop {
         let (delay, polled_by_tick) = with(|n| {
             n.poll();

@@ -252,8 +252,10 @@ pub fn emergency_write(args: fmt::Arguments<'_>) {
 struct Logger;
 
 impl log::Log for Logger {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        // Libraries speak only of problems (virtio-drivers logs its feature negotiation at
+        // info); the kernel's own messages are the boot log.
+        m.target().starts_with("keel") || m.level() <= log::Level::Warn
     }
 
     fn log(&self, record: &log::Record<'_>) {

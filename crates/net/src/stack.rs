@@ -24,6 +24,8 @@ use smoltcp::wire::{
 pub const TCP_BUFFER: usize = 64 * 1024;
 /// How long a connection attempt or an unacknowledged send may take.
 pub const TCP_TIMEOUT_MS: u64 = 10_000;
+/// Listening sockets kept per port on the loopback interface.
+const LO_BACKLOG: usize = 4;
 /// Ident of Keel's ICMP echo requests.
 const PING_IDENT: u16 = 0x4b45;
 
@@ -143,6 +145,8 @@ pub struct Stack {
     lo: Option<(Interface, smoltcp::phy::Loopback)>,
     /// The loopback interface's TCP sockets (an interface sends only its own set's packets).
     lo_sockets: SocketSet<'static>,
+    /// Loopback moved a socket since [`Stack::take_loopback_activity`] (no interrupt tells).
+    lo_activity: bool,
     sockets: SocketSet<'static>,
     dhcp: Option<SocketHandle>,
     dns: SocketHandle,
@@ -211,6 +215,7 @@ impl Stack {
             iface,
             lo,
             lo_sockets: SocketSet::new(Vec::new()),
+            lo_activity: false,
             sockets,
             dhcp: None,
             dns,
@@ -299,6 +304,12 @@ impl Stack {
         }
         self.track();
         changed
+    }
+
+    /// True (once) if a poll moved loopback sockets: no device interrupt announces those, so
+    /// the caller wakes whoever waits.
+    pub fn take_loopback_activity(&mut self) -> bool {
+        core::mem::take(&mut self.lo_activity)
     }
 
     /// Milliseconds until the stack needs polling again (None: only when a packet comes).
@@ -548,11 +559,13 @@ impl Stack {
         Ok(Listener(id))
     }
 
-    /// Keeps `backlog` listening sockets on each interface.
+    /// Keeps `backlog` listening sockets on the card's interface and a few on loopback (every
+    /// socket costs time in every poll; loopback clients are rare).
     fn refill(&mut self, l: &mut ListenState) -> Result<(), NetError> {
         let sets: &[bool] = if self.lo.is_some() { &[false, true] } else { &[false] };
         for &lo in sets {
-            while l.queue.iter().filter(|k| k.lo == lo).count() < l.backlog {
+            let want = if lo { l.backlog.min(LO_BACKLOG) } else { l.backlog };
+            while l.queue.iter().filter(|k| k.lo == lo).count() < want {
                 let mut s = new_tcp();
                 s.listen(l.port).map_err(|_| NetError::AddressInUse)?;
                 let k = self.add_tcp(lo, s);
