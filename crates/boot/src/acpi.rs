@@ -4,6 +4,8 @@
 //! MCFG (PCIe configuration space) and, in the DSDT's AML, the `\_S5` package that gives the
 //! sleep type for power-off. Every table's checksum is verified; a bad one is ignored.
 
+use crate::bytes::{u16_at, u32_at, u64_at};
+
 /// Reads physical memory. Returns false where nothing readable is.
 pub trait PhysMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> bool;
@@ -19,18 +21,6 @@ pub struct Root {
 
 fn sum(bytes: &[u8]) -> u8 {
     bytes.iter().fold(0u8, |a, b| a.wrapping_add(*b))
-}
-
-fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(off..off + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?))
-}
-
-fn u64_at(b: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(off..off + 8)?.try_into().ok()?))
 }
 
 /// Parses an RSDP (20 bytes for ACPI 1.0, 36 from 2.0 on), checking signature and checksums.

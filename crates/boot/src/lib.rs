@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acpi;
+mod bytes;
 pub mod cmdline;
 pub mod multiboot2;
 pub mod pci;

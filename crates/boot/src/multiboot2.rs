@@ -2,6 +2,7 @@
 //! 8-byte-aligned tags. Keel reads the command line, the first module (the `extra_files`
 //! archive), the memory map, the framebuffer and the ACPI RSDP copy; other tags are skipped.
 
+use crate::bytes::{u32_at, u64_at};
 use crate::{acpi, BootInfo, Display, Loader, MemoryRegion, Module, PixelFormat};
 
 /// The value in `eax` when a Multiboot2 loader started the kernel.
@@ -26,14 +27,6 @@ pub enum Error {
     BadTag { offset: usize },
     /// No end tag.
     NoEnd,
-}
-
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?))
-}
-
-fn u64_at(b: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(off..off + 8)?.try_into().ok()?))
 }
 
 /// The structure's total size, from its first 8 bytes (so the kernel knows how much to read).

@@ -39,13 +39,15 @@ impl Default for Screen {
     }
 }
 
+/// Code page 437's upper half (bytes 0x80..=0xff), in order.
+pub(crate) const CP437_HIGH: &str = "ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u{a0}";
+
 /// Maps a Unicode character to a code page 437 byte (`?` when there is none).
 pub fn cp437(c: char) -> u8 {
     if (' '..='~').contains(&c) {
         return c as u8;
     }
-    const HIGH: &str = "ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u{a0}";
-    match HIGH.chars().position(|h| h == c) {
+    match CP437_HIGH.chars().position(|h| h == c) {
         Some(i) => 0x80 + i as u8,
         None => match c {
             '✓' => 0xfb,

@@ -7,14 +7,11 @@ use font8x8::{UnicodeFonts, BASIC_FONTS, BLOCK_FONTS, BOX_FONTS, GREEK_FONTS, LA
 
 use crate::{Screen, COLS, ROWS};
 
-/// Code page 437's upper half, as [`crate::cp437`] maps it.
-const HIGH: &str = "ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u{a0}";
-
 /// The character a code page 437 byte stands for.
 pub fn char_of(byte: u8) -> char {
     match byte {
         0x20..=0x7e => byte as char,
-        0x80..=0xff => HIGH.chars().nth(usize::from(byte - 0x80)).unwrap_or('?'),
+        0x80..=0xff => crate::CP437_HIGH.chars().nth(usize::from(byte - 0x80)).unwrap_or('?'),
         _ => ' ',
     }
 }
