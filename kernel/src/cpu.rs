@@ -136,24 +136,30 @@ fn ioapic_write(base: u64, reg: u32, value: u32) {
     }
 }
 
+/// The I/O APIC that receives `gsi` (24 pins each) and the pin: (register window, pin).
+fn ioapic_pin(gsi: u32) -> Option<(u64, u32)> {
+    crate::acpi::get()?
+        .io_apics()
+        .find(|io| gsi >= io.gsi_base && gsi < io.gsi_base + 24 && io.addr < (4 << 30))
+        .map(|io| (io.addr, gsi - io.gsi_base))
+}
+
+/// Writes the redirection entry of `pin`: `DEVICE_VECTOR`, fixed delivery, physical
+/// destination, active high, edge-triggered, masked or not.
+fn ioapic_route(addr: u64, pin: u32, masked: bool) {
+    ioapic_write(addr, 0x10 + 2 * pin, u32::from(DEVICE_VECTOR) | if masked { 1 << 16 } else { 0 });
+}
+
 /// Routes a device's interrupt to `handler` (edge-triggered through an I/O APIC, or the PIC
 /// line as the firmware set it up) and unmasks it. False if the source cannot be reached.
 pub fn route_device_irq(source: IrqSource, handler: fn()) -> bool {
     match source {
         IrqSource::Gsi(gsi) => {
-            let Some(io) = crate::acpi::get()
-                .into_iter()
-                .flat_map(|a| a.io_apics())
-                .find(|io| gsi >= io.gsi_base && gsi < io.gsi_base + 24 && io.addr < (4 << 30))
-            else {
-                return false;
-            };
+            let Some((addr, pin)) = ioapic_pin(gsi) else { return false };
             x86_64::instructions::interrupts::without_interrupts(|| *DEVICE_IRQ.lock() = Some((source, handler)));
-            let pin = gsi - io.gsi_base;
-            let apic_id = lapic_read(0x20) >> 24;
-            // Fixed delivery, physical destination, active high, edge-triggered, unmasked.
-            ioapic_write(io.addr, 0x11 + 2 * pin, apic_id << 24);
-            ioapic_write(io.addr, 0x10 + 2 * pin, u32::from(DEVICE_VECTOR));
+            // To this CPU's local APIC.
+            ioapic_write(addr, 0x11 + 2 * pin, lapic_read(0x20) & 0xff00_0000);
+            ioapic_route(addr, pin, false);
             true
         }
         IrqSource::PicLine(line @ (5 | 9 | 10 | 11)) => {
@@ -174,35 +180,28 @@ pub fn set_device_irq_masked(masked: bool) {
     match source {
         IrqSource::PicLine(line) => set_irq_masked(line, masked),
         IrqSource::Gsi(gsi) => {
-            let io = crate::acpi::get()
-                .into_iter()
-                .flat_map(|a| a.io_apics())
-                .find(|io| gsi >= io.gsi_base && gsi < io.gsi_base + 24);
-            if let Some(io) = io {
-                let low = u32::from(DEVICE_VECTOR) | if masked { 1 << 16 } else { 0 };
-                ioapic_write(io.addr, 0x10 + 2 * (gsi - io.gsi_base), low);
+            if let Some((addr, pin)) = ioapic_pin(gsi) {
+                ioapic_route(addr, pin, masked);
             }
         }
     }
 }
 
-fn run_device_handler(source: IrqSource) {
-    let handler = DEVICE_IRQ.try_lock().and_then(|d| d.filter(|(s, _)| *s == source).map(|(_, h)| h));
+/// Runs the registered device handler if the interrupt came from where it was routed.
+fn run_device_handler(came_from: impl Fn(IrqSource) -> bool) {
+    let handler = DEVICE_IRQ.try_lock().and_then(|d| d.filter(|(s, _)| came_from(*s)).map(|(_, h)| h));
     if let Some(h) = handler {
         h();
     }
 }
 
 extern "x86-interrupt" fn ioapic_device_interrupt(_frame: InterruptStackFrame) {
-    let source = DEVICE_IRQ.try_lock().and_then(|d| d.map(|(s, _)| s));
-    if let Some(s) = source {
-        run_device_handler(s);
-    }
+    run_device_handler(|s| matches!(s, IrqSource::Gsi(_)));
     lapic_write(0xb0, 0);
 }
 
 extern "x86-interrupt" fn pic_device_interrupt<const LINE: u8>(_frame: InterruptStackFrame) {
-    run_device_handler(IrqSource::PicLine(LINE));
+    run_device_handler(|s| s == IrqSource::PicLine(LINE));
     // SAFETY: the interrupt came from the PIC on LINE (both chips are told for slave lines).
     unsafe { PICS.lock().notify_end_of_interrupt(PIC_OFFSET + LINE) };
 }

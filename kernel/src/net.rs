@@ -111,14 +111,13 @@ pub struct Net {
 
 impl Net {
     /// Processes received packets and sends what is due; quiets the card's interrupt.
-    pub fn poll(&mut self) -> bool {
-        let mut changed = false;
+    pub fn poll(&mut self) {
         // Acknowledge first, then drain: a packet arriving after the acknowledgement raises
         // the interrupt again. Sending (done while polling) interrupts too, so go round while
         // packets keep arriving.
         for _ in 0..16 {
             self.nic.card.borrow_mut().ack_interrupt();
-            changed |= self.stack.poll(now_ms(), &mut self.nic);
+            self.stack.poll(now_ms(), &mut self.nic);
             if !self.nic.card.borrow().can_recv() {
                 break;
             }
@@ -131,15 +130,10 @@ impl Net {
             // Sockets moved on loopback, which no interrupt announces: whoever waits may proceed.
             task::wake_waiters(task::EVENT_NET);
         }
-        changed
     }
 
     pub fn counters(&self) -> Counters {
-        *self.counters_ref()
-    }
-
-    fn counters_ref(&self) -> core::cell::Ref<'_, Counters> {
-        self.nic.counters.borrow()
+        *self.nic.counters.borrow()
     }
 }
 
