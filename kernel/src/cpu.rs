@@ -119,12 +119,25 @@ pub enum IrqSource {
     PicLine(u8),
 }
 
-/// The one device interrupt in use (Keel has one interrupt-driven device, the network card),
-/// and the handler it runs.
-static DEVICE_IRQ: Mutex<Option<DeviceIrq>> = Mutex::new(None);
+/// The device interrupts in use (the network card, the disks) and the handler each runs.
+static DEVICE_IRQS: Mutex<[Option<DeviceIrq>; MAX_DEVICE_IRQS]> = Mutex::new([None; MAX_DEVICE_IRQS]);
+const MAX_DEVICE_IRQS: usize = 8;
 
 /// A routed device interrupt and its handler.
 type DeviceIrq = (IrqSource, fn());
+
+fn register_device_irq(source: IrqSource, handler: fn()) -> bool {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut table = DEVICE_IRQS.lock();
+        match table.iter_mut().find(|e| e.is_none()) {
+            Some(slot) => {
+                *slot = Some((source, handler));
+                true
+            }
+            None => false,
+        }
+    })
+}
 
 /// An I/O APIC's register window.
 fn ioapic_write(base: u64, reg: u32, value: u32) {
@@ -156,14 +169,18 @@ pub fn route_device_irq(source: IrqSource, handler: fn()) -> bool {
     match source {
         IrqSource::Gsi(gsi) => {
             let Some((addr, pin)) = ioapic_pin(gsi) else { return false };
-            x86_64::instructions::interrupts::without_interrupts(|| *DEVICE_IRQ.lock() = Some((source, handler)));
+            if !register_device_irq(source, handler) {
+                return false;
+            }
             // To this CPU's local APIC.
             ioapic_write(addr, 0x11 + 2 * pin, lapic_read(0x20) & 0xff00_0000);
             ioapic_route(addr, pin, false);
             true
         }
         IrqSource::PicLine(line @ (5 | 9 | 10 | 11)) => {
-            x86_64::instructions::interrupts::without_interrupts(|| *DEVICE_IRQ.lock() = Some((source, handler)));
+            if !register_device_irq(source, handler) {
+                return false;
+            }
             set_irq_masked(line, false);
             true
         }
@@ -171,12 +188,10 @@ pub fn route_device_irq(source: IrqSource, handler: fn()) -> bool {
     }
 }
 
-/// Masks or unmasks the routed device interrupt (a handler that cannot quiet its device yet
-/// masks it; whoever quiets the device later unmasks it).
-pub fn set_device_irq_masked(masked: bool) {
-    // Interrupts off: the device handler takes the same lock.
-    let source = x86_64::instructions::interrupts::without_interrupts(|| DEVICE_IRQ.lock().map(|(s, _)| s));
-    let Some(source) = source else { return };
+/// Masks or unmasks a routed device interrupt (a handler that cannot quiet its device yet
+/// masks it; whoever quiets the device later unmasks it). A PIC line shared by two devices is
+/// masked for both: the other device's waiter unmasks it again after its own poll.
+pub fn set_device_irq_masked(source: IrqSource, masked: bool) {
     match source {
         IrqSource::PicLine(line) => set_irq_masked(line, masked),
         IrqSource::Gsi(gsi) => {
@@ -187,10 +202,18 @@ pub fn set_device_irq_masked(masked: bool) {
     }
 }
 
-/// Runs the registered device handler if the interrupt came from where it was routed.
+/// Runs every registered device handler whose interrupt came from where it was routed (all
+/// I/O APIC devices share one vector; each handler checks its own device).
 fn run_device_handler(came_from: impl Fn(IrqSource) -> bool) {
-    let handler = DEVICE_IRQ.try_lock().and_then(|d| d.filter(|(s, _)| came_from(*s)).map(|(_, h)| h));
-    if let Some(h) = handler {
+    let mut handlers: [Option<fn()>; MAX_DEVICE_IRQS] = [None; MAX_DEVICE_IRQS];
+    if let Some(table) = DEVICE_IRQS.try_lock() {
+        for (out, (s, h)) in handlers.iter_mut().zip(table.iter().flatten()) {
+            if came_from(*s) {
+                *out = Some(*h);
+            }
+        }
+    }
+    for h in handlers.iter().flatten() {
         h();
     }
 }

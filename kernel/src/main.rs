@@ -13,6 +13,7 @@ mod aot;
 mod boot;
 mod console;
 mod cpu;
+mod disk;
 mod fs;
 mod job;
 mod memory;
@@ -130,10 +131,12 @@ extern "C" fn shell_entry() -> ! {
     if let Some(path) = job::job_path(&cmdline) {
         task::init("job");
         net::start();
+        disk::mount_at_boot();
         job::run(path)
     }
     task::init("shell");
     net::start();
+    disk::mount_at_boot();
     shell::run()
 }
 

@@ -399,6 +399,16 @@ impl Drop for KernelStack {
     }
 }
 
+/// The physical address of a kernel virtual address: itself in the identity map, else what
+/// the page tables say (a task stack: its frames are contiguous, so a small object on it maps
+/// to one contiguous physical range). None if unmapped.
+pub fn virt_to_phys(addr: u64) -> Option<u64> {
+    if addr < IDENTITY_LIMIT {
+        return Some(addr);
+    }
+    with_mapper(|m| m.translate_addr(VirtAddr::new(addr)).map(|p| p.as_u64()))
+}
+
 /// If `addr` lies in the guard page of a live kernel stack, the stack's name.
 pub fn guard_page_owner(addr: u64) -> Option<&'static str> {
     let stacks = STACKS.try_lock()?;

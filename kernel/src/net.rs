@@ -100,6 +100,9 @@ impl Device for Nic {
     }
 }
 
+/// Where the card's interrupt is routed (set once, before it is first unmasked).
+static NET_IRQ: spin::Once<IrqSource> = spin::Once::new();
+
 /// The card and the stack.
 pub struct Net {
     pub stack: Stack,
@@ -124,7 +127,9 @@ impl Net {
         }
         if IRQ_MASKED.swap(false, Ordering::AcqRel) {
             // The I/O APIC latched any edge that came while masked and delivers it now.
-            crate::cpu::set_device_irq_masked(false);
+            if let Some(src) = NET_IRQ.get() {
+                crate::cpu::set_device_irq_masked(*src, false);
+            }
         }
         if self.stack.take_loopback_activity() {
             // Sockets moved on loopback, which no interrupt announces: whoever waits may proceed.
@@ -175,7 +180,9 @@ fn on_interrupt() {
         // The stack is in use (or not set up yet): mask the line until the next poll
         // acknowledges the card, or a level-triggered line would interrupt forever.
         IRQ_MASKED.store(true, Ordering::Release);
-        crate::cpu::set_device_irq_masked(true);
+        if let Some(src) = NET_IRQ.get() {
+            crate::cpu::set_device_irq_masked(*src, true);
+        }
     }
     task::wake_waiters(task::EVENT_NET);
 }
@@ -198,7 +205,10 @@ pub fn init(transport: SomeTransport<'static>, place: String, irq: Option<IrqSou
     stack.add_host("host", HOST_ADDR);
     stack.start_dhcp();
     // The stack is in place before the first interrupt can come.
-    let routed = irq.filter(|&src| crate::cpu::route_device_irq(src, on_interrupt));
+    let routed = irq.filter(|&src| {
+        NET_IRQ.call_once(|| src);
+        crate::cpu::route_device_irq(src, on_interrupt)
+    });
     log::info!(
         "network: virtio-net {} ({place}), {}",
         mac.iter().map(|b| alloc::format!("{b:02x}")).collect::<Vec<_>>().join(":"),

@@ -33,6 +33,15 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("time", "time CMD [ARG...]: run a command and print its wall time", ""),
     ("uname", "uname [-a]: system name and version", ""),
     ("lspci", "lspci: the PCI devices found at boot (address, vendor:device, class, virtio type)", ""),
+    ("lsblk", "lsblk: the disks, their sizes and where they are mounted", ""),
+    (
+        "mount",
+        "mount [-r] [DISK DIR]: mount a disk's littlefs filesystem at DIR (-r: read-only); alone: list mounts",
+        "DISK is vda, vdb, ... (see lsblk). The first disk is mounted at /data at boot. A disk whose\nmetadata is damaged is mounted read-only; one without a valid filesystem is refused.",
+    ),
+    ("umount", "umount DIR|DISK: write everything out and unmount a disk", "Refused while files are open on it."),
+    ("fsck", "fsck DISK|DIR: check a disk's filesystem: every directory, file and block", "Exit status 0 if clean, 1 if damaged."),
+    ("mkfs", "mkfs DISK: create an empty littlefs filesystem on an unmounted disk (erases it)", ""),
     ("ip", "ip: the network interface: addresses, route, DNS, counters", ""),
     ("ping", "ping [-c COUNT] HOST: ICMP echo requests, one a second (Ctrl-C stops)", ""),
     (
@@ -284,6 +293,29 @@ impl Host for KernelHost {
                 let secs = (time::realtime_ns() / 1_000_000_000) as i64;
                 io.print(format_args!("{}\n", DateTime::from_unix(secs)));
                 0
+            }
+            "lsblk" => crate::disk::lsblk(io),
+            "mount" => mount_cmd(&args, io),
+            "umount" | "fsck" | "mkfs" => {
+                let [target] = args[..] else {
+                    io.eprint(format_args!("usage: {} DISK|DIR\n", argv[0]));
+                    return Some(2);
+                };
+                let r = match argv[0].as_str() {
+                    "umount" => crate::disk::umount(target).map(|m| (m + "\n", true)),
+                    "mkfs" => crate::disk::mkfs(target).map(|m| (m + "\n", true)),
+                    _ => crate::disk::fsck(target),
+                };
+                match r {
+                    Ok((msg, ok)) => {
+                        io.out(msg.as_bytes());
+                        i32::from(!ok)
+                    }
+                    Err(e) => {
+                        io.eprint(format_args!("{}: {e}\n", argv[0]));
+                        1
+                    }
+                }
             }
             "ip" => crate::netcmd::ip(io),
             "ping" => crate::netcmd::ping(&args, io),
@@ -807,6 +839,43 @@ pub fn run() -> ! {
                 Ok(c) => power::exit_qemu(c),
                 Err(_) => power::exit_qemu(1),
             }
+        }
+    }
+}
+
+/// `mount [-r] DISK DIR`, or alone: the mount table.
+fn mount_cmd(args: &[&str], io: &mut Io<'_>) -> i32 {
+    let (readonly, rest) = match args.first() {
+        Some(&"-r") => (true, &args[1..]),
+        _ => (false, args),
+    };
+    match rest {
+        [] => {
+            let mut out = String::new();
+            for (path, info) in fs::vfs().mounts() {
+                let source = crate::disk::name_at(&path).unwrap_or_else(|| String::from(info.kind));
+                out.push_str(&alloc::format!(
+                    "{source} on {path} type {} ({})\n",
+                    info.kind,
+                    if info.readonly { "ro" } else { "rw" }
+                ));
+            }
+            io.out(out.as_bytes());
+            0
+        }
+        [disk, dir] => match crate::disk::mount(disk, dir, readonly) {
+            Ok(msg) => {
+                io.print(format_args!("{msg}\n"));
+                0
+            }
+            Err(e) => {
+                io.eprint(format_args!("mount: {e}\n"));
+                1
+            }
+        },
+        _ => {
+            io.eprint(format_args!("usage: mount [-r] DISK DIR\n"));
+            2
         }
     }
 }

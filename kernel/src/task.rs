@@ -68,6 +68,8 @@ struct Task {
 pub const EVENT_INPUT: u8 = 1;
 /// The network interface interrupted (packets in, buffers free).
 pub const EVENT_NET: u8 = 2;
+/// A disk completed a request.
+pub const EVENT_DISK: u8 = 4;
 
 /// Events raised while the scheduler's lock was taken (so the waiters could not be woken then):
 /// the next timer tick wakes them.
@@ -262,6 +264,11 @@ fn unreachable_halt() -> ! {
 }
 
 /// Gives the CPU to the next ready task (if any).
+/// True once the scheduler runs (tasks can sleep).
+pub fn started() -> bool {
+    STARTED.load(Ordering::Relaxed)
+}
+
 pub fn yield_now() {
     interrupts::without_interrupts(schedule);
 }

@@ -26,8 +26,9 @@ const MMIO_SLOTS: u64 = 24;
 pub struct KeelHal;
 
 // SAFETY: dma_alloc returns fresh, zeroed, identity-mapped pages owned by the device until
-// dma_dealloc; share returns the physical (= virtual) address of memory that stays valid while
-// shared (the caller's buffer); MMIO regions are identity-mapped.
+// dma_dealloc; share returns the physical address of memory that stays valid while shared (the
+// caller's buffer: identity-mapped heap, or a task stack whose frames are contiguous); MMIO
+// regions are identity-mapped.
 unsafe impl Hal for KeelHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
         let first = interrupts::without_interrupts(|| FRAMES.lock().allocate(pages as u64, 1));
@@ -60,7 +61,16 @@ unsafe impl Hal for KeelHal {
     }
 
     unsafe fn share(buffer: NonNull<[u8]>, _direction: BufferDirection) -> PhysAddr {
-        buffer.as_ptr() as *mut u8 as u64
+        // Heap buffers are identity-mapped; a driver's request header on a task stack is not
+        // (virtio-drivers' blocking calls keep theirs there).
+        let virt = buffer.as_ptr() as *mut u8 as u64;
+        match crate::memory::virt_to_phys(virt) {
+            Some(phys) => phys,
+            None => {
+                log::error!("virtio: buffer at {virt:#x} is not mapped");
+                virt
+            }
+        }
     }
 
     unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}
@@ -164,6 +174,10 @@ pub fn find_devices(cmdline: &str) -> Vec<(String, String, NinePTransport)> {
         if transport.device_type() == DeviceType::Network && !have_net {
             have_net = true;
             crate::net::init(transport, place, irq);
+            continue;
+        }
+        if transport.device_type() == DeviceType::Block {
+            crate::disk::add(transport, place, irq);
             continue;
         }
         if transport.device_type() != DeviceType::_9P {

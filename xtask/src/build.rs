@@ -60,6 +60,11 @@ pub fn kernel_cargo() -> Result<Command, String> {
     ] {
         cmd.env_remove(var);
     }
+    // C inside the kernel (littlefs): no libc, no red zone (interrupts share the stack), no
+    // stack protector, absolute addressing like the Rust code; bindgen reads the headers with
+    // clang's own freestanding stdint.h.
+    cmd.env("CFLAGS_x86_64_keel", "-ffreestanding -fno-stack-protector -mno-red-zone -fno-pic -O2");
+    cmd.env("BINDGEN_EXTRA_CLANG_ARGS_x86_64_keel", "-ffreestanding");
     cmd.current_dir(root().join("kernel"));
     Ok(cmd)
 }

@@ -5,6 +5,7 @@
 mod aot;
 mod bench;
 mod build;
+mod disk;
 mod fuzz;
 mod image;
 mod oneshot;
@@ -30,6 +31,9 @@ commands:
                         run one WASI program in a fresh Keel microVM, like `wasmtime run`
                         (stdio relayed byte for byte, exits with the program's status;
                         `cargo xtask wasm --help` for its options)
+  disk create|ls|put|get|cat|fsck IMAGE ...
+                        make, fill and inspect disk images on the host (`cargo xtask disk`
+                        for details); the same littlefs code Keel mounts /data with
   lint                  rustfmt --check and clippy -D warnings on every crate and the kernel
   bench [--runs N] [--network]
                         measure boot, start-up, compute (vs the host), concurrency, I/O,
@@ -60,6 +64,10 @@ run options:
   --net-open            lift the network restriction (QEMU user networking without
                         restrict=on: Keel may reach any address the host can); default closed
   --no-net              no network card
+  --disk FILE[:SIZE][:ro]
+                        attach a virtio disk image (created and formatted with littlefs on
+                        first use, default 64M); the first is mounted at /data (repeatable:
+                        vda, vdb, ...; others with `mount vdb DIR`)
   --compile             precompile every .wasm in the shared folders for the compiled tier
                         (a .cwasm beside each, sealed for this build)
 ";
@@ -77,6 +85,7 @@ fn main() -> ExitCode {
         Some("fuzz") => tests::fuzz_command(&args[1..]),
         Some("setup") => build::setup().map(|_| 0),
         Some("relay") => qemu::relay(&args[1..]),
+        Some("disk") => disk::command(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(0)
@@ -114,6 +123,11 @@ fn run(args: &[String]) -> Result<i32, String> {
             "--allow-host" => opts.net.allow_host.push(qemu::parse_port("--allow-host", &value("--allow-host")?)?),
             "--net-open" => opts.net.open = true,
             "--no-net" => opts.net.enabled = false,
+            "--disk" => {
+                let (file, size, ro) = disk::parse_spec(&value("--disk")?)?;
+                disk::prepare(&file, size)?;
+                opts.disks.push((file, ro));
+            }
             "--boot" => {
                 opts.boot = match value("--boot")?.as_str() {
                     "pvh" => qemu::Boot::Pvh,

@@ -180,6 +180,8 @@ pub struct Options {
     pub extra: Vec<String>,
     /// Host folders shared into Keel: (host dir, guest path, read-only).
     pub shares: Vec<(std::path::PathBuf, String, bool)>,
+    /// Disk images attached as virtio-blk devices: (image, read-only).
+    pub disks: Vec<(std::path::PathBuf, bool)>,
 }
 
 /// Parses `--share DIR[:GUEST][:ro]`; GUEST defaults to /host (then /host2, ...).
@@ -216,6 +218,7 @@ impl Default for Options {
             append: String::new(),
             extra: Vec::new(),
             shares: Vec::new(),
+            disks: Vec::new(),
         }
     }
 }
@@ -272,6 +275,14 @@ pub fn command(image: &Image, opts: &Options) -> Command {
         if pvh {
             append.push_str(&format!(" keel.share={tag}:{guest}{}", if *ro { ":ro" } else { "" }));
         }
+    }
+    for (i, (file, ro)) in opts.disks.iter().enumerate() {
+        let mut drive = format!("file={},format=raw,if=none,id=disk{i},cache=writeback", file.display());
+        if *ro {
+            drive.push_str(",readonly=on");
+        }
+        let device = if machine.starts_with("microvm") { "virtio-blk-device" } else { "virtio-blk-pci" };
+        cmd.args(["-drive", &drive, "-device", &format!("{device},drive=disk{i}")]);
     }
     let append = append.trim().to_string();
     if !append.is_empty() && pvh {

@@ -38,6 +38,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("stat", "stat PATH...: show file metadata", ""),
     ("sha256sum", "sha256sum [FILE...]: SHA-256 of files (stdin when none)", ""),
     ("df", "df: mounted filesystems and their usage", ""),
+    ("sync", "sync: write everything cached to the disks and make it durable", ""),
 ];
 
 /// The current directory (kept in `$PWD`).
@@ -51,7 +52,7 @@ pub fn run(vfs: &Vfs, shell: &mut Shell, argv: &[String], io: &mut Io<'_>) -> Op
     let mut c = Cmd { vfs, cwd: cwd(shell), name, io, status: 0, stopped: false };
     let mut args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
     // Commands without flags still answer --help, take `--`, and refuse unknown options.
-    if matches!(name, "cat" | "rmdir" | "touch" | "mv" | "stat" | "sha256sum" | "df") {
+    if matches!(name, "cat" | "rmdir" | "touch" | "mv" | "stat" | "sha256sum" | "df" | "sync") {
         match c.opts(&args, "") {
             Some((_, operands)) => args = operands,
             None => return Some(c.status),
@@ -80,6 +81,12 @@ pub fn run(vfs: &Vfs, shell: &mut Shell, argv: &[String], io: &mut Io<'_>) -> Op
         "stat" => c.stat(&args),
         "sha256sum" => c.sha256sum(&args),
         "df" => c.df(),
+        "sync" => {
+            for (path, e) in vfs.sync_all() {
+                c.io.eprint(format_args!("sync: {path}: {e}\n"));
+                c.status = 1;
+            }
+        }
         _ => return None,
     }
     Some(c.status)
@@ -777,12 +784,12 @@ impl Cmd<'_, '_, '_> {
 
     fn df(&mut self) {
         let mut out =
-            format!("{:<14} {:<6} {:>10} {:>10} {:>10} {:>5}\n", "Mounted on", "Type", "Size", "Used", "Avail", "Use%");
+            format!("{:<14} {:<8} {:>10} {:>10} {:>10} {:>5}\n", "Mounted on", "Type", "Size", "Used", "Avail", "Use%");
         for (path, info) in self.vfs.mounts() {
             let avail = info.total_bytes.saturating_sub(info.used_bytes);
             let pct = (info.used_bytes * 100).checked_div(info.total_bytes).unwrap_or(0);
             out.push_str(&format!(
-                "{:<14} {:<6} {:>10} {:>10} {:>10} {:>4}%{}\n",
+                "{:<14} {:<8} {:>10} {:>10} {:>10} {:>4}%{}\n",
                 path,
                 info.kind,
                 Bytes(info.total_bytes).to_string(),

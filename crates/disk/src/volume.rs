@@ -195,23 +195,23 @@ impl Report {
     }
 }
 
-/// Formats `dev` with an empty littlefs filesystem and gives it back.
-pub fn format<D: BlockDevice + 'static>(dev: D) -> core::result::Result<D, DiskError> {
+/// Formats `dev` with an empty littlefs filesystem and gives it back (also on failure).
+pub fn format<D: BlockDevice + 'static>(dev: D) -> core::result::Result<D, MountFailure<D>> {
     let cache = BlockCache::new(dev, 64);
     let blocks = cache.block_count() as usize;
     if blocks < 16 {
-        return Err(DiskError::TooSmall);
+        return Err(MountFailure { error: DiskError::TooSmall, device: Some(cache.into_device()) });
     }
     let shared: Shared<D> = Arc::new(Mutex::new(Some(cache)));
     let mut storage = LfsStorage { cache: shared.clone(), blocks };
-    let r = Filesystem::format(&mut storage);
-    let flushed = shared.lock().as_mut().map(|c| c.flush());
-    let dev = shared.lock().take().map(BlockCache::into_device).ok_or(DiskError::Io(IoError::Detached))?;
-    r.map_err(|e| DiskError::Fs(e.code()))?;
-    if let Some(Err(e)) = flushed {
-        return Err(DiskError::Io(e));
+    let r = Filesystem::format(&mut storage).map_err(|e| DiskError::Fs(e.code()));
+    let flushed = shared.lock().as_mut().map_or(Err(IoError::Detached), |c| c.flush()).map_err(DiskError::Io);
+    let device = shared.lock().take().map(BlockCache::into_device);
+    match (r.and(flushed), device) {
+        (Ok(()), Some(dev)) => Ok(dev),
+        (Err(error), device) => Err(MountFailure { error, device }),
+        (Ok(()), None) => Err(MountFailure { error: DiskError::Io(IoError::Detached), device: None }),
     }
-    Ok(dev)
 }
 
 /// A mounted littlefs volume.

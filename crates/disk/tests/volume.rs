@@ -5,7 +5,7 @@ use keel_vfs::{Error, FileType, NewNode};
 use proptest::prelude::*;
 
 fn fresh(bytes: usize) -> Volume<RamDisk> {
-    let dev = format(RamDisk::new(bytes)).expect("format");
+    let dev = format(RamDisk::new(bytes)).ok().expect("format");
     mount(dev)
 }
 
@@ -113,7 +113,7 @@ fn big_files_round_trip_and_space_runs_out_cleanly() {
 
 #[test]
 fn readonly_mounts_refuse_changes() {
-    let dev = format(RamDisk::new(1 << 20)).expect("format");
+    let dev = format(RamDisk::new(1 << 20)).ok().expect("format");
     let mut v = Volume::mount(dev, MountOptions { readonly: true, ..MountOptions::default() }).ok().expect("mount");
     let root = v.root();
     assert_eq!(v.create(root, "x", NewNode::File), Err(Error::ReadOnly));
@@ -125,7 +125,7 @@ fn unformatted_tiny_and_damaged_disks_are_refused() {
     let f = Volume::mount(RamDisk::new(1 << 20), MountOptions::default()).err().expect("blank disk refused");
     assert!(matches!(f.error, DiskError::NotMountable(_)));
     assert!(f.device.is_some());
-    assert_eq!(format(RamDisk::new(32 * 1024)).err(), Some(DiskError::TooSmall));
+    assert_eq!(format(RamDisk::new(32 * 1024)).err().map(|f| f.error), Some(DiskError::TooSmall));
     // Both superblock copies overwritten.
     let mut v = fresh(1 << 20);
     write_file(&mut v, "f", b"data");

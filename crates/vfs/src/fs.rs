@@ -121,4 +121,13 @@ pub trait FileSystem: Send + Sync {
     fn retain(&self, _ino: Ino) {}
     /// A handle to `ino` was closed.
     fn release(&self, _ino: Ino) {}
+    /// Makes what was written durable: one file (`Some(ino)`) or everything (`None`). Memory
+    /// filesystems have nothing to do.
+    fn sync(&self, _ino: Option<Ino>) -> Result<()> {
+        Ok(())
+    }
+    /// True while something holds this filesystem (open handles), so it cannot be unmounted.
+    fn busy(&self) -> bool {
+        false
+    }
 }

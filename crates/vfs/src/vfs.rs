@@ -164,6 +164,26 @@ impl Vfs {
         v
     }
 
+    /// Unmounts the filesystem mounted at `path` and hands it back: refused (`Busy`) for `/`,
+    /// while something is mounted below it, or while it has open handles.
+    pub fn unmount(&self, path: &str) -> Result<Arc<dyn FileSystem>> {
+        let path = crate::path::normalize(path)?;
+        let mut mounts = self.mounts.lock();
+        let i = mounts.iter().position(|m| m.path == path).ok_or(Error::InvalidArgument)?;
+        let below = alloc::format!("{}/", path.trim_end_matches('/'));
+        if i == 0 || mounts.iter().any(|m| m.path.starts_with(&below)) || mounts[i].fs.busy() {
+            return Err(Error::Busy);
+        }
+        Ok(mounts.remove(i).fs)
+    }
+
+    /// Syncs every mounted filesystem; returns the mount points that failed, with why.
+    pub fn sync_all(&self) -> Vec<(String, Error)> {
+        let all: Vec<(String, Arc<dyn FileSystem>)> =
+            self.mounts.lock().iter().map(|m| (m.path.clone(), m.fs.clone())).collect();
+        all.into_iter().filter_map(|(p, fs)| fs.sync(None).err().map(|e| (p, e))).collect()
+    }
+
     fn mount_at(&self, path: &str) -> Option<(Arc<dyn FileSystem>, u64)> {
         self.mounts.lock().iter().find(|m| m.path == path).map(|m| (m.fs.clone(), m.dev))
     }
@@ -685,5 +705,10 @@ impl Handle {
     /// Sets times.
     pub fn set_times(&self, atime: Option<u64>, mtime: Option<u64>) -> Result<()> {
         self.node.fs.set_times(self.node.ino, atime, mtime)
+    }
+
+    /// Makes the file's data durable (`fsync`).
+    pub fn sync(&self) -> Result<()> {
+        self.node.fs.sync(Some(self.node.ino))
     }
 }

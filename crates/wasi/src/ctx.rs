@@ -736,8 +736,8 @@ impl WasiCtx {
     pub fn fd_datasync(&mut self, fd: u32) -> R {
         let f = tri!(self.fd(fd));
         tri!(f.need(rights::FD_DATASYNC));
-        Ok(match f.kind {
-            Kind::File(_) => errno::SUCCESS,
+        Ok(match &f.kind {
+            Kind::File(h) => h.sync().map_or_else(vfs_errno, |()| errno::SUCCESS),
             Kind::Dir(_) => errno::BADF,
             _ => errno::INVAL,
         })
@@ -746,8 +746,8 @@ impl WasiCtx {
     pub fn fd_sync(&mut self, fd: u32) -> R {
         let f = tri!(self.fd(fd));
         tri!(f.need(rights::FD_SYNC));
-        Ok(match f.kind {
-            Kind::File(_) | Kind::Dir(_) => errno::SUCCESS,
+        Ok(match &f.kind {
+            Kind::File(h) | Kind::Dir(h) => h.sync().map_or_else(vfs_errno, |()| errno::SUCCESS),
             _ => errno::INVAL,
         })
     }
