@@ -253,6 +253,10 @@ impl FileSystem for DiskFs {
     fn unlink(&self, dir: Ino, name: &str) -> keel_vfs::Result<()> {
         self.vol().unlink(dir, name)
     }
+    /// littlefs has no hard links (nor symlinks: `create` refuses those).
+    fn link(&self, _ino: Ino, _dir: Ino, _name: &str) -> keel_vfs::Result<()> {
+        Err(keel_vfs::Error::NotSupported)
+    }
     fn rmdir(&self, dir: Ino, name: &str) -> keel_vfs::Result<()> {
         self.vol().rmdir(dir, name)
     }

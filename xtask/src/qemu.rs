@@ -276,7 +276,13 @@ pub fn command(image: &Image, opts: &Options) -> Command {
             append.push_str(&format!(" keel.share={tag}:{guest}{}", if *ro { ":ro" } else { "" }));
         }
     }
-    for (i, (file, ro)) in opts.disks.iter().enumerate() {
+    // microvm hands its virtio-mmio slots out from the top, and Keel scans them from the bottom:
+    // in reverse, the first --disk is the first disk Keel finds (vda).
+    let mut disks: Vec<(usize, &(std::path::PathBuf, bool))> = opts.disks.iter().enumerate().collect();
+    if machine.starts_with("microvm") {
+        disks.reverse();
+    }
+    for (i, (file, ro)) in disks {
         let mut drive = format!("file={},format=raw,if=none,id=disk{i},cache=writeback", file.display());
         if *ro {
             drive.push_str(",readonly=on");
@@ -592,6 +598,21 @@ impl Vm {
             }
             g = cv.wait_timeout(g, Duration::from_millis(50)).unwrap_or_else(|e| e.into_inner()).0;
         }
+    }
+
+    /// Pulls the plug: kills QEMU at once (what the disk had by then is what a power cut
+    /// leaves) and returns everything Keel printed.
+    pub fn power_cut(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The reader thread sees end of file once QEMU is gone.
+        let (lock, cv) = &*self.shared.clone();
+        let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !g.eof && Instant::now() < deadline {
+            g = cv.wait_timeout(g, Duration::from_millis(50)).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        String::from_utf8_lossy(&g.out).into_owned()
     }
 
     /// Sends raw bytes to the serial console.

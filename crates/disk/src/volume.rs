@@ -19,7 +19,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use keel_vfs::{DirEntry, Error, FileType, FsInfo, Ino, NewNode, Result, Stat};
-use littlefs2::consts::{U1024, U64};
+use littlefs2::consts::{U4096, U64};
 use littlefs2::fs::{Allocation, Filesystem};
 use littlefs2::io::{Error as LfsError, SeekFrom};
 use littlefs2::path::PathBuf;
@@ -45,7 +45,7 @@ impl<D: BlockDevice> littlefs2::driver::Storage for LfsStorage<D> {
     const BLOCK_SIZE: usize = BLOCK;
     /// Unused: [`LfsStorage::block_count`] tells the real size.
     const BLOCK_COUNT: usize = 1;
-    type CACHE_SIZE = U1024;
+    type CACHE_SIZE = U4096;
     type LOOKAHEAD_SIZE = U64;
 
     fn read(&mut self, off: usize, buf: &mut [u8]) -> littlefs2::io::Result<usize> {
@@ -148,7 +148,7 @@ const MTIME_ATTR: u8 = b't';
 /// Root directory inode.
 const ROOT: Ino = 1;
 /// Gathered writes are committed once they reach this size.
-const PENDING_MAX: usize = 256 * 1024;
+const PENDING_MAX: usize = 1024 * 1024;
 
 /// Writes to one file not yet handed to littlefs.
 struct Pending {

@@ -4,6 +4,7 @@
 
 mod boot;
 mod compiled;
+mod disk;
 mod fault;
 mod firmware;
 mod fs;
@@ -76,6 +77,11 @@ const TESTS: &[(&str, TestFn)] = &[
     ("net::ctrl_c_stops_a_download", net::ctrl_c_stops_a_download),
     ("net::without_a_card", net::without_a_card),
     ("net::wasm_server_under_load", net::wasm_server_under_load),
+    ("disk::files_survive_a_reboot", disk::files_survive_a_reboot),
+    ("disk::wasi_programs_use_it_sandboxed", disk::wasi_programs_use_it_sandboxed),
+    ("disk::power_cuts_leave_old_or_new", disk::power_cuts_leave_old_or_new),
+    ("disk::damaged_images_are_refused_or_read_only", disk::damaged_images_are_refused_or_read_only),
+    ("disk::second_disk_mkfs_mount_umount", disk::second_disk_mkfs_mount_umount),
     ("share::round_trip", share::share_round_trip),
     ("share::wasm_tools_and_sandbox", share::share_wasm_tools_and_sandbox),
     ("share::read_only_and_vanishing", share::share_read_only_and_vanishing),
