@@ -257,6 +257,91 @@ fn network(
     Ok(())
 }
 
+/// disktest's bench lines: (seq-write MiB/s, seq-read MiB/s, rand-read IOPS, rand-write IOPS,
+/// fsync us).
+fn disktest_numbers(out: &str) -> Option<[f64; 5]> {
+    let get = |key: &str| {
+        out.lines().find_map(|l| l.trim().strip_prefix(key)).and_then(|r| r.split_whitespace().next()?.parse().ok())
+    };
+    Some([get("seq-write ")?, get("seq-read ")?, get("rand-read ")?, get("rand-write ")?, get("fsync ")?])
+}
+
+/// The disk: disktest's benchmark on a littlefs disk in Keel, and under wasmtime on the host's
+/// own filesystem in the same run; boot to the prompt with the disk mounted.
+fn disk(
+    image: &Image,
+    runs: usize,
+    wasmtime: Option<&Path>,
+    row: &mut dyn FnMut(&'static str, String, &'static str, Vec<f64>, String),
+) -> Result<(), String> {
+    const MIB: u64 = 32;
+    let dir = build::out_dir().join("bench-disk");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let img = dir.join("bench.img");
+    crate::disk::create(&img, 128 << 20)?;
+    let opts = Options { disks: vec![(img.clone(), false)], ..Options::default() };
+    let mut boots = Vec::new();
+    let mut keel: Vec<[f64; 5]> = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let mut vm = Vm::boot(image, &opts)?;
+        vm.wait_for(PROMPT, Duration::from_secs(60))?;
+        boots.push(t.elapsed().as_secs_f64() * 1000.0);
+        let out = vm.run(
+            &format!("wasm --dir /data::/data /extra_files/wasm/disktest.wasm bench /data {MIB}"),
+            Duration::from_secs(600),
+        )?;
+        keel.push(disktest_numbers(&out).ok_or_else(|| format!("disktest bench in Keel: {out}"))?);
+        shutdown(vm);
+    }
+    let mut host: Vec<[f64; 5]> = Vec::new();
+    if let Some(wt) = wasmtime {
+        let hdir = dir.join("host");
+        for _ in 0..runs {
+            std::fs::create_dir_all(&hdir).map_err(|e| e.to_string())?;
+            let out = Command::new(wt)
+                .arg("run")
+                .arg("--dir")
+                .arg(format!("{}::/data", hdir.display()))
+                .arg(build::out_dir().join("wasm/disktest.wasm"))
+                .args(["bench", "/data", &MIB.to_string()])
+                .output()
+                .map_err(|e| format!("wasmtime: {e}"))?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            host.push(disktest_numbers(&text).ok_or_else(|| format!("disktest bench under wasmtime: {text}"))?);
+        }
+    }
+    row(
+        "disk",
+        format!("boot to prompt, 128 MiB disk mounted ({})", qemu::accel_name(&opts)),
+        "ms",
+        boots,
+        String::new(),
+    );
+    let names = [
+        ("sequential write, 64 KiB writes + fsync", "MiB/s"),
+        ("sequential read, 64 KiB reads", "MiB/s"),
+        ("random 4 KiB reads in the file", "IOPS"),
+        ("random 4 KiB overwrites, 1 MiB file", "IOPS"),
+        ("fsync of a small append", "us"),
+    ];
+    for (i, (name, unit)) in names.iter().enumerate() {
+        let k: Vec<f64> = keel.iter().map(|r| r[i]).collect();
+        let h: Vec<f64> = host.iter().map(|r| r[i]).collect();
+        let note = if h.is_empty() {
+            "wasmtime not available".to_string()
+        } else {
+            let (km, _, _) = stats(&k);
+            let (hm, _, _) = stats(&h);
+            format!("host wasmtime on its own fs: {hm:.1} (x{:.3})", km / hm)
+        };
+        row("disk", format!("{name} ({MIB} MiB file)"), unit, k, note);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 fn keel_time(vm: &mut Vm, cmd: &str) -> Result<(f64, String), String> {
     let out = vm.run(&format!("time {cmd}"), STEP)?;
     let ms = parse_real(&out).ok_or_else(|| format!("no timing in: {out}"))?;
@@ -266,21 +351,29 @@ fn keel_time(vm: &mut Vm, cmd: &str) -> Result<(f64, String), String> {
 pub fn run(args: &[String]) -> Result<i32, String> {
     let mut runs = 3usize;
     let mut only_network = false;
+    let mut only_disk = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--runs" => runs = it.next().and_then(|v| v.parse().ok()).ok_or("--runs needs a number")?,
             "--network" => only_network = true,
+            "--disk" => only_disk = true,
             other => return Err(format!("bench: unknown option {other}")),
         }
     }
     let image = build::build_all()?;
     build::ensure_qemu()?;
-    if only_network {
+    if only_network || only_disk {
         let mut rows: Vec<Row> = Vec::new();
-        network(&image, runs, &mut |group, name, unit, values, note| {
+        let mut push = |group, name: String, unit, values: Vec<f64>, note: String| {
             rows.push(Row { group, name, unit, values, note })
-        })?;
+        };
+        if only_network {
+            network(&image, runs, &mut push)?;
+        }
+        if only_disk {
+            disk(&image, runs, find_wasmtime().as_deref(), &mut push)?;
+        }
         for r in &rows {
             let (med, min, max) = stats(&r.values);
             println!("{:<8} {:<56} {:>9.2} {:>9.2} {:>9.2}  {:<6} {}", r.group, r.name, med, min, max, r.unit, r.note);
@@ -516,6 +609,9 @@ pub fn run(args: &[String]) -> Result<i32, String> {
 
     eprintln!("bench: network");
     network(&image, runs, &mut row)?;
+
+    eprintln!("bench: disk");
+    disk(&image, runs, wasmtime.as_deref(), &mut row)?;
 
     eprintln!("bench: the same programs on the host");
     let coremark_native = build::out_dir().join("coremark-native");

@@ -35,9 +35,9 @@ commands:
                         make, fill and inspect disk images on the host (`cargo xtask disk`
                         for details); the same littlefs code Keel mounts /data with
   lint                  rustfmt --check and clippy -D warnings on every crate and the kernel
-  bench [--runs N] [--network]
+  bench [--runs N] [--network] [--disk]
                         measure boot, start-up, compute (vs the host), concurrency, I/O,
-                        network (--network: only that part)
+                        network, disk (--network, --disk: only that part)
   fuzz [--seconds N] [--seed S] [--in-keel N] [--compiled] [--console N] [--minutes M]
                         fuzz loader, engine, WASI and archive reader on the host, N generated
                         modules inside Keel in one boot (memory checked every 1000), N bursts

@@ -16,6 +16,8 @@ pub const SECTOR: usize = 512;
 /// Bytes in a cache (and filesystem) block.
 pub const BLOCK: usize = 4096;
 const SECTORS_PER_BLOCK: u64 = (BLOCK / SECTOR) as u64;
+/// Blocks read in one request on a miss (64 KiB).
+pub const READ_AHEAD: u64 = 16;
 
 /// What a device can fail with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +64,8 @@ pub trait BlockDevice {
 pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,
+    /// Device read requests (a miss reads ahead).
+    pub device_reads: u64,
     /// Blocks written to the device.
     pub written: u64,
     /// Device write requests (runs of blocks).
@@ -90,10 +94,10 @@ pub struct BlockCache<D: BlockDevice> {
 }
 
 impl<D: BlockDevice> BlockCache<D> {
-    /// A cache of at most `capacity` blocks (at least 16) in front of `dev`; at most half of them
+    /// A cache of at most `capacity` blocks (at least 64) in front of `dev`; at most half of them
     /// stay dirty before some are written out early.
     pub fn new(dev: D, capacity: usize) -> Self {
-        let capacity = capacity.max(16);
+        let capacity = capacity.max(4 * READ_AHEAD as usize);
         BlockCache {
             dev,
             blocks: BTreeMap::new(),
@@ -138,14 +142,13 @@ impl<D: BlockDevice> BlockCache<D> {
         self.clock += 1;
         if self.blocks.contains_key(&block) {
             self.stats.hits += 1;
-        } else {
-            self.make_room()?;
-            let mut data = alloc::vec![0u8; BLOCK].into_boxed_slice();
-            if !whole {
-                self.stats.misses += 1;
-                self.dev.read(block * SECTORS_PER_BLOCK, &mut data)?;
-            }
+        } else if whole {
+            self.make_room(1)?;
+            let data = alloc::vec![0u8; BLOCK].into_boxed_slice();
             self.blocks.insert(block, Entry { data, dirty: false, used: 0 });
+        } else {
+            self.stats.misses += 1;
+            self.read_ahead(block)?;
         }
         let clock = self.clock;
         let e = self.blocks.get_mut(&block).ok_or(IoError::Device)?;
@@ -153,19 +156,42 @@ impl<D: BlockDevice> BlockCache<D> {
         Ok(e)
     }
 
-    /// Keeps the cache under its capacity: drops the least recently used quarter of the clean
-    /// blocks, writing the dirty ones out first if nothing is clean.
-    fn make_room(&mut self) -> Result<(), IoError> {
-        if self.blocks.len() < self.capacity {
+    /// Reads `block` and the uncached blocks after it (up to [`READ_AHEAD`] in all) in one
+    /// device request: files are mostly read in order, and their blocks mostly follow each other.
+    fn read_ahead(&mut self, block: u64) -> Result<(), IoError> {
+        let limit = self.block_count().min(block + READ_AHEAD);
+        let mut end = block + 1;
+        while end < limit && !self.blocks.contains_key(&end) {
+            end += 1;
+        }
+        let n = (end - block) as usize;
+        let mut buf = alloc::vec![0u8; n * BLOCK];
+        self.dev.read(block * SECTORS_PER_BLOCK, &mut buf)?;
+        self.stats.device_reads += 1;
+        self.make_room(n)?;
+        for (i, chunk) in buf.chunks(BLOCK).enumerate() {
+            let data: Box<[u8]> = chunk.into();
+            // The block asked for is the most recent; the others are fresh but older.
+            let used = if i == 0 { self.clock } else { self.clock.saturating_sub(1) };
+            self.blocks.insert(block + i as u64, Entry { data, dirty: false, used });
+        }
+        Ok(())
+    }
+
+    /// Makes room for `need` more blocks: drops the least recently used clean blocks (a
+    /// quarter of the cache at a time), writing the dirty ones out first if too few are clean.
+    fn make_room(&mut self, need: usize) -> Result<(), IoError> {
+        if self.blocks.len() + need <= self.capacity {
             return Ok(());
         }
-        if self.dirty == self.blocks.len() {
+        let excess = self.blocks.len() + need - self.capacity;
+        if self.blocks.len() - self.dirty < excess {
             self.write_dirty()?;
         }
         let mut clean: Vec<(u64, u64)> =
             self.blocks.iter().filter(|(_, e)| !e.dirty).map(|(b, e)| (e.used, *b)).collect();
         clean.sort_unstable();
-        let drop = (self.capacity / 4).max(1).min(clean.len());
+        let drop = excess.max(self.capacity / 4).min(clean.len());
         for (_, b) in &clean[..drop] {
             self.blocks.remove(b);
         }
@@ -253,6 +279,21 @@ impl<D: BlockDevice> BlockCache<D> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The filesystem is about to program `block` from scratch: its old content does not
+    /// matter, so it is not read from the device (a whole zeroed block is cached instead).
+    pub fn erase(&mut self, block: u64) -> Result<(), IoError> {
+        self.check(block)?;
+        if let Some(e) = self.blocks.get_mut(&block) {
+            e.data.fill(0);
+            return Ok(());
+        }
+        self.make_room(1)?;
+        self.clock += 1;
+        let data = alloc::vec![0u8; BLOCK].into_boxed_slice();
+        self.blocks.insert(block, Entry { data, dirty: false, used: self.clock });
         Ok(())
     }
 

@@ -19,7 +19,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use keel_vfs::{DirEntry, Error, FileType, FsInfo, Ino, NewNode, Result, Stat};
-use littlefs2::consts::{U4096, U64};
+use littlefs2::consts::{U4096, U512};
 use littlefs2::fs::{Allocation, Filesystem};
 use littlefs2::io::{Error as LfsError, SeekFrom};
 use littlefs2::path::PathBuf;
@@ -46,7 +46,7 @@ impl<D: BlockDevice> littlefs2::driver::Storage for LfsStorage<D> {
     /// Unused: [`LfsStorage::block_count`] tells the real size.
     const BLOCK_COUNT: usize = 1;
     type CACHE_SIZE = U4096;
-    type LOOKAHEAD_SIZE = U64;
+    type LOOKAHEAD_SIZE = U512;
 
     fn read(&mut self, off: usize, buf: &mut [u8]) -> littlefs2::io::Result<usize> {
         let mut c = self.cache.lock();
@@ -60,8 +60,14 @@ impl<D: BlockDevice> littlefs2::driver::Storage for LfsStorage<D> {
         Ok(data.len())
     }
 
-    /// A disk needs no erase before a write.
-    fn erase(&mut self, _off: usize, len: usize) -> littlefs2::io::Result<usize> {
+    /// A disk needs no erase before a write; the cache learns that the old content is not
+    /// needed (so programming the block reads nothing).
+    fn erase(&mut self, off: usize, len: usize) -> littlefs2::io::Result<usize> {
+        let mut c = self.cache.lock();
+        let c = c.as_mut().ok_or(LfsError::IO)?;
+        for b in (off / BLOCK)..(off + len).div_ceil(BLOCK) {
+            io(c.erase(b as u64))?;
+        }
         Ok(len)
     }
 
@@ -430,9 +436,11 @@ impl<D: BlockDevice + 'static> Volume<D> {
     }
 
     /// Records the modification time (best effort: the time is not worth failing a write for).
+    /// A time less than a second old is kept: each change of it is a commit (and a flush), and
+    /// a file being written would pay one for every batch of data.
     fn touch(&mut self, path: &littlefs2::path::Path) {
         let now = (self.clock)();
-        if now != 0 {
+        if now != 0 && now.saturating_sub(self.mtime(path)) >= 1_000_000_000 {
             let _ = self.fs.set_attribute(path, MTIME_ATTR, &now.to_le_bytes());
         }
     }
