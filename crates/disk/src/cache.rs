@@ -342,6 +342,11 @@ impl RamDisk {
     pub fn cut_after(&mut self, n: u64) {
         self.cut = Some(n);
     }
+
+    /// Sector writes left before the planned cut.
+    pub fn writes_left(&self) -> Option<u64> {
+        self.cut
+    }
 }
 
 impl BlockDevice for RamDisk {
