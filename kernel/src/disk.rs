@@ -19,8 +19,12 @@ use crate::cpu::IrqSource;
 use crate::virtio::KeelHal;
 use crate::{fs, task, time};
 
-/// Block cache per mounted disk: 4096 blocks of 4 KiB (16 MiB), half of it dirty at most.
-const CACHE_BLOCKS: usize = 4096;
+/// Block cache per mounted disk: 1/32 of RAM, from 64 blocks of 4 KiB (256 KiB) to 4096
+/// (16 MiB); half of it dirty at most.
+fn cache_blocks() -> usize {
+    let (total_pages, _) = crate::memory::frame_stats();
+    (total_pages as usize / 32).clamp(64, 4096)
+}
 
 /// Requests submitted and not yet completed, on every disk (an interrupt on a shared PIC line
 /// with none in flight belongs to another device).
@@ -61,59 +65,60 @@ fn wait(blk: &mut VirtIOBlk<KeelHal, SomeTransport<'static>>, irq: Option<IrqSou
     }
 }
 
+impl VirtioDisk {
+    fn check(&self, sector: u64, len: usize) -> Result<(), IoError> {
+        if sector + (len / 512) as u64 > self.sectors {
+            Err(IoError::OutOfRange)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Runs one request, counted as in flight (see on_interrupt).
+fn in_flight(request: impl FnOnce() -> virtio_drivers::Result) -> Result<(), IoError> {
+    IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+    let r = request();
+    IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    r.map_err(|_| IoError::Device)
+}
+
 impl BlockDevice for VirtioDisk {
     fn sectors(&self) -> u64 {
         self.sectors
     }
 
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), IoError> {
-        if sector + (buf.len() / 512) as u64 > self.sectors {
-            return Err(IoError::OutOfRange);
-        }
-        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
-        let (req, resp) = &mut *self.req;
-        // SAFETY: req, buf and resp outlive the request: wait() returns only once the device has
-        // used it, and complete_read_blocks is called before they are touched again.
-        let r = unsafe { self.blk.read_blocks_nb(sector as usize, req, buf, resp) }.map(|token| {
-            wait(&mut self.blk, self.irq, token);
+        self.check(sector, buf.len())?;
+        let (blk, irq, (req, resp)) = (&mut self.blk, self.irq, &mut *self.req);
+        in_flight(|| {
+            // SAFETY: req, buf and resp outlive the request: wait() returns only once the device
+            // has used it, and complete_read_blocks runs before any of them is touched again.
+            let token = unsafe { blk.read_blocks_nb(sector as usize, req, buf, resp) }?;
+            wait(blk, irq, token);
             // SAFETY: the same buffers as submitted, after the device used the request.
-            unsafe { self.blk.complete_read_blocks(token, req, buf, resp) }
-        });
-        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
-        match r {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(IoError::Device),
-        }
+            unsafe { blk.complete_read_blocks(token, req, buf, resp) }
+        })
     }
 
     fn write(&mut self, sector: u64, data: &[u8]) -> Result<(), IoError> {
         if self.readonly {
             return Err(IoError::ReadOnly);
         }
-        if sector + (data.len() / 512) as u64 > self.sectors {
-            return Err(IoError::OutOfRange);
-        }
-        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
-        let (req, resp) = &mut *self.req;
-        // SAFETY: as in read: the buffers live until the request is completed.
-        let r = unsafe { self.blk.write_blocks_nb(sector as usize, req, data, resp) }.map(|token| {
-            wait(&mut self.blk, self.irq, token);
+        self.check(sector, data.len())?;
+        let (blk, irq, (req, resp)) = (&mut self.blk, self.irq, &mut *self.req);
+        in_flight(|| {
+            // SAFETY: as in read: the buffers live until the request is completed.
+            let token = unsafe { blk.write_blocks_nb(sector as usize, req, data, resp) }?;
+            wait(blk, irq, token);
             // SAFETY: the same buffers as submitted, after the device used the request.
-            unsafe { self.blk.complete_write_blocks(token, req, data, resp) }
-        });
-        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
-        match r {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(IoError::Device),
-        }
+            unsafe { blk.complete_write_blocks(token, req, data, resp) }
+        })
     }
 
     fn flush(&mut self) -> Result<(), IoError> {
-        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
         // A flush is rare (once per commit) and short: virtio-drivers only offers it blocking.
-        let r = self.blk.flush();
-        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
-        r.map_err(|_| IoError::Device)
+        in_flight(|| self.blk.flush())
     }
 
     fn readonly(&self) -> bool {
@@ -302,7 +307,7 @@ pub fn mount(name: &str, path: &str, readonly: bool) -> Result<String, String> {
     }
     let dev = slot.device.take().ok_or_else(|| format!("{}: device unavailable", slot.name))?;
     let opts =
-        MountOptions { readonly: readonly || slot.readonly, cache_blocks: CACHE_BLOCKS, clock: time::realtime_ns };
+        MountOptions { readonly: readonly || slot.readonly, cache_blocks: cache_blocks(), clock: time::realtime_ns };
     let mut vol = match Volume::mount(dev, opts) {
         Ok(v) => v,
         Err(f) => {
@@ -414,7 +419,7 @@ pub fn fsck(target: &str) -> Result<(String, bool), String> {
         return Ok((report_lines(&name, &r), r.clean()));
     }
     let dev = slot.device.take().ok_or_else(|| format!("{name}: device unavailable"))?;
-    let opts = MountOptions { readonly: true, cache_blocks: CACHE_BLOCKS, clock: time::realtime_ns };
+    let opts = MountOptions { readonly: true, cache_blocks: cache_blocks(), clock: time::realtime_ns };
     match Volume::mount(dev, opts) {
         Ok(mut v) => {
             let r = v.check(true);

@@ -222,6 +222,11 @@ pub fn setup() -> Result<(), String> {
     // boot it in QEMU.
     crate::image::ensure_tools()?;
     crate::image::ensure_ovmf()?;
+    // libclang for bindgen (littlefs' bindings, in the kernel and the host tests); gcc, which
+    // compiles littlefs itself, is on every machine we build on.
+    if !Path::new("/usr/lib/llvm-14/lib/libclang.so.1").exists() && !which("clang") {
+        crate::image::ensure_packages(&[("libclang1", "/usr/lib/x86_64-linux-gnu/libclang-14.so.1")])?;
+    }
     // QEMU's window for `--gui` (GTK: a large download) only where there is a desktop to show
     // it; `run --gui` installs it when first asked, or says how.
     if crate::qemu::has_desktop() {

@@ -342,16 +342,19 @@ impl<D: BlockDevice + 'static> Volume<D> {
         ino
     }
 
-    /// Forgets `path` and everything under it (after a removal or a rename).
-    fn forget(&mut self, path: &str) {
+    /// The known names at `path` and under it, with their inode numbers.
+    fn known_under(&self, path: &str) -> Vec<(String, Ino)> {
         let prefix = format!("{path}/");
-        let gone: Vec<(String, Ino)> = self
-            .inos
+        self.inos
             .range(path.to_string()..)
             .take_while(|(p, _)| p.as_str() == path || p.starts_with(&prefix))
             .map(|(p, i)| (p.clone(), *i))
-            .collect();
-        for (p, i) in gone {
+            .collect()
+    }
+
+    /// Forgets `path` and everything under it (after a removal or a rename).
+    fn forget(&mut self, path: &str) {
+        for (p, i) in self.known_under(path) {
             self.inos.remove(&p);
             self.paths.remove(&i);
         }
@@ -359,14 +362,7 @@ impl<D: BlockDevice + 'static> Volume<D> {
 
     /// Moves the names of `from` and everything under it to `to` (inode numbers stay).
     fn moved(&mut self, from: &str, to: &str) {
-        let prefix = format!("{from}/");
-        let moving: Vec<(String, Ino)> = self
-            .inos
-            .range(from.to_string()..)
-            .take_while(|(p, _)| p.as_str() == from || p.starts_with(&prefix))
-            .map(|(p, i)| (p.clone(), *i))
-            .collect();
-        for (p, i) in moving {
+        for (p, i) in self.known_under(from) {
             let new = format!("{to}{}", &p[from.len()..]);
             self.inos.remove(&p);
             self.inos.insert(new.clone(), i);

@@ -298,3 +298,19 @@ fn archive_files_are_immutable_and_borrowed_in_place() {
     let tmp = vfs.resolve("/", "/tmp/x", keel_vfs::Lookup::FOLLOW).unwrap();
     assert!(tmp.fs.immutable_contents(tmp.ino).is_none());
 }
+
+#[test]
+fn unmount_refuses_the_root_and_parents_of_mounts_and_sync_reaches_every_filesystem() {
+    let vfs = setup();
+    vfs.mount("/tmp/inner", Arc::new(MemFs::new(64 * 1024, clock))).unwrap();
+    assert_eq!(vfs.unmount("/").err(), Some(Error::Busy));
+    assert_eq!(vfs.unmount("/tmp").err(), Some(Error::Busy), "something is mounted below /tmp");
+    assert_eq!(vfs.unmount("/nowhere").err(), Some(Error::InvalidArgument));
+    vfs.unmount("/tmp/inner/").unwrap();
+    assert!(vfs.unmount("/tmp").is_ok());
+    assert!(vfs.mounts().iter().all(|(p, _)| p != "/tmp"));
+    // Memory filesystems have nothing to sync; every mount answers.
+    assert!(vfs.sync_all().is_empty());
+    let h = vfs.open("/", "/f", OpenOptions::write_new(), false).unwrap();
+    assert_eq!(h.sync(), Ok(()));
+}
