@@ -1,6 +1,7 @@
 //! Pipes between concurrently running commands: a bounded buffer. A writer blocks while it is
-//! full, a reader while it is empty; closing the write end ends the stream, closing the read end
-//! makes writes fail (broken pipe).
+//! full, a reader while it is empty, each asleep on the pipe's wait queue until the other end
+//! moves (no polling); closing the write end ends the stream, closing the read end makes writes
+//! fail (broken pipe).
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -8,6 +9,8 @@ use alloc::sync::Arc;
 
 use keel_shell::exec::{InputStream, OutputStream};
 use spin::Mutex;
+
+use crate::task::WaitQueue;
 
 /// Bytes a pipe holds.
 pub const PIPE_CAPACITY: usize = 64 * 1024;
@@ -18,19 +21,24 @@ struct Inner {
     writer_open: bool,
 }
 
+/// The buffer and the tasks waiting on it (at most the reader and the writer).
+struct Shared {
+    inner: Mutex<Inner>,
+    queue: WaitQueue,
+}
+
 /// The write end.
-pub struct PipeWriter(Arc<Mutex<Inner>>);
+pub struct PipeWriter(Arc<Shared>);
 /// The read end.
-pub struct PipeReader(Arc<Mutex<Inner>>);
+pub struct PipeReader(Arc<Shared>);
 
 /// A new pipe.
 pub fn pipe() -> (PipeWriter, PipeReader) {
-    let inner = Arc::new(Mutex::new(Inner {
-        buf: VecDeque::with_capacity(PIPE_CAPACITY),
-        reader_open: true,
-        writer_open: true,
-    }));
-    (PipeWriter(inner.clone()), PipeReader(inner))
+    let shared = Arc::new(Shared {
+        inner: Mutex::new(Inner { buf: VecDeque::with_capacity(PIPE_CAPACITY), reader_open: true, writer_open: true }),
+        queue: WaitQueue::new(),
+    });
+    (PipeWriter(shared.clone()), PipeReader(shared))
 }
 
 /// True when the running task should stop waiting (Ctrl-C for the foreground, or killed).
@@ -38,23 +46,15 @@ fn should_stop() -> bool {
     crate::task::killed() || crate::serial::interrupt_pending()
 }
 
-/// Waits a moment for the other end: first gives it the CPU, then sleeps a millisecond.
-fn wait_turn(spins: &mut u32) {
-    if *spins < 2 {
-        crate::task::yield_now();
-    } else {
-        crate::task::sleep_ms(1);
-    }
-    *spins += 1;
-}
+/// How long a waiter sleeps at most before looking again (a wake is expected long before).
+const RECHECK_NS: u64 = 1_000_000_000;
 
 impl OutputStream for PipeWriter {
     fn write(&mut self, data: &[u8]) -> Result<(), String> {
         let mut rest = data;
-        let mut spins = 0;
         while !rest.is_empty() {
             {
-                let mut p = self.0.lock();
+                let mut p = self.0.inner.lock();
                 if !p.reader_open {
                     return Err(String::from("broken pipe"));
                 }
@@ -63,14 +63,21 @@ impl OutputStream for PipeWriter {
                     let n = room.min(rest.len());
                     p.buf.extend(&rest[..n]);
                     rest = &rest[n..];
-                    spins = 0;
+                    drop(p);
+                    self.0.queue.wake_all();
                     continue;
                 }
             }
             if should_stop() {
                 return Err(String::from("interrupted"));
             }
-            wait_turn(&mut spins);
+            let inner = &self.0.inner;
+            self.0.queue.wait(
+                // try_lock: the check runs with interrupts off, and a preempted task may hold
+                // the lock (then do not sleep: look again with interrupts on).
+                || inner.try_lock().is_none_or(|p| p.buf.len() < PIPE_CAPACITY || !p.reader_open) || should_stop(),
+                crate::time::uptime_ns() + RECHECK_NS,
+            );
         }
         Ok(())
     }
@@ -78,15 +85,16 @@ impl OutputStream for PipeWriter {
 
 impl InputStream for PipeReader {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, String> {
-        let mut spins = 0;
         loop {
             {
-                let mut p = self.0.lock();
+                let mut p = self.0.inner.lock();
                 if !p.buf.is_empty() {
                     let n = buf.len().min(p.buf.len());
                     for (i, b) in p.buf.drain(..n).enumerate() {
                         buf[i] = b;
                     }
+                    drop(p);
+                    self.0.queue.wake_all();
                     return Ok(n);
                 }
                 if !p.writer_open {
@@ -96,15 +104,14 @@ impl InputStream for PipeReader {
             if should_stop() {
                 return Err(String::from("interrupted"));
             }
-            wait_turn(&mut spins);
+            self.wait_readable(crate::time::uptime_ns() + RECHECK_NS);
         }
     }
 
     fn ready_by(&mut self, deadline: u64) -> bool {
-        let mut spins = 0;
         loop {
             {
-                let p = self.0.lock();
+                let p = self.0.inner.lock();
                 if !p.buf.is_empty() || !p.writer_open {
                     return true;
                 }
@@ -115,21 +122,37 @@ impl InputStream for PipeReader {
             if crate::time::uptime_ns() >= deadline {
                 return false;
             }
-            wait_turn(&mut spins);
+            self.wait_readable(deadline);
         }
+    }
+}
+
+impl PipeReader {
+    /// Sleeps until there is data, the writer is gone, Ctrl-C or a kill, or `until`.
+    fn wait_readable(&self, until: u64) {
+        let inner = &self.0.inner;
+        self.0.queue.wait(
+            // try_lock: as in write.
+            || inner.try_lock().is_none_or(|p| !p.buf.is_empty() || !p.writer_open) || should_stop(),
+            until,
+        );
     }
 }
 
 impl Drop for PipeWriter {
     fn drop(&mut self) {
-        self.0.lock().writer_open = false;
+        self.0.inner.lock().writer_open = false;
+        self.0.queue.wake_all();
     }
 }
 
 impl Drop for PipeReader {
     fn drop(&mut self) {
-        let mut p = self.0.lock();
-        p.reader_open = false;
-        p.buf.clear();
+        {
+            let mut p = self.0.inner.lock();
+            p.reader_open = false;
+            p.buf.clear();
+        }
+        self.0.queue.wake_all();
     }
 }

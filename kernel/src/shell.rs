@@ -260,7 +260,7 @@ fn run_as_task(shell: &Shell, io: &mut Io<'_>, name: String, body: TaskBody) -> 
         if crate::task::killed() {
             crate::task::kill(pid);
         }
-        crate::task::sleep_ms(2);
+        crate::task::EXITS.wait(|| crate::task::exited(pid), crate::time::uptime_ns() + 100_000_000);
     }
 }
 
@@ -273,7 +273,9 @@ fn wait_foreground(pid: crate::task::Pid) -> i32 {
         if serial::interrupt_pending() {
             crate::task::kill(pid);
         }
-        crate::task::sleep_ms(2);
+        // Woken by the task's end, or by Ctrl-C (input).
+        crate::task::EXITS
+            .wait(|| crate::task::exited(pid) || serial::interrupt_pending(), crate::time::uptime_ns() + 100_000_000);
     }
 }
 
@@ -500,7 +502,10 @@ impl Host for KernelHost {
                         if io.interrupted() {
                             return Some(keel_shell::exec::STATUS_INTERRUPTED);
                         }
-                        crate::task::sleep_ms(2);
+                        crate::task::EXITS.wait(
+                            || crate::task::exited(pid) || serial::interrupt_pending(),
+                            crate::time::uptime_ns() + 100_000_000,
+                        );
                     }
                     JOBS.lock().retain(|j| j.pid != pid);
                 }

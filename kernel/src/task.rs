@@ -253,6 +253,7 @@ pub fn exit(status: i32) -> ! {
         }
         s.reap.push(cur);
     });
+    EXITS.wake_all();
     schedule();
     unreachable_halt()
 }
@@ -306,6 +307,75 @@ pub fn sleep_for(events: u8, until: u64) {
         });
         schedule();
     });
+}
+
+/// Tasks waiting for one thing (a pipe's data or room, a task's end). A waiter sleeps until a
+/// waker makes exactly the queued tasks ready, until its deadline, until it is killed, or (as it
+/// also waits for input) until a key such as Ctrl-C arrives. The condition is checked and the
+/// task put to sleep with interrupts off, so on one CPU no wake can fall between the two; with
+/// more CPUs the queue's lock will have to be held across both.
+pub struct WaitQueue {
+    waiters: Mutex<Vec<Pid>>,
+}
+
+impl WaitQueue {
+    pub const fn new() -> WaitQueue {
+        WaitQueue { waiters: Mutex::new(Vec::new()) }
+    }
+
+    /// Returns at once if `ready()`; else sleeps until woken, `until` (uptime ns), a kill or
+    /// input. Callers loop: being woken does not mean the condition holds. `ready` runs with
+    /// interrupts off: it must not spin on a lock a preempted task may hold (use try_lock).
+    pub fn wait(&self, ready: impl Fn() -> bool, until: u64) {
+        interrupts::without_interrupts(|| {
+            if ready() {
+                return;
+            }
+            let Some(cur) = with_sched(|s| {
+                let cur = s.current;
+                let t = s.tasks.get_mut(&cur)?;
+                if t.kill.load(Ordering::SeqCst) {
+                    return None;
+                }
+                t.state = State::Sleeping(until);
+                t.waits_for = EVENT_INPUT;
+                Some(cur)
+            })
+            .flatten() else {
+                return;
+            };
+            self.waiters.lock().push(cur);
+            schedule();
+            self.waiters.lock().retain(|p| *p != cur);
+        })
+    }
+
+    /// Makes every waiting task ready.
+    pub fn wake_all(&self) {
+        let pids: Vec<Pid> = interrupts::without_interrupts(|| core::mem::take(&mut *self.waiters.lock()));
+        if pids.is_empty() {
+            return;
+        }
+        with_sched(|s| {
+            for p in pids {
+                if let Some(t) = s.tasks.get_mut(&p) {
+                    if let State::Sleeping(_) = t.state {
+                        t.state = State::Ready;
+                        t.waits_for = 0;
+                        s.ready.push_back(p);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Woken whenever a task ends (the shell waiting for its jobs).
+pub static EXITS: WaitQueue = WaitQueue::new();
+
+/// True once `pid` has ended (or never existed).
+pub fn exited(pid: Pid) -> bool {
+    with_sched(|s| s.tasks.get(&pid).is_none_or(|t| t.state == State::Dead)).unwrap_or(true)
 }
 
 /// Called by the input interrupts: makes tasks waiting for input ready to run.
@@ -540,8 +610,11 @@ pub fn set_mem(bytes: u64) {
 pub fn try_reap(pid: Pid) -> Option<Option<i32>> {
     with_sched(|s| match s.tasks.get(&pid) {
         None => Some(None),
-        Some(t) if t.state == State::Dead && !s.reap.contains(&pid) => {
+        // A dead task's stack can go as soon as we are not running on it (the scheduler frees
+        // it at the next switch otherwise): the waiter reaps it at once.
+        Some(t) if t.state == State::Dead && pid != s.current => {
             let st = t.exit_status;
+            s.reap.retain(|p| *p != pid);
             s.tasks.remove(&pid);
             Some(st)
         }
