@@ -306,8 +306,12 @@ pub fn mount(name: &str, path: &str, readonly: bool) -> Result<String, String> {
         return Err(format!("{} is already mounted at {at}", slot.name));
     }
     let dev = slot.device.take().ok_or_else(|| format!("{}: device unavailable", slot.name))?;
-    let opts =
-        MountOptions { readonly: readonly || slot.readonly, cache_blocks: cache_blocks(), clock: time::realtime_ns };
+    let opts = MountOptions {
+        readonly: readonly || slot.readonly,
+        cache_blocks: cache_blocks(),
+        clock: time::realtime_ns,
+        ..MountOptions::default()
+    };
     let mut vol = match Volume::mount(dev, opts) {
         Ok(v) => v,
         Err(f) => {
@@ -419,7 +423,12 @@ pub fn fsck(target: &str) -> Result<(String, bool), String> {
         return Ok((report_lines(&name, &r), r.clean()));
     }
     let dev = slot.device.take().ok_or_else(|| format!("{name}: device unavailable"))?;
-    let opts = MountOptions { readonly: true, cache_blocks: cache_blocks(), clock: time::realtime_ns };
+    let opts = MountOptions {
+        readonly: true,
+        cache_blocks: cache_blocks(),
+        clock: time::realtime_ns,
+        ..MountOptions::default()
+    };
     match Volume::mount(dev, opts) {
         Ok(mut v) => {
             let r = v.check(true);

@@ -120,7 +120,7 @@ pub fn prepare(path: &Path, size: Option<u64>) -> Result<(), String> {
 
 fn mount(image: &Path, readonly: bool) -> Result<Volume<FileDisk>, String> {
     let dev = FileDisk::open(image, readonly)?;
-    Volume::mount(dev, MountOptions { readonly, cache_blocks: 4096, clock: now_ns })
+    Volume::mount(dev, MountOptions { readonly, cache_blocks: 4096, clock: now_ns, ..MountOptions::default() })
         .map_err(|f| format!("{}: {}", image.display(), f.error))
 }
 

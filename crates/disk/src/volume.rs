@@ -171,6 +171,9 @@ pub struct MountOptions {
     pub cache_blocks: usize,
     /// Clock for modification times (ns since the epoch).
     pub clock: fn() -> u64,
+    /// Inode numbers kept for names not in use: past this many, the oldest half is forgotten
+    /// (a guest listing millions of files must not fill the kernel's memory with names).
+    pub max_nodes: usize,
 }
 
 fn no_clock() -> u64 {
@@ -179,7 +182,7 @@ fn no_clock() -> u64 {
 
 impl Default for MountOptions {
     fn default() -> Self {
-        MountOptions { readonly: false, cache_blocks: 1024, clock: no_clock }
+        MountOptions { readonly: false, cache_blocks: 1024, clock: no_clock, max_nodes: 65536 }
     }
 }
 
@@ -226,6 +229,7 @@ pub struct Volume<D: BlockDevice + 'static> {
     cache: Shared<D>,
     readonly: bool,
     clock: fn() -> u64,
+    max_nodes: usize,
     paths: BTreeMap<Ino, String>,
     inos: BTreeMap<String, Ino>,
     next: Ino,
@@ -261,6 +265,7 @@ impl<D: BlockDevice + 'static> Volume<D> {
                     cache: shared,
                     readonly,
                     clock: opts.clock,
+                    max_nodes: opts.max_nodes.max(16),
                     paths: BTreeMap::new(),
                     inos: BTreeMap::new(),
                     next: ROOT + 1,
@@ -339,7 +344,29 @@ impl<D: BlockDevice + 'static> Volume<D> {
         self.next += 1;
         self.paths.insert(ino, path.to_string());
         self.inos.insert(path.to_string(), ino);
+        if self.paths.len() > self.max_nodes {
+            self.forget_oldest();
+        }
         ino
+    }
+
+    /// Forgets the numbers of the names looked up longest ago, except open files, the one with
+    /// gathered writes and the newest half (a directory being listed keeps its entries). A
+    /// forgotten number answers `Stale`; looking the name up again gives a new one.
+    fn forget_oldest(&mut self) {
+        let keep_from = self.next.saturating_sub((self.max_nodes / 2) as u64);
+        let pending = self.pending.as_ref().map(|p| p.ino);
+        let victims: Vec<Ino> = self
+            .paths
+            .range(ROOT + 1..keep_from)
+            .map(|(i, _)| *i)
+            .filter(|i| !self.open.contains_key(i) && Some(*i) != pending)
+            .collect();
+        for i in victims {
+            if let Some(p) = self.paths.remove(&i) {
+                self.inos.remove(&p);
+            }
+        }
     }
 
     /// The known names at `path` and under it, with their inode numbers.

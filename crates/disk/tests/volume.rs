@@ -112,6 +112,29 @@ fn big_files_round_trip_and_space_runs_out_cleanly() {
 }
 
 #[test]
+fn names_looked_up_long_ago_are_forgotten_but_open_files_keep_theirs() {
+    let dev = format(RamDisk::new(4 << 20)).ok().expect("format");
+    let opts = MountOptions { max_nodes: 64, ..MountOptions::default() };
+    let mut v = Volume::mount(dev, opts).ok().expect("mount");
+    let root = v.root();
+    let first = v.create(root, "kept-open", NewNode::File).expect("create");
+    v.retain(first);
+    for i in 0..300 {
+        v.create(root, &format!("f{i}"), NewNode::File).expect("create");
+    }
+    assert!(v.known_nodes() <= 64 + 1, "{} names kept", v.known_nodes());
+    assert_eq!(v.lookup(root, "kept-open"), Ok(first), "an open file keeps its number");
+    assert_eq!(v.write(first, 0, b"still here"), Ok(10));
+    v.release(first);
+    // A forgotten number is stale; the name itself is not lost.
+    assert_eq!(v.stat(3).err(), Some(Error::Stale));
+    let again = v.lookup(root, "f0").expect("lookup again");
+    assert!(again > 300);
+    assert_eq!(v.readdir(root).expect("readdir").len(), 301);
+    assert_eq!(read_file(&mut v, "kept-open").expect("read"), b"still here");
+}
+
+#[test]
 fn readonly_mounts_refuse_changes() {
     let dev = format(RamDisk::new(1 << 20)).ok().expect("format");
     let mut v = Volume::mount(dev, MountOptions { readonly: true, ..MountOptions::default() }).ok().expect("mount");
