@@ -583,6 +583,16 @@ pub fn run(args: &[String]) -> Result<i32, String> {
     row("paths", "stat of a deep path".into(), "ms", stat_ms, note.clone());
     row("paths", "WASI path_open of a deep path (vs 1 component)".into(), "ms", opens, note);
     row("I/O", "guest writes 32 MiB to /tmp".into(), "MB/s", writes, String::new());
+    // Pipe hand-offs: 50 lines of a 9-stage pipeline of built-ins (`echo hi | cat | ... | cat`),
+    // each stage a task; the time per line is mostly tasks waking each other.
+    let stages = ["cat"; 8].join(" | ");
+    let script: Vec<String> = (0..50).map(|_| format!("echo hi | {stages} > /dev/null")).collect();
+    vm.run(&format!("echo '{}' > /tmp/pipes.sh", script.join("; ")), STEP)?;
+    let mut pipes = Vec::new();
+    for _ in 0..runs {
+        pipes.push(keel_time(&mut vm, "source /tmp/pipes.sh")?.0 / 50.0 * 1000.0);
+    }
+    row("I/O", "a 9-stage pipeline of built-ins, one line".into(), "us", pipes, "8 hand-offs, 9 tasks".into());
     shutdown(vm);
 
     // Idle guests that fit in 256 MiB.
