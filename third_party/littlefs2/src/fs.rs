@@ -189,9 +189,8 @@ fn metadata(info: ll::lfs_info) -> Metadata {
     let file_type = match info.type_ as ll::lfs_type {
         ll::lfs_type_LFS_TYPE_DIR => FileType::Dir,
         ll::lfs_type_LFS_TYPE_REG => FileType::File,
-        _ => {
-            unreachable!();
-        }
+        // Keel patch: a crafted disk can hold other types here; upstream panics.
+        _ => FileType::File,
     };
 
     Metadata::new(file_type, info.size as usize)
@@ -959,7 +958,17 @@ impl<S: driver::Storage> Iterator for ReadDir<'_, '_, S> {
         };
 
         if return_code > 0 {
-            let file_name = unsafe { PathBuf::from_buffer_unchecked(info.name) };
+            // Keel patch: a name read from a disk is untrusted, and `Path::as_str` assumes
+            // ASCII (it builds a `str` unchecked): other bytes become '?', and the buffer ends
+            // in a NUL whatever the disk says.
+            let mut name = info.name;
+            for c in name.iter_mut() {
+                if !(*c as u8).is_ascii() {
+                    *c = b'?' as core::ffi::c_char;
+                }
+            }
+            name[name.len() - 1] = 0;
+            let file_name = unsafe { PathBuf::from_buffer_unchecked(name) };
             let metadata = metadata(info);
 
             let path = self.path.join(&file_name);
