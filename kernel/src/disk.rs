@@ -8,7 +8,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use keel_disk::{BlockDevice, IoError, MountOptions, Report, Volume};
+use keel_disk::{BlockDevice, IoError, MountOptions, Volume};
 use keel_shell::{Bytes, Io};
 use keel_vfs::{DirEntry, FileSystem, FsInfo, Ino, NewNode, Stat};
 use spin::Mutex;
@@ -170,9 +170,11 @@ pub fn add(transport: SomeTransport<'static>, place: String, irq: Option<IrqSour
     let mut disks = DISKS.lock();
     let name = format!("vd{}", char::from(b'a' + disks.len().min(25) as u8));
     let routed = irq.filter(|&src| {
-        if !DISK_IRQS.lock().contains(&src) {
-            DISK_IRQS.lock().push(src);
+        let mut irqs = DISK_IRQS.lock();
+        if !irqs.contains(&src) {
+            irqs.push(src);
         }
+        drop(irqs);
         crate::cpu::route_device_irq(src, on_interrupt)
     });
     blk.enable_interrupts();
@@ -291,6 +293,12 @@ impl FileSystem for DiskFs {
     }
 }
 
+/// The slot of the disk mounted at `path` (normalised first).
+fn mounted_at(disks: &[Slot], path: &str) -> Option<usize> {
+    let path = keel_vfs::path::normalize(path).unwrap_or_else(|_| path.to_string());
+    disks.iter().position(|s| s.mounted.as_ref().is_some_and(|(p, _)| *p == path))
+}
+
 fn slot_index(disks: &[Slot], name: &str) -> Result<usize, String> {
     let name = name.strip_prefix("/dev/").unwrap_or(name);
     disks.iter().position(|s| s.name == name).ok_or_else(|| format!("{name}: no such disk (see lsblk)"))
@@ -320,17 +328,11 @@ pub fn mount(name: &str, path: &str, readonly: bool) -> Result<String, String> {
         }
     };
     let mut note = String::new();
+    // The check traverses every block in use: its count is the usage reported below too.
     let report = vol.check(false);
     if !report.clean() && !vol.is_readonly() {
-        // Damaged metadata: mount it read-only so what is readable can be copied off.
-        let dev = vol.unmount().map_err(|e| format!("{}: {e}", slot.name))?;
-        vol = match Volume::mount(dev, MountOptions { readonly: true, ..opts }) {
-            Ok(v) => v,
-            Err(f) => {
-                slot.device = f.device;
-                return Err(format!("{}: {}", slot.name, f.error));
-            }
-        };
+        // Damaged metadata: read-only, so what is readable can be copied off.
+        vol.set_readonly();
         note = format!(
             " READ-ONLY: the filesystem is damaged ({}; run `fsck {}`)",
             report.problems.first().map(String::as_str).unwrap_or("?"),
@@ -345,14 +347,14 @@ pub fn mount(name: &str, path: &str, readonly: bool) -> Result<String, String> {
         }
         return Err(format!("cannot mount {} at {path}: {e}", slot.name));
     }
-    let info = fs.info();
+    let readonly = fs.readonly();
     slot.mounted = Some((path.to_string(), fs));
     Ok(format!(
         "disk {} mounted at {path}: littlefs, {} used of {}{}{}",
         slot.name,
-        Bytes(info.used_bytes),
-        Bytes(info.total_bytes),
-        if info.readonly && note.is_empty() { " (read-only)" } else { "" },
+        Bytes(report.used_blocks * keel_disk::BLOCK as u64),
+        Bytes(report.total_blocks * keel_disk::BLOCK as u64),
+        if readonly && note.is_empty() { " (read-only)" } else { "" },
         note
     ))
 }
@@ -360,10 +362,8 @@ pub fn mount(name: &str, path: &str, readonly: bool) -> Result<String, String> {
 /// Unmounts the disk mounted at `path` (or named): everything is written and flushed first.
 pub fn umount(target: &str) -> Result<String, String> {
     let mut disks = DISKS.lock();
-    let target = keel_vfs::path::normalize(target).unwrap_or_else(|_| target.to_string());
-    let i = disks
-        .iter()
-        .position(|s| s.mounted.as_ref().is_some_and(|(p, _)| *p == target) || s.name == target.trim_start_matches('/'))
+    let i = mounted_at(&disks, target)
+        .or_else(|| slot_index(&disks, target.trim_start_matches('/')).ok())
         .ok_or_else(|| format!("{target}: not a mounted disk"))?;
     let slot = &mut disks[i];
     let Some((path, fs)) = slot.mounted.take() else { return Err(format!("{}: not mounted", slot.name)) };
@@ -392,35 +392,15 @@ pub fn umount(target: &str) -> Result<String, String> {
     }
 }
 
-fn report_lines(name: &str, r: &Report) -> String {
-    let mut s = format!(
-        "{name}: littlefs, {} directories, {} files, {} in files, {} of {} blocks used\n",
-        r.dirs,
-        r.files,
-        Bytes(r.bytes),
-        r.used_blocks,
-        r.total_blocks
-    );
-    for p in &r.problems {
-        s.push_str(&format!("  problem: {p}\n"));
-    }
-    s.push_str(if r.clean() { "clean\n" } else { "DAMAGED\n" });
-    s
-}
-
 /// Checks a disk: mounted (through its volume) or not (mounted read-only for the check).
 pub fn fsck(target: &str) -> Result<(String, bool), String> {
     let mut disks = DISKS.lock();
-    let norm = keel_vfs::path::normalize(target).unwrap_or_else(|_| target.to_string());
-    let i = disks
-        .iter()
-        .position(|s| s.mounted.as_ref().is_some_and(|(p, _)| *p == norm))
-        .map_or_else(|| slot_index(&disks, target), Ok)?;
+    let i = mounted_at(&disks, target).map_or_else(|| slot_index(&disks, target), Ok)?;
     let slot = &mut disks[i];
     let name = slot.name.clone();
     if let Some((_, fs)) = &slot.mounted {
         let r = fs.vol().check(true);
-        return Ok((report_lines(&name, &r), r.clean()));
+        return Ok((format!("{name}: {r}"), r.clean()));
     }
     let dev = slot.device.take().ok_or_else(|| format!("{name}: device unavailable"))?;
     let opts = MountOptions {
@@ -433,7 +413,7 @@ pub fn fsck(target: &str) -> Result<(String, bool), String> {
         Ok(mut v) => {
             let r = v.check(true);
             slot.device = v.unmount().ok();
-            Ok((report_lines(&name, &r), r.clean()))
+            Ok((format!("{name}: {r}"), r.clean()))
         }
         Err(f) => {
             slot.device = f.device;
@@ -488,5 +468,6 @@ pub fn lsblk(io: &mut Io<'_>) -> i32 {
 
 /// The disk mounted at `path`, if one is.
 pub fn name_at(path: &str) -> Option<String> {
-    DISKS.lock().iter().find(|s| s.mounted.as_ref().is_some_and(|(p, _)| p == path)).map(|s| s.name.clone())
+    let disks = DISKS.lock();
+    mounted_at(&disks, path).map(|i| disks[i].name.clone())
 }

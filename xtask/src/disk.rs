@@ -192,6 +192,20 @@ fn put(v: &mut Volume<FileDisk>, host: &Path, dir: Ino, dest: &str) -> Result<u6
     Ok(1)
 }
 
+/// The whole file at `path` in `image` (None if there is none), read with the same crate as Keel.
+pub fn read_file(image: &Path, path: &str) -> Result<Option<Vec<u8>>, String> {
+    let mut v = mount(image, true)?;
+    let mut ino = v.root();
+    for c in path.split('/').filter(|c| !c.is_empty()) {
+        ino = match v.lookup(ino, c) {
+            Ok(i) => i,
+            Err(keel_vfs::Error::NotFound) => return Ok(None),
+            Err(e) => return Err(format!("{path}: {e}")),
+        };
+    }
+    read_all(&mut v, ino, path).map(Some)
+}
+
 fn read_all(v: &mut Volume<FileDisk>, ino: Ino, path: &str) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -246,9 +260,7 @@ pub fn command(args: &[String]) -> Result<i32, String> {
         }
         "cat" => {
             let path = rest.first().ok_or("cat: which file?")?;
-            let mut v = mount(image, true)?;
-            let ino = resolve(&mut v, path)?;
-            let data = read_all(&mut v, ino, path)?;
+            let data = read_file(image, path)?.ok_or(format!("{path}: no such file or directory"))?;
             use std::io::Write;
             std::io::stdout().write_all(&data).map_err(|e| e.to_string())?;
         }
@@ -281,19 +293,7 @@ pub fn command(args: &[String]) -> Result<i32, String> {
             match Volume::mount(dev, MountOptions { readonly: true, ..MountOptions::default() }) {
                 Ok(mut v) => {
                     let r = v.check(true);
-                    println!(
-                        "{}: littlefs, {} directories, {} files, {} bytes in files, {} of {} blocks used",
-                        image.display(),
-                        r.dirs,
-                        r.files,
-                        r.bytes,
-                        r.used_blocks,
-                        r.total_blocks
-                    );
-                    for p in &r.problems {
-                        println!("  problem: {p}");
-                    }
-                    println!("{}", if r.clean() { "clean" } else { "DAMAGED" });
+                    print!("{}: {r}", image.display());
                     return Ok(i32::from(!r.clean()));
                 }
                 Err(f) => {

@@ -306,13 +306,6 @@ impl<D: BlockDevice> BlockCache<D> {
         self.stats.flushes += 1;
         self.dev.flush()
     }
-
-    /// Forgets every cached block without writing anything (after a failed write, or to
-    /// measure the device itself).
-    pub fn discard(&mut self) {
-        self.blocks.clear();
-        self.dirty = 0;
-    }
 }
 
 /// A disk in memory, for tests and for building images on the host. It can simulate a power

@@ -204,6 +204,22 @@ impl Report {
     }
 }
 
+/// What `fsck` prints after the disk's name: the counts, one line per problem, then `clean` or
+/// `DAMAGED`.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "littlefs, {} directories, {} files, {} bytes in files, {} of {} blocks used",
+            self.dirs, self.files, self.bytes, self.used_blocks, self.total_blocks
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  problem: {p}")?;
+        }
+        writeln!(f, "{}", if self.clean() { "clean" } else { "DAMAGED" })
+    }
+}
+
 /// Formats `dev` with an empty littlefs filesystem and gives it back (also on failure).
 pub fn format<D: BlockDevice + 'static>(dev: D) -> core::result::Result<D, MountFailure<D>> {
     let cache = BlockCache::new(dev, 64);
@@ -306,19 +322,15 @@ impl<D: BlockDevice + 'static> Volume<D> {
         self.with_cache(|c| Ok(c.stats())).unwrap_or_default()
     }
 
-    /// Drops every clean cached block (the benchmark measures the device this way).
-    pub fn drop_cache(&mut self) -> Result<()> {
-        self.commit_pending()?;
-        self.with_cache(|c| {
-            c.flush()?;
-            c.discard();
-            Ok(())
-        })
-        .map_err(|_| Error::Io)
-    }
-
     pub fn is_readonly(&self) -> bool {
         self.readonly
+    }
+
+    /// Refuses every change from now on (a volume whose check found damage), after writing
+    /// what was gathered.
+    pub fn set_readonly(&mut self) {
+        let _ = self.sync();
+        self.readonly = true;
     }
 
     /// Number of files and directories with an inode number handed out (bounded by use).

@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use super::harness::*;
 use crate::build::{self, Image};
-use crate::disk::FileDisk;
+use crate::disk::read_file;
 use crate::qemu::Options;
-use keel_disk::{MountOptions, Volume};
 
 const DISKTEST: &str = "wasm --dir /data::/data /extra_files/wasm/disktest.wasm";
 
@@ -25,30 +24,6 @@ fn fresh_image(name: &str, mib: u64) -> Result<PathBuf, String> {
 
 fn with_disks(disks: &[&Path]) -> Options {
     Options { disks: disks.iter().map(|p| (p.to_path_buf(), false)).collect(), ..Options::default() }
-}
-
-/// Reads a file of an image on the host with keel-disk (None if it does not exist).
-fn host_read(image: &Path, path: &str) -> Result<Option<Vec<u8>>, String> {
-    let dev = FileDisk::open(image, true)?;
-    let mut v = Volume::mount(dev, MountOptions { readonly: true, ..MountOptions::default() })
-        .map_err(|f| format!("{}: {}", image.display(), f.error))?;
-    let mut ino = v.root();
-    for c in path.split('/').filter(|c| !c.is_empty()) {
-        ino = match v.lookup(ino, c) {
-            Ok(i) => i,
-            Err(keel_vfs::Error::NotFound) => return Ok(None),
-            Err(e) => return Err(format!("{path}: {e}")),
-        };
-    }
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = v.read(ino, out.len() as u64, &mut buf).map_err(|e| format!("{path}: {e}"))?;
-        if n == 0 {
-            return Ok(Some(out));
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
 }
 
 pub(super) fn files_survive_a_reboot(image: &Image) -> Result<(), String> {
@@ -78,8 +53,8 @@ pub(super) fn files_survive_a_reboot(image: &Image) -> Result<(), String> {
 
     // On the host, with the same crate.
     let calc = std::fs::read(build::out_dir().join("wasm/calc.wasm")).map_err(|e| e.to_string())?;
-    check(host_read(&img, "/dir/calc.wasm")? == Some(calc.clone()), "a copy made in Keel, read on the host", "")?;
-    check(host_read(&img, "/note.txt")? == Some(b"written in keel\n".to_vec()), "a file written in Keel", "")?;
+    check(read_file(&img, "/dir/calc.wasm")? == Some(calc.clone()), "a copy made in Keel, read on the host", "")?;
+    check(read_file(&img, "/note.txt")? == Some(b"written in keel\n".to_vec()), "a file written in Keel", "")?;
 
     let mut vm = boot_with(image, &with_disks(&[&img]))?;
     let out = vm.run("cat /data/note.txt; sha256sum /data/dir/calc.wasm", STEP)?;
@@ -147,7 +122,7 @@ fn disktest_content(k: u32, v: u64) -> Vec<u8> {
 
 /// The version of file `k` on the host's copy of the image, checked whole by SHA-256.
 fn version_on_image(img: &Path, k: u32) -> Result<Option<u64>, String> {
-    let Some(data) = host_read(img, &format!("/f{k}"))? else { return Ok(None) };
+    let Some(data) = read_file(img, &format!("/f{k}"))? else { return Ok(None) };
     let header = data.split(|&b| b == b'\n').next().unwrap_or_default();
     let header = String::from_utf8_lossy(header).into_owned();
     let v = header
@@ -305,6 +280,28 @@ pub(super) fn damaged_images_are_refused_or_read_only(image: &Image) -> Result<(
     }
     shutdown(vm)?;
 
+    // A file's block list damaged (the first half of the blocks in use after the root pair):
+    // the root mounts, the block traversal fails, and the disk is mounted read-only.
+    let img = fresh_image("block-list", 8)?;
+    let big = build::out_dir().join("disks/block-list-big.bin");
+    std::fs::write(&big, noise(200_000, 9)).map_err(|e| e.to_string())?;
+    crate::disk::command(&["put".into(), img.display().to_string(), big.display().to_string(), "/".into()])?;
+    let bytes = std::fs::read(&img).map_err(|e| e.to_string())?;
+    let used: Vec<u64> = (2..bytes.len() / 4096)
+        .filter(|b| bytes[b * 4096..(b + 1) * 4096].iter().any(|&x| x != 0))
+        .map(|b| b as u64)
+        .collect();
+    damage(&img, used[..used.len() / 2].iter().copied(), 4)?;
+    let mut vm = boot_with(image, &with_disks(&[&img]))?;
+    let boot = vm.output();
+    contains(&boot, "READ-ONLY: the filesystem is damaged")?;
+    let out = vm.run("touch /data/x; echo $?", STEP)?;
+    check(!out.ends_with("0\n"), "writes to a read-only disk fail", &out)?;
+    let out = vm.run("fsck /data; echo status=$?", Duration::from_secs(60))?;
+    contains(&out, "DAMAGED")?;
+    contains(&out, "status=1")?;
+    shutdown(vm)?;
+
     // Random blocks, several seeds: the kernel survives whatever the verdict.
     for seed in 0..4u64 {
         let img = image_with_files(&format!("random-{seed}"))?;
@@ -367,6 +364,6 @@ pub(super) fn second_disk_mkfs_mount_umount(image: &Image) -> Result<(), String>
         &out,
     )?;
     shutdown(vm)?;
-    check(host_read(&blank, "/hello.wasm")?.is_some(), "the file made on vdb is on its image", "")?;
+    check(read_file(&blank, "/hello.wasm")?.is_some(), "the file made on vdb is on its image", "")?;
     Ok(())
 }
