@@ -251,31 +251,26 @@ fn run_as_task(shell: &Shell, io: &mut Io<'_>, name: String, body: TaskBody) -> 
         return 1;
     };
     if foreground {
-        return wait_foreground(pid);
-    }
-    loop {
-        if let Some(status) = crate::task::try_reap(pid) {
-            return status.unwrap_or(1);
-        }
-        if crate::task::killed() {
-            crate::task::kill(pid);
-        }
-        crate::task::EXITS.wait(|| crate::task::exited(pid), crate::time::uptime_ns() + 100_000_000);
+        wait_task(pid, serial::interrupt_pending)
+    } else {
+        wait_task(pid, crate::task::killed)
     }
 }
 
-/// Waits in the foreground for a task; Ctrl-C kills it. Returns its status.
-fn wait_foreground(pid: crate::task::Pid) -> i32 {
+/// Waits for a task and returns its status; `stop()` (Ctrl-C in the foreground, a kill of the
+/// waiter in the background) kills it. Woken by the task's end, by input, or by a kill.
+fn wait_task(pid: crate::task::Pid, stop: fn() -> bool) -> i32 {
     loop {
         if let Some(status) = crate::task::try_reap(pid) {
             return status.unwrap_or(1);
         }
-        if serial::interrupt_pending() {
+        if stop() {
+            // Kill it and give it the CPU to end (waiting would return at once: stop() holds).
             crate::task::kill(pid);
+            crate::task::yield_now();
+            continue;
         }
-        // Woken by the task's end, or by Ctrl-C (input).
-        crate::task::EXITS
-            .wait(|| crate::task::exited(pid) || serial::interrupt_pending(), crate::time::uptime_ns() + 100_000_000);
+        crate::task::EXITS.wait(|| crate::task::exited(pid) || stop(), crate::time::uptime_ns() + 100_000_000);
     }
 }
 
@@ -526,7 +521,7 @@ impl Host for KernelHost {
                         if let Some(j) = JOBS.lock().iter().find(|j| j.pid == pid) {
                             io.print(format_args!("{}\n", j.text));
                         }
-                        let st = wait_foreground(pid);
+                        let st = wait_task(pid, serial::interrupt_pending);
                         JOBS.lock().retain(|j| j.pid != pid);
                         st
                     }
@@ -602,7 +597,7 @@ impl Host for KernelHost {
         drop(writers);
         let mut status = 1;
         for (i, pid) in pids.iter().enumerate() {
-            let st = wait_foreground(*pid);
+            let st = wait_task(*pid, serial::interrupt_pending);
             if i + 1 == pids.len() {
                 status = st;
             }
