@@ -38,12 +38,9 @@ fn stack_top(stack: *const Stack) -> VirtAddr {
     VirtAddr::from_ptr(stack) + IST_STACK_SIZE as u64
 }
 
-static TSS: Lazy<TaskStateSegment> = Lazy::new(|| {
-    let mut tss = TaskStateSegment::new();
-    tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] = stack_top(&raw const DOUBLE_FAULT_STACK);
-    tss.interrupt_stack_table[PAGE_FAULT_IST as usize] = stack_top(&raw const PAGE_FAULT_STACK);
-    tss
-});
+/// The TSS: IST stacks, and `rsp0`, the stack an interrupt from user mode lands on (the
+/// running task's, set by `user` at every switch).
+static mut TSS: TaskStateSegment = TaskStateSegment::new();
 
 struct Selectors {
     code: SegmentSelector,
@@ -52,10 +49,21 @@ struct Selectors {
 }
 
 static GDT: Lazy<(GlobalDescriptorTable, Selectors)> = Lazy::new(|| {
+    // SAFETY: set up once, before the GDT that points at it is loaded.
+    let tss = unsafe {
+        let t = &raw mut TSS;
+        (*t).interrupt_stack_table[DOUBLE_FAULT_IST as usize] = stack_top(&raw const DOUBLE_FAULT_STACK);
+        (*t).interrupt_stack_table[PAGE_FAULT_IST as usize] = stack_top(&raw const PAGE_FAULT_STACK);
+        t
+    };
     let mut gdt = GlobalDescriptorTable::new();
     let code = gdt.append(Descriptor::kernel_code_segment());
     let data = gdt.append(Descriptor::kernel_data_segment());
-    let tss = gdt.append(Descriptor::tss_segment(&TSS));
+    // `sysret` wants user data right before user code (0x18 and 0x20, RPL 3: 0x1b and 0x23).
+    gdt.append(Descriptor::user_data_segment());
+    gdt.append(Descriptor::user_code_segment());
+    // SAFETY: the TSS is a static that lives as long as the GDT.
+    let tss = gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss) });
     (gdt, Selectors { code, data, tss })
 });
 
@@ -255,12 +263,13 @@ pub fn start_lapic_timer(hz: u64, wait_ms: impl Fn(u64)) {
     log::info!("tick: local APIC timer, {} counts per tick", per_tick);
 }
 
-extern "x86-interrupt" fn lapic_timer_interrupt(_frame: InterruptStackFrame) {
+extern "x86-interrupt" fn lapic_timer_interrupt(mut frame: InterruptStackFrame) {
     crate::time::on_tick();
     crate::aot::tick();
     // End of interrupt for the local APIC.
     lapic_write(0xb0, 0);
     crate::task::on_tick();
+    stop_killed_user(&mut frame);
 }
 
 /// Loads the GDT, TSS and IDT and starts the PIC with the timer and COM1 unmasked.
@@ -276,6 +285,8 @@ pub fn init() {
         load_tss(sel.tss);
     }
     IDT.load();
+    // SAFETY: the address of the TSS's rsp0 slot, a static; only `user` writes it.
+    crate::user::init(unsafe { &raw mut TSS.privilege_stack_table[0] }.cast::<u64>());
     init_local_apic();
     let mut pics = PICS.lock();
     // SAFETY: programs the 8259 PICs; vectors 32..48 have handlers in the IDT.
@@ -301,13 +312,22 @@ fn init_local_apic() {
     lapic_write(0x320, 1 << 16);
 }
 
-extern "x86-interrupt" fn timer_interrupt(_frame: InterruptStackFrame) {
+extern "x86-interrupt" fn timer_interrupt(mut frame: InterruptStackFrame) {
     crate::time::on_tick();
     crate::aot::tick();
     // SAFETY: IRQ_TIMER came from the PIC.
     unsafe { PICS.lock().notify_end_of_interrupt(IRQ_TIMER) };
     // After the end-of-interrupt: this may switch to another task.
     crate::task::on_tick();
+    stop_killed_user(&mut frame);
+}
+
+/// A native program killed (Ctrl-C, `kill`) while it computes in user mode is stopped at the
+/// next tick: it leaves user mode as if it had trapped.
+fn stop_killed_user(frame: &mut InterruptStackFrame) {
+    if frame.code_segment.0 & 3 == 3 && crate::task::killed_now() {
+        crate::user::trap_from_user(frame, crate::user::KILLED, 0, 0);
+    }
 }
 
 extern "x86-interrupt" fn com1_interrupt(_frame: InterruptStackFrame) {
@@ -416,45 +436,60 @@ fn fatal(name: &str, frame: &InterruptStackFrame, error: Option<u64>, extra: &st
     crate::power::halt_after_fault()
 }
 
+/// Exceptions report and stop the machine, unless a native program caused them in user mode:
+/// then only that program ends (`user::trap_from_user`).
 macro_rules! report {
-    ($fn:ident, $name:expr) => {
-        extern "x86-interrupt" fn $fn(frame: InterruptStackFrame) {
-            fatal($name, &frame, None, "");
+    ($fn:ident, $name:expr, $vec:expr) => {
+        extern "x86-interrupt" fn $fn(mut frame: InterruptStackFrame) {
+            if !crate::user::trap_from_user(&mut frame, $vec, 0, 0) {
+                fatal($name, &frame, None, "");
+            }
         }
     };
-    ($fn:ident, $name:expr, error) => {
-        extern "x86-interrupt" fn $fn(frame: InterruptStackFrame, code: u64) {
-            fatal($name, &frame, Some(code), "");
+    ($fn:ident, $name:expr, $vec:expr, error) => {
+        extern "x86-interrupt" fn $fn(mut frame: InterruptStackFrame, code: u64) {
+            if !crate::user::trap_from_user(&mut frame, $vec, code, 0) {
+                fatal($name, &frame, Some(code), "");
+            }
         }
     };
 }
 
 extern "x86-interrupt" fn divide_error(mut frame: InterruptStackFrame) {
+    if crate::user::trap_from_user(&mut frame, 0, 0, 0) {
+        return;
+    }
     // A division by zero in compiled WASM code is the guest's trap.
     if !crate::aot::redirect_trap(&mut frame, None) {
         fatal("divide error (#DE)", &frame, None, "");
     }
 }
-report!(debug, "debug (#DB)");
-report!(nmi, "non-maskable interrupt");
-report!(overflow, "overflow (#OF)");
-report!(bound_range, "bound range exceeded (#BR)");
+report!(debug, "debug (#DB)", 1);
+report!(nmi, "non-maskable interrupt", 2);
+report!(overflow, "overflow (#OF)", 4);
+report!(bound_range, "bound range exceeded (#BR)", 5);
 extern "x86-interrupt" fn invalid_opcode(mut frame: InterruptStackFrame) {
+    if crate::user::trap_from_user(&mut frame, 6, 0, 0) {
+        return;
+    }
     // `ud2` in compiled WASM code is how it traps.
     if !crate::aot::redirect_trap(&mut frame, None) {
         fatal("invalid opcode (#UD)", &frame, None, "");
     }
 }
-report!(device_not_available, "device not available (#NM)");
-report!(invalid_tss, "invalid TSS (#TS)", error);
-report!(segment_not_present, "segment not present (#NP)", error);
-report!(stack_segment_fault, "stack-segment fault (#SS)", error);
-report!(general_protection, "general protection fault (#GP)", error);
-report!(x87_floating_point, "x87 floating-point exception (#MF)");
-report!(alignment_check, "alignment check (#AC)", error);
-report!(simd_floating_point, "SIMD floating-point exception (#XM)");
+report!(device_not_available, "device not available (#NM)", 7);
+report!(invalid_tss, "invalid TSS (#TS)", 10, error);
+report!(segment_not_present, "segment not present (#NP)", 11, error);
+report!(stack_segment_fault, "stack-segment fault (#SS)", 12, error);
+report!(general_protection, "general protection fault (#GP)", 13, error);
+report!(x87_floating_point, "x87 floating-point exception (#MF)", 16);
+report!(alignment_check, "alignment check (#AC)", 17, error);
+report!(simd_floating_point, "SIMD floating-point exception (#XM)", 19);
 
-extern "x86-interrupt" fn breakpoint(frame: InterruptStackFrame) {
+extern "x86-interrupt" fn breakpoint(mut frame: InterruptStackFrame) {
+    if crate::user::trap_from_user(&mut frame, 3, 0, 0) {
+        return;
+    }
     emergency_write(format_args!("breakpoint at {:#x}\n", frame.instruction_pointer.as_u64()));
 }
 
@@ -464,6 +499,10 @@ extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) ->
 
 extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageFaultErrorCode) {
     let addr = Cr2::read_raw();
+    // A native program's bad access ends that program.
+    if crate::user::trap_from_user(&mut frame, 14, code.bits(), addr) {
+        return;
+    }
     // An access past a linear memory by compiled WASM code: the guest's trap.
     if crate::aot::redirect_trap(&mut frame, Some(addr)) {
         return;

@@ -17,6 +17,7 @@ mod disk;
 mod fs;
 mod job;
 mod memory;
+mod native;
 mod net;
 mod netcmd;
 mod pci;
@@ -27,6 +28,7 @@ mod serial;
 mod shell;
 mod task;
 mod time;
+mod user;
 mod virtio;
 mod wasm;
 

@@ -266,6 +266,8 @@ pub fn init(info: &BootInfo) {
         reserve(m.addr, m.addr + m.size, "initrd");
     }
     drop(frames);
+    KERNEL_PML4.store(Cr3::read().0.start_address().as_u64(), Ordering::Relaxed);
+    populate_kernel_half();
     // SAFETY: the arena is a static used only here, handed to the heap once.
     unsafe {
         let base = (&raw mut INITIAL_ARENA).cast::<u8>();
@@ -306,14 +308,39 @@ unsafe impl FrameAllocator<Size4KiB> for PageTableFrames {
 
 static PAGE_TABLES: Mutex<()> = Mutex::new(());
 
+/// The kernel's own PML4 (the boot stub's): kernel mappings are made there, and every process's
+/// address space shares its tables outside the user half.
+static KERNEL_PML4: AtomicU64 = AtomicU64::new(0);
+
+/// The physical address of the kernel's PML4.
+pub fn kernel_pml4() -> u64 {
+    KERNEL_PML4.load(Ordering::Relaxed)
+}
+
+/// Gives every slot of the kernel half of the PML4 its table now, so that address spaces made
+/// later (which copy these slots) see every kernel mapping made after them too.
+fn populate_kernel_half() {
+    let _guard = PAGE_TABLES.lock();
+    let pml4 = kernel_pml4() as *mut PageTable;
+    for i in 256..512 {
+        // SAFETY: the kernel's PML4 is identity-mapped; the PAGE_TABLES lock is held.
+        let entry = unsafe { &mut (&mut *pml4)[i] };
+        if entry.is_unused() {
+            if let Some(frame) = PageTableFrames.allocate_frame() {
+                entry.set_frame(frame, PageTableFlags::PRESENT | PageTableFlags::WRITABLE);
+            }
+        }
+    }
+}
+
 fn with_mapper<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {
     interrupts::without_interrupts(|| {
         let _guard = PAGE_TABLES.lock();
-        let (frame, _) = Cr3::read();
-        // SAFETY: physical memory is identity-mapped (offset 0); the PML4 is the active one and
-        // the PAGE_TABLES lock serialises every change to it.
+        // SAFETY: physical memory is identity-mapped (offset 0); the kernel's PML4 is shared by
+        // every address space for the kernel's addresses, and the PAGE_TABLES lock serialises
+        // every change to it.
         let mut mapper = unsafe {
-            let pml4 = &mut *(frame.start_address().as_u64() as *mut PageTable);
+            let pml4 = &mut *(kernel_pml4() as *mut PageTable);
             OffsetPageTable::new(pml4, VirtAddr::new(0))
         };
         f(&mut mapper)

@@ -24,6 +24,11 @@ const COMMANDS: &[(&str, &str, &str)] = &[
         "wasm [--dir HOST[::GUEST]]... [--env K=V]... [--tcplisten ADDR:PORT]... [--fuel N] [--max-memory SIZE] [--argv0 NAME] FILE [ARGS...]: run a WASI program",
         "FILE is a .wasm module (WASI preview1). The program sees only the --dir folders, the exported\nvariables and the --env ones. A program on $PATH also runs by its name: NAME [ARGS...] (then with\nthe current directory as '.').",
     ),
+    (
+        "trace",
+        "trace PROGRAM [ARGS...]: run a native program and show each Linux system call it makes",
+        "Like strace: one line per call on standard error, with its arguments and result (-1 ERRNO on\nfailure). Native programs are static (PIE) x86_64 Linux executables; they run in user mode in\ntheir own address space and, unlike WASI guests, reach every path the shell can.",
+    ),
     ("uptime", "uptime: time since boot", ""),
     ("date", "date: current date and time (UTC, from the RTC)", ""),
     ("mem", "mem: physical memory and kernel heap, used and free", ""),
@@ -364,6 +369,10 @@ impl Host for KernelHost {
                     Bytes(memory::large_bytes()),
                     Bytes(memory::LARGE as u64)
                 ));
+                io.print(format_args!(
+                    "native:   {} in pages and page tables of native programs\n",
+                    Bytes(crate::native::pages_in_use() * 4096)
+                ));
                 0
             }
             "history" => {
@@ -535,12 +544,31 @@ impl Host for KernelHost {
                 let argv = argv.to_vec();
                 run_as_task(shell, io, argv.join(" "), Box::new(move |sh, io| crate::wasm::command(sh, &argv, io)))
             }
+            "trace" => {
+                let argv = argv.to_vec();
+                run_as_task(
+                    shell,
+                    io,
+                    argv.join(" "),
+                    Box::new(move |sh, io| crate::native::trace_command(sh, &argv, io)),
+                )
+            }
             name => {
+                let cwd = keel_commands::cwd(shell);
                 let file = crate::wasm::find_on_path(shell, name).or_else(|| {
-                    // A path to a module runs too: ./prog.wasm, /tmp/x.wasm.
-                    (name.contains('/') && name.ends_with(".wasm")).then(|| name.to_string())
+                    // A path runs too: ./prog.wasm, /tmp/x.wasm, /extra_files/bin/lua.
+                    (name.contains('/') && (name.ends_with(".wasm") || crate::native::is_native(&cwd, name)))
+                        .then(|| name.to_string())
                 })?;
                 let argv = argv.to_vec();
+                if crate::native::is_native(&cwd, &file) {
+                    return Some(run_as_task(
+                        shell,
+                        io,
+                        argv.join(" "),
+                        Box::new(move |sh, io| crate::native::run(sh, &file, &argv, io, false)),
+                    ));
+                }
                 run_as_task(
                     shell,
                     io,
@@ -657,6 +685,10 @@ fn help(shell: &Shell, args: &[&str], io: &mut Io<'_>) -> i32 {
             return 0;
         }
         if let Some(file) = crate::wasm::find_on_path(shell, name) {
+            if crate::native::is_native("/", &file) {
+                io.print(format_args!("{name}: a native program on $PATH: runs {file} (x86_64 Linux, user mode)\n"));
+                return 0;
+            }
             io.print(format_args!(
                 "{name}: a WASI program on $PATH: runs {file}\n  ({name} ARGS... = wasm --dir .::. {file} ARGS...)\n"
             ));
@@ -672,7 +704,7 @@ fn help(shell: &Shell, args: &[&str], io: &mut Io<'_>) -> i32 {
     }
     let programs = crate::wasm::programs_on_path(shell);
     if !programs.is_empty() {
-        s.push_str(&format!("Programs on $PATH ({}):\n ", shell.var("PATH").unwrap_or("/extra_files/wasm")));
+        s.push_str(&format!("Programs on $PATH ({}):\n ", shell.var("PATH").unwrap_or(crate::wasm::DEFAULT_PATH)));
         let mut width = 1;
         for p in programs {
             if width + p.len() + 1 > 78 {
@@ -774,7 +806,7 @@ pub fn run() -> ! {
     let mut shell = Shell::new();
     shell.export("HOME", "/");
     shell.export("PWD", "/");
-    shell.export("PATH", "/extra_files/wasm");
+    shell.export("PATH", crate::wasm::DEFAULT_PATH);
     let mut host = KernelHost { editor: Editor::new("keel> ") };
     let mut console = Console { foreground: true };
     let ms = time::uptime_ns() / 1_000_000;

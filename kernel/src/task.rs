@@ -228,6 +228,8 @@ extern "C" fn task_start() -> ! {
     }
     // No wasmtime activation yet (the globals still hold the previous task's).
     crate::aot::tls_restore([core::ptr::null_mut(); 2]);
+    // Nor an address space of its own.
+    crate::user::start_task();
     let job = with_sched(|s| {
         let cur = s.current;
         s.tasks.get_mut(&cur).and_then(|t| t.entry.take())
@@ -522,6 +524,8 @@ fn schedule() {
     let Some(((save_rsp, save_fx), load_rsp)) = switch else { return };
     // wasmtime's thread-local words belong to this task: kept on its stack while others run.
     let tls = crate::aot::tls_save();
+    // So do its address space, user-mode kernel stack and thread pointer (native programs).
+    let user = crate::user::save();
     // SAFETY: both tasks live in boxes owned by the scheduler that are not freed while either
     // can run (dead tasks keep their box; only their stack is freed once we are off it).
     // fxsave/fxrstor use the 16-byte aligned 512-byte areas of those tasks. Interrupts are off.
@@ -531,6 +535,7 @@ fn schedule() {
         // Back on this task: restore its FPU/SSE state.
         core::arch::asm!("fxrstor64 [{0}]", in(reg) save_fx, options(nostack));
     }
+    crate::user::restore(user);
     crate::aot::tls_restore(tls);
 }
 
@@ -580,6 +585,26 @@ pub fn kill(pid: Pid) -> bool {
         _ => false,
     })
     .unwrap_or(false)
+}
+
+/// Like [`killed`], from an interrupt handler: false if the scheduler is busy right now.
+pub fn killed_now() -> bool {
+    let Some(guard) = SCHED.try_lock() else { return false };
+    guard.as_ref().and_then(|s| s.tasks.get(&s.current)).is_some_and(|t| t.kill.load(Ordering::SeqCst))
+}
+
+/// The running task's pid.
+pub fn current_pid() -> Pid {
+    with_sched(|s| s.current).unwrap_or(1)
+}
+
+/// CPU time the current task has used, including its running slice.
+pub fn cpu_ns() -> u64 {
+    with_sched(|s| {
+        let run = time::uptime_ns().saturating_sub(s.slice_start_tsc_ns);
+        s.tasks.get(&s.current).map_or(0, |t| t.cpu_ns + run)
+    })
+    .unwrap_or(0)
 }
 
 /// True when the current task was asked to end.

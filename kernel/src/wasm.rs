@@ -149,12 +149,15 @@ pub fn command(shell: &mut Shell, argv: &[String], io: &mut Io<'_>) -> i32 {
     run_named(shell, parsed, name, io)
 }
 
+/// `$PATH` when the shell has none: native programs, then WASI ones.
+pub const DEFAULT_PATH: &str = "/extra_files/bin:/extra_files/wasm";
+
 /// Finds a program on `$PATH` (default `/extra_files/wasm`): `NAME.wasm` or `NAME`.
 pub fn find_on_path(shell: &Shell, name: &str) -> Option<String> {
     if name.contains('/') || name.is_empty() {
         return None;
     }
-    let path = shell.var("PATH").unwrap_or("/extra_files/wasm").to_string();
+    let path = shell.var("PATH").unwrap_or(DEFAULT_PATH).to_string();
     for dir in path.split(':').filter(|d| !d.is_empty()) {
         for cand in [format!("{dir}/{name}.wasm"), format!("{dir}/{name}")] {
             if fs::vfs().stat("/", &cand, Lookup::FOLLOW).is_ok_and(|s| s.kind == FileType::File) {
@@ -167,13 +170,15 @@ pub fn find_on_path(shell: &Shell, name: &str) -> Option<String> {
 
 /// Names of the programs on `$PATH` (for completion and `help`).
 pub fn programs_on_path(shell: &Shell) -> Vec<String> {
-    let path = shell.var("PATH").unwrap_or("/extra_files/wasm").to_string();
+    let path = shell.var("PATH").unwrap_or(DEFAULT_PATH).to_string();
     let mut out = Vec::new();
     for dir in path.split(':').filter(|d| !d.is_empty()) {
         if let Ok(entries) = fs::vfs().readdir("/", dir, false) {
             for e in entries {
                 if let Some(n) = e.name.strip_suffix(".wasm") {
                     out.push(n.to_string());
+                } else if e.kind == FileType::File && crate::native::is_native(dir, &e.name) {
+                    out.push(e.name);
                 }
             }
         }

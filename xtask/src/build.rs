@@ -97,6 +97,11 @@ pub fn ensure_toolchain() -> Result<(), String> {
             "rust-src,rustfmt,clippy",
         ]))?;
     }
+    let has_musl = sysroot.as_ref().is_some_and(|s| s.join("lib/rustlib").join(crate::native::RUST_TARGET).exists());
+    if !has_musl {
+        eprintln!("xtask: adding the {} target to {tc}", crate::native::RUST_TARGET);
+        status(Command::new("rustup").args(["target", "add", crate::native::RUST_TARGET, "--toolchain", &tc]))?;
+    }
     let has_wasm = sysroot.as_ref().is_some_and(|s| s.join("lib/rustlib/wasm32-wasip1").exists());
     if !has_wasm {
         eprintln!("xtask: adding the wasm32-wasip1 target to {tc}");
@@ -222,6 +227,8 @@ pub fn setup() -> Result<(), String> {
     // boot it in QEMU.
     crate::image::ensure_tools()?;
     crate::image::ensure_ovmf()?;
+    // musl for the native programs (apps/native).
+    crate::native::ensure_musl()?;
     // libclang for bindgen (littlefs' bindings, in the kernel and the host tests); gcc, which
     // compiles littlefs itself, is on every machine we build on.
     if !Path::new("/usr/lib/llvm-14/lib/libclang.so.1").exists() && !which("clang") {
@@ -290,6 +297,8 @@ pub fn build_all() -> Result<Image, String> {
         extra_artefacts.push((art, dest));
     }
     crate::aot::compile(&pairs)?;
+    // Native programs (apps/native) as /extra_files/bin.
+    extra_artefacts.extend(crate::native::build()?);
     let initrd = out_dir().join("files.tar");
     pack_with(&extra, Some(&apps), &extra_artefacts, &initrd)?;
     // Marks the moment every input was built; see `fresh_image`.

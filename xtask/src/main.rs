@@ -8,6 +8,7 @@ mod build;
 mod disk;
 mod fuzz;
 mod image;
+mod native;
 mod oneshot;
 mod qemu;
 mod tests;

@@ -246,7 +246,7 @@ pub fn command(image: &Image, opts: &Options) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-M", &machine, "-m", &opts.mem, "-accel", accel_name(opts)]);
     cmd.args(["-no-user-config", "-nodefaults"]);
-    cmd.args(["-cpu", "qemu64,+rdrand,+ssse3,+sse4.1,+sse4.2,+popcnt"]);
+    cmd.args(["-cpu", "qemu64,+rdrand,+ssse3,+sse4.1,+sse4.2,+popcnt,+smep,+smap"]);
     let pvh = opts.boot == Boot::Pvh;
     match &opts.boot {
         Boot::Pvh => {

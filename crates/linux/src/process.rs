@@ -815,7 +815,7 @@ impl Process {
             }
         }
         line.push('(');
-        let shown = a.iter().rposition(|v| *v != 0).map_or(0, |i| i + 1).clamp(1, 6);
+        let shown = abi::syscall_args(n);
         for (i, v) in a[..shown].iter().enumerate() {
             if i > 0 {
                 line.push_str(", ");

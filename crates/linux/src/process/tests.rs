@@ -448,7 +448,7 @@ fn trace_shows_calls_paths_and_errors() {
     let err = String::from_utf8(h.err.clone()).unwrap();
     assert!(err.contains("openat(-100, "), "{err}");
     assert!(err.contains("\"/nope\") = -1 ENOENT (2)"), "{err}");
-    assert!(err.contains("mmap(0, 0x4000, 3, 34, -1) = 0x"), "{err}");
+    assert!(err.contains("mmap(0, 0x4000, 3, 34, -1, 0) = 0x"), "{err}");
 }
 
 #[test]

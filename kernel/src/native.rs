@@ -1,0 +1,331 @@
+//! Native programs: static (PIE) x86_64 Linux executables run by their path or name, each in its
+//! own address space in ring 3, with the shell's streams as stdin/stdout/stderr. `keel-linux`
+//! decides everything (loading, memory map, system calls); this file gives it page tables, the
+//! console, clocks and sleep, and turns traps into reports.
+//!
+//! A native program is not sandboxed like a WASI guest: it reaches every path the shell can.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use keel_linux::abi::{self, errno};
+use keel_linux::process::{Host, Outcome, Process, Setup, Stop};
+use keel_shell::exec::STATUS_INTERRUPTED;
+use keel_shell::{Io, Shell, Source};
+use keel_vfs::{FileType, Lookup, OpenOptions};
+
+use crate::user::{self, AddressSpace, Exit, UserRegs};
+use crate::{fs, memory, random, task, time};
+
+/// Exit status when a program cannot be loaded.
+const STATUS_CANNOT_RUN: i32 = 126;
+/// Exit status of a killed program (128 + SIGTERM).
+const STATUS_KILLED: i32 = 143;
+/// Largest executable accepted.
+const MAX_IMAGE: u64 = 256 << 20;
+
+/// True if `path` (from `cwd`) is an ELF file.
+pub fn is_native(cwd: &str, path: &str) -> bool {
+    let Ok(h) = fs::vfs().open(cwd, path, OpenOptions::read(), false) else { return false };
+    if !h.stat().is_ok_and(|s| s.kind == FileType::File) {
+        return false;
+    }
+    let mut magic = [0u8; 4];
+    h.pread(&mut magic, 0).is_ok_and(|n| n == 4) && keel_linux::elf::is_elf(&magic)
+}
+
+struct NativeHost<'i, 'a> {
+    space: AddressSpace,
+    io: &'i mut Io<'a>,
+    cpu_at_start: u64,
+}
+
+impl NativeHost<'_, '_> {
+    fn stop(&mut self) -> bool {
+        self.io.interrupted() || task::killed()
+    }
+}
+
+impl Host for NativeHost<'_, '_> {
+    fn map_pages(&mut self, addr: u64, len: u64, prot: u64) -> Result<(), i64> {
+        // The kernel keeps its reserve, as for WASM guests.
+        if len > memory::available_for_guests() as u64 || !self.space.map(addr, len, prot) {
+            return Err(-errno::ENOMEM);
+        }
+        Ok(())
+    }
+
+    fn unmap_pages(&mut self, addr: u64, len: u64) {
+        self.space.unmap(addr, len);
+    }
+
+    fn protect_pages(&mut self, addr: u64, len: u64, prot: u64) {
+        self.space.protect(addr, len, prot);
+    }
+
+    fn read_user(&mut self, addr: u64, buf: &mut [u8]) {
+        self.space.copy(addr, buf, false);
+    }
+
+    fn write_user(&mut self, addr: u64, data: &[u8]) {
+        // `copy` wants a mutable buffer for both directions; copying out of `data` only reads it.
+        let mut tmp = Vec::from(data);
+        self.space.copy(addr, &mut tmp, true);
+    }
+
+    fn read_stdin(&mut self, buf: &mut [u8]) -> Result<usize, Stop> {
+        let n = self.io.read(buf);
+        if self.stop() {
+            return Err(Stop);
+        }
+        Ok(n)
+    }
+
+    fn write_out(&mut self, fd: u32, data: &[u8]) -> Result<usize, i64> {
+        if fd == 2 {
+            self.io.err(data);
+        } else {
+            self.io.out(data);
+        }
+        if self.io.output_broken() {
+            return Err(-errno::EPIPE);
+        }
+        Ok(data.len())
+    }
+
+    fn isatty(&self, fd: u32) -> bool {
+        match fd {
+            0 => matches!(self.io.stdin, Source::Terminal),
+            1 => self.io.stdout_is_terminal(),
+            _ => true,
+        }
+    }
+
+    fn winsize(&self) -> (u16, u16) {
+        (80, 24)
+    }
+
+    fn realtime_ns(&self) -> u64 {
+        time::realtime_ns()
+    }
+
+    fn monotonic_ns(&self) -> u64 {
+        time::uptime_ns()
+    }
+
+    fn cpu_ns(&self) -> u64 {
+        task::cpu_ns().saturating_sub(self.cpu_at_start)
+    }
+
+    fn random(&mut self, buf: &mut [u8]) {
+        random::fill(buf);
+    }
+
+    fn sleep_until(&mut self, deadline: u64) -> Result<(), Stop> {
+        let io = &mut *self.io;
+        if crate::shell::sleep_until(deadline, || io.interrupted() || task::killed()) {
+            return Err(Stop);
+        }
+        Ok(())
+    }
+
+    fn yield_now(&mut self) {
+        task::yield_now();
+    }
+
+    fn set_fs_base(&mut self, base: u64) {
+        user::set_fs_base(base);
+    }
+
+    fn note(&mut self, line: &str) {
+        self.io.err(line.as_bytes());
+    }
+}
+
+/// The memory limit of a native program: as for WASM guests, 256 MiB or half the free memory.
+fn memory_limit() -> u64 {
+    let (_, free) = memory::frame_stats();
+    (free * 4096 / 2).min(256 << 20)
+}
+
+/// The signal for an exception vector.
+fn signal_of(vector: u64) -> i32 {
+    match vector {
+        0 | 16 | 19 => abi::SIGFPE,
+        6 => abi::SIGILL,
+        3 | 1 => abi::SIGTRAP,
+        17 => abi::SIGBUS,
+        _ => abi::SIGSEGV,
+    }
+}
+
+/// What happened, in words, for the report.
+fn describe(vector: u64, error: u64) -> String {
+    match vector {
+        0 => "divide error".into(),
+        6 => "illegal instruction".into(),
+        3 => "breakpoint".into(),
+        13 => "general protection fault".into(),
+        14 => {
+            let what = if error & 16 != 0 {
+                "executing"
+            } else if error & 2 != 0 {
+                "writing"
+            } else {
+                "reading"
+            };
+            format!("page fault {what}")
+        }
+        16 | 19 => "floating-point exception".into(),
+        17 => "alignment check".into(),
+        v => format!("exception {v}"),
+    }
+}
+
+/// Runs the executable `file` with `argv` (argv[0] as typed) and returns its exit status.
+pub fn run(shell: &Shell, file: &str, argv: &[String], io: &mut Io<'_>, trace: bool) -> i32 {
+    let cwd = keel_commands::cwd(shell);
+    let vfs = fs::vfs();
+    let name = argv.first().cloned().unwrap_or_else(|| String::from(file));
+    let node = match vfs.resolve(&cwd, file, Lookup::FOLLOW) {
+        Ok(n) => n,
+        Err(e) => {
+            io.eprint(format_args!("{name}: {e}\n"));
+            return 127;
+        }
+    };
+    match node.stat() {
+        Ok(s) if s.size > MAX_IMAGE => {
+            io.eprint(format_args!("{name}: too large ({} MiB)\n", s.size >> 20));
+            return STATUS_CANNOT_RUN;
+        }
+        Ok(s) if s.kind != FileType::File => {
+            io.eprint(format_args!("{name}: not a regular file\n"));
+            return STATUS_CANNOT_RUN;
+        }
+        Err(e) => {
+            io.eprint(format_args!("{name}: {e}\n"));
+            return STATUS_CANNOT_RUN;
+        }
+        Ok(_) => {}
+    }
+    let copied;
+    let image: &[u8] = match node.fs.immutable_contents(node.ino) {
+        Some(bytes) => bytes,
+        None => match keel_commands::read_file(vfs, &cwd, file) {
+            Ok(b) => {
+                copied = b;
+                &copied
+            }
+            Err(e) => {
+                io.eprint(format_args!("{name}: {e}\n"));
+                return STATUS_CANNOT_RUN;
+            }
+        },
+    };
+    let Some(space) = AddressSpace::new() else {
+        io.eprint(format_args!("{name}: out of memory\n"));
+        return STATUS_CANNOT_RUN;
+    };
+    space.activate();
+    let mut host = NativeHost { space, io, cpu_at_start: task::cpu_ns() };
+    let env = shell.environment();
+    let setup = Setup {
+        vfs,
+        exe: node.path.clone(),
+        argv,
+        env: &env,
+        cwd,
+        pid: task::current_pid(),
+        limit: memory_limit(),
+        trace,
+    };
+    let (mut process, start) = match Process::load(setup, image, &mut host) {
+        Ok(p) => p,
+        Err(e) => {
+            host.io.eprint(format_args!("{name}: {e}\n"));
+            return STATUS_CANNOT_RUN;
+        }
+    };
+    task::set_engine("native");
+    let mut regs = UserRegs::new(start.entry, start.rsp);
+    let status = loop {
+        match user::run(&mut regs) {
+            Exit::Syscall => {
+                let g = &regs.gpr;
+                let args = [g[user::RDI], g[user::RSI], g[user::RDX], g[user::R10], g[user::R8], g[user::R9]];
+                let outcome = process.syscall(&mut host, g[user::RAX], args);
+                task::set_mem(process.memory_bytes());
+                match outcome {
+                    Outcome::Return(v) => regs.gpr[user::RAX] = v as u64,
+                    Outcome::Exit(code) => break code,
+                    Outcome::Signal(sig) => {
+                        host.io.eprint(format_args!("{name}: killed by {} (sent to itself)\n", abi::signal_name(sig)));
+                        break 128 + sig;
+                    }
+                    Outcome::Stop => break stopped_status(host.io),
+                }
+                if task::killed() {
+                    break stopped_status(host.io);
+                }
+            }
+            Exit::Trap(t) if t.vector == user::KILLED => break stopped_status(host.io),
+            Exit::Trap(t) => {
+                let sig = signal_of(t.vector);
+                let mut what = describe(t.vector, t.error);
+                if t.vector == 14 {
+                    what = format!("{what} {:#x} ({})", t.addr, process.describe_fault(t.addr));
+                }
+                let place =
+                    if t.rip >= start.base { format!(" (image+{:#x})", t.rip - start.base) } else { String::new() };
+                host.io.eprint(format_args!(
+                    "{name}: killed by {}: {what} at rip {:#x}{place}\n",
+                    abi::signal_name(sig),
+                    t.rip
+                ));
+                break 128 + sig;
+            }
+        }
+    };
+    if process.limit_hit() {
+        host.io.eprint(format_args!("{name}: memory limit of {} reached\n", keel_shell::Bytes(process.limit())));
+    }
+    process.release(&mut host);
+    drop(process);
+    drop(host);
+    task::set_engine("");
+    task::set_mem(0);
+    status
+}
+
+/// The status of a program stopped from outside: Ctrl-C or a kill.
+fn stopped_status(io: &mut Io<'_>) -> i32 {
+    if io.output_broken() {
+        1
+    } else if task::killed() && !crate::serial::interrupt_pending() {
+        STATUS_KILLED
+    } else {
+        STATUS_INTERRUPTED
+    }
+}
+
+/// `trace PROGRAM [ARGS...]`: runs a native program showing each system call and its result.
+pub fn trace_command(shell: &Shell, argv: &[String], io: &mut Io<'_>) -> i32 {
+    let Some(prog) = argv.get(1) else {
+        io.eprint(format_args!("usage: trace PROGRAM [ARGS...]\n"));
+        return 2;
+    };
+    let cwd = keel_commands::cwd(shell);
+    let file = if prog.contains('/') { Some(prog.clone()) } else { crate::wasm::find_on_path(shell, prog) };
+    let Some(file) = file.filter(|f| is_native(&cwd, f)) else {
+        io.eprint(format_args!("trace: {prog}: not a native program (trace follows Linux system calls)\n"));
+        return 127;
+    };
+    run(shell, &file, &argv[1..], io, true)
+}
+
+/// For `mem`: frames held by native programs (their pages and page tables).
+pub fn pages_in_use() -> u64 {
+    user::user_pages()
+}

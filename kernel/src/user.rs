@@ -1,0 +1,563 @@
+//! User mode: ring 3, `syscall`/`sysret`, and per-process page tables.
+//!
+//! Running user code is a function call: [`run`] enters ring 3 with the registers in a
+//! [`UserRegs`] and returns when the program makes a system call ([`Exit::Syscall`], registers
+//! saved back) or when it faults or is killed ([`Exit::Trap`]: the exception handler turns the
+//! interrupted user frame into a return from `run`). Timer and device interrupts in ring 3 are
+//! taken on the task's kernel stack (TSS `rsp0`) and return to the program as usual, so the
+//! process is preempted like any task.
+//!
+//! The user half of an address space is PML4 slots 128..256 (`0x4000_0000_0000` up); slots 0..128
+//! (the kernel's identity map and device memory) and 256..512 (stacks, the compiled tier) point to
+//! the kernel's own tables in every address space, without the user bit. The kernel never reads or
+//! writes a user address directly (SMAP forbids it): it copies through the identity map of the
+//! physical frames, after the process's map said the range is valid.
+
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use x86_64::instructions::interrupts;
+use x86_64::registers::control::{Cr3, Cr3Flags, Cr4, Cr4Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags, FsBase, KernelGsBase, LStar, Msr, SFMask};
+use x86_64::registers::rflags::RFlags;
+use x86_64::structures::idt::InterruptStackFrame;
+use x86_64::structures::paging::PhysFrame;
+use x86_64::{PhysAddr, VirtAddr};
+
+use crate::memory::{self, FRAMES};
+
+const PAGE: u64 = 4096;
+/// First and last+1 PML4 slots of the user half.
+const USER_SLOTS: core::ops::Range<usize> = 128..256;
+
+/// Per-CPU words the `syscall` entry reaches through `gs` (`swapgs`).
+#[repr(C)]
+struct PerCpu {
+    /// The kernel stack pointer of the task in user mode (where `run` saved its frame).
+    kernel_rsp: u64,
+    /// Scratch: the user's stack pointer at `syscall`.
+    user_rsp: u64,
+    /// Where the TSS keeps `rsp0`.
+    tss_rsp0: *mut u64,
+}
+
+static mut PERCPU: PerCpu = PerCpu { kernel_rsp: 0, user_rsp: 0, tss_rsp0: core::ptr::null_mut() };
+
+/// What ended the last trip to user mode when it was not a system call.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Trap {
+    /// Exception vector, or [`KILLED`].
+    pub vector: u64,
+    pub error: u64,
+    /// The faulting address (page faults).
+    pub addr: u64,
+    pub rip: u64,
+}
+
+/// `Trap::vector` when the task was killed while in user mode (Ctrl-C, `kill`).
+pub const KILLED: u64 = 0x100;
+
+/// The last trap; written by an exception handler with interrupts off and read by `run` right
+/// after, before interrupts are on again (one CPU per task at a time).
+static LAST_TRAP: spin::Mutex<Trap> = spin::Mutex::new(Trap { vector: 0, error: 0, addr: 0, rip: 0 });
+
+/// A program's registers: general-purpose, instruction pointer, flags, and the FPU/SSE state.
+#[repr(C, align(16))]
+pub struct UserRegs {
+    /// rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp, r8..r15, rip, rflags.
+    pub gpr: [u64; 18],
+    _pad: [u64; 2],
+    fx: [u8; 512],
+}
+
+pub const RAX: usize = 0;
+pub const RDX: usize = 3;
+pub const RSI: usize = 4;
+pub const RDI: usize = 5;
+pub const RSP: usize = 7;
+pub const R8: usize = 8;
+pub const R9: usize = 9;
+pub const R10: usize = 10;
+pub const RIP: usize = 16;
+pub const RFLAGS: usize = 17;
+
+impl UserRegs {
+    /// A program about to run its first instruction at `rip` with stack `rsp`.
+    pub fn new(rip: u64, rsp: u64) -> UserRegs {
+        let mut fx = [0u8; 512];
+        // FCW: all exceptions masked, double extended precision; MXCSR: all masked.
+        fx[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
+        fx[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+        let mut gpr = [0u64; 18];
+        gpr[RIP] = rip;
+        gpr[RSP] = rsp;
+        gpr[RFLAGS] = 0x202;
+        UserRegs { gpr, _pad: [0; 2], fx }
+    }
+}
+
+/// Why [`run`] returned.
+pub enum Exit {
+    Syscall,
+    Trap(Trap),
+}
+
+global_asm!(
+    r#"
+    .section .text.keel_user, "ax"
+    .global keel_user_run
+    // keel_user_run(regs: *mut UserRegs [rdi]) -> u64: 0 after a system call, 1 after a trap.
+keel_user_run:
+    cli
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    push rdi
+    // This frame is where system calls and traps come back to; interrupts in ring 3 use the
+    // stack below it.
+    swapgs
+    mov qword ptr gs:[0], rsp
+    mov rax, qword ptr gs:[16]
+    mov [rax], rsp
+    swapgs
+    fxrstor64 [rdi + 160]
+    mov rcx, [rdi + 128]
+    mov r11, [rdi + 136]
+    mov rax, [rdi + 0]
+    mov rbx, [rdi + 8]
+    mov rdx, [rdi + 24]
+    mov rsi, [rdi + 32]
+    mov rbp, [rdi + 48]
+    mov r8, [rdi + 64]
+    mov r9, [rdi + 72]
+    mov r10, [rdi + 80]
+    mov r12, [rdi + 96]
+    mov r13, [rdi + 104]
+    mov r14, [rdi + 112]
+    mov r15, [rdi + 120]
+    mov rsp, [rdi + 56]
+    mov rdi, [rdi + 40]
+    sysretq
+
+    .global keel_syscall_entry
+keel_syscall_entry:
+    swapgs
+    mov qword ptr gs:[8], rsp
+    mov rsp, qword ptr gs:[0]
+    swapgs
+    push rdi
+    mov rdi, [rsp + 8]
+    mov [rdi + 0], rax
+    mov [rdi + 8], rbx
+    mov [rdi + 128], rcx
+    mov [rdi + 24], rdx
+    mov [rdi + 32], rsi
+    mov [rdi + 48], rbp
+    mov [rdi + 64], r8
+    mov [rdi + 72], r9
+    mov [rdi + 80], r10
+    mov [rdi + 88], r11
+    mov [rdi + 96], r12
+    mov [rdi + 104], r13
+    mov [rdi + 112], r14
+    mov [rdi + 120], r15
+    mov [rdi + 136], r11
+    pop rax
+    mov [rdi + 40], rax
+    swapgs
+    mov rax, qword ptr gs:[8]
+    swapgs
+    mov [rdi + 56], rax
+    fxsave64 [rdi + 160]
+    xor eax, eax
+    jmp keel_user_leave
+
+    .global keel_user_trap_return
+keel_user_trap_return:
+    mov eax, 1
+keel_user_leave:
+    add rsp, 8
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+    "#
+);
+
+extern "C" {
+    fn keel_user_run(regs: *mut UserRegs) -> u64;
+    fn keel_syscall_entry();
+    fn keel_user_trap_return();
+}
+
+/// True once [`init`] enabled `syscall`.
+static READY: AtomicU64 = AtomicU64::new(0);
+
+/// Enables `syscall`/`sysret`, SMEP and SMAP where the CPU has them, and the per-CPU block.
+pub fn init(tss_rsp0: *mut u64) {
+    // SAFETY: called once at boot before any task runs; the pointer is the TSS's rsp0 slot,
+    // which lives as long as the kernel.
+    unsafe {
+        let p = &raw mut PERCPU;
+        (*p).tss_rsp0 = tss_rsp0;
+        KernelGsBase::write(VirtAddr::new(p as u64));
+    }
+    // STAR: kernel CS 0x08 (SS 0x10) on syscall; on sysret, SS = 0x10 + 8 and CS = 0x10 + 16,
+    // both with RPL 3 (the GDT orders user data before user code for this).
+    let star: u64 = (0x10u64 << 48) | (0x08u64 << 32);
+    // SAFETY: the GDT holds these segments (cpu::init); LSTAR points at the entry stub above;
+    // SFMASK clears IF, TF, DF and AC on entry, so the stub runs with interrupts off.
+    unsafe {
+        Msr::new(0xc000_0081).write(star);
+        LStar::write(VirtAddr::new(keel_syscall_entry as *const () as u64));
+        SFMask::write(RFlags::INTERRUPT_FLAG | RFlags::TRAP_FLAG | RFlags::DIRECTION_FLAG | RFlags::ALIGNMENT_CHECK);
+        Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
+    }
+    let leaf7 = core::arch::x86_64::__cpuid_count(7, 0);
+    let mut cr4 = Cr4Flags::empty();
+    if leaf7.ebx & (1 << 7) != 0 {
+        cr4 |= Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION;
+    }
+    if leaf7.ebx & (1 << 20) != 0 {
+        cr4 |= Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION;
+    }
+    // SAFETY: the kernel never executes user pages nor touches user memory directly.
+    unsafe { Cr4::update(|f| f.insert(cr4)) };
+    log::info!(
+        "user mode: syscall ready, SMEP {}, SMAP {}",
+        if leaf7.ebx & (1 << 7) != 0 { "on" } else { "absent" },
+        if leaf7.ebx & (1 << 20) != 0 { "on" } else { "absent" }
+    );
+    READY.store(1, Ordering::Relaxed);
+}
+
+/// Runs the program until its next system call or trap.
+pub fn run(regs: &mut UserRegs) -> Exit {
+    // SAFETY: `regs` is valid for the call; the stub saves and restores the callee-saved
+    // registers, returns with interrupts off and the user's state saved in `regs`.
+    let how = unsafe { keel_user_run(regs) };
+    let exit = if how == 0 { Exit::Syscall } else { Exit::Trap(*LAST_TRAP.lock()) };
+    interrupts::enable();
+    exit
+}
+
+/// Called by exception handlers (and the timer, for a kill) with the interrupted frame: if it
+/// was user code, records the trap and makes the handler "return" from [`run`] instead.
+pub fn trap_from_user(frame: &mut InterruptStackFrame, vector: u64, error: u64, addr: u64) -> bool {
+    if frame.code_segment.0 & 3 != 3 {
+        return false;
+    }
+    *LAST_TRAP.lock() = Trap { vector, error, addr, rip: frame.instruction_pointer.as_u64() };
+    // SAFETY: the frame came from ring 3 of a task inside `run`, whose saved frame is at
+    // PERCPU.kernel_rsp; the handler's iretq resumes `keel_user_trap_return` in ring 0 on that
+    // stack with interrupts off, which returns from `run`.
+    unsafe {
+        let kernel_rsp = PERCPU.kernel_rsp;
+        frame.as_mut().update(|f| {
+            f.instruction_pointer = VirtAddr::new(keel_user_trap_return as *const () as u64);
+            f.code_segment = x86_64::structures::gdt::SegmentSelector(0x08);
+            f.stack_segment = x86_64::structures::gdt::SegmentSelector(0x10);
+            f.stack_pointer = VirtAddr::new(kernel_rsp);
+            f.cpu_flags = RFlags::from_bits_truncate(0x2);
+        });
+    }
+    true
+}
+
+/// The per-task part of the CPU's user-mode state, kept on the task's stack while it is
+/// switched out.
+#[derive(Clone, Copy)]
+pub struct Saved {
+    cr3: u64,
+    kernel_rsp: u64,
+    fs_base: u64,
+}
+
+/// Reads this task's state before switching away.
+pub fn save() -> Saved {
+    let (frame, _) = Cr3::read();
+    // SAFETY: PERCPU is only changed with interrupts off by the task that runs (as here).
+    let kernel_rsp = unsafe { PERCPU.kernel_rsp };
+    Saved { cr3: frame.start_address().as_u64(), kernel_rsp, fs_base: FsBase::read().as_u64() }
+}
+
+/// Puts a task's state back when it runs again.
+pub fn restore(s: Saved) {
+    if READY.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    switch_cr3(s.cr3);
+    // SAFETY: interrupts are off (the scheduler); the TSS slot is valid (init).
+    unsafe {
+        let p = &raw mut PERCPU;
+        (*p).kernel_rsp = s.kernel_rsp;
+        if !(*p).tss_rsp0.is_null() {
+            *(*p).tss_rsp0 = s.kernel_rsp;
+        }
+    }
+    FsBase::write(VirtAddr::new(s.fs_base));
+}
+
+/// A new task starts in the kernel's address space.
+pub fn start_task() {
+    switch_cr3(memory::kernel_pml4());
+}
+
+fn switch_cr3(pml4: u64) {
+    let (cur, _) = Cr3::read();
+    if cur.start_address().as_u64() != pml4 {
+        if let Ok(frame) = PhysFrame::from_start_address(PhysAddr::new(pml4)) {
+            // SAFETY: `pml4` is the kernel's or a live process's table, both mapping the
+            // whole kernel identically.
+            unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+        }
+    }
+}
+
+/// Sets the running program's thread pointer.
+pub fn set_fs_base(base: u64) {
+    FsBase::write(VirtAddr::new(base));
+}
+
+// ---- address spaces ----
+
+const P: u64 = 1;
+const W: u64 = 2;
+const U: u64 = 4;
+const NX: u64 = 1 << 63;
+const ADDR: u64 = 0x000f_ffff_ffff_f000;
+
+/// Pages of page tables and user frames (for `mem`).
+static USER_PAGES: AtomicU64 = AtomicU64::new(0);
+
+/// Frames currently held by all user address spaces (tables and pages).
+pub fn user_pages() -> u64 {
+    USER_PAGES.load(Ordering::Relaxed)
+}
+
+fn alloc_frame() -> Option<u64> {
+    let page = interrupts::without_interrupts(|| FRAMES.lock().allocate(1, 1).ok())?;
+    let phys = page * PAGE;
+    // SAFETY: a fresh frame below the identity limit, ours alone.
+    unsafe { core::ptr::write_bytes(phys as *mut u8, 0, PAGE as usize) };
+    USER_PAGES.fetch_add(1, Ordering::Relaxed);
+    Some(phys)
+}
+
+fn free_frame(phys: u64) {
+    let _ = interrupts::without_interrupts(|| FRAMES.lock().free(phys / PAGE, 1));
+    USER_PAGES.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// The table entries of a frame (identity-mapped).
+fn table(phys: u64) -> *mut u64 {
+    phys as *mut u64
+}
+
+/// A process's page tables: the user half is its own, the rest is the kernel's.
+pub struct AddressSpace {
+    pml4: u64,
+}
+
+impl AddressSpace {
+    /// A new address space with nothing in the user half.
+    pub fn new() -> Option<AddressSpace> {
+        let pml4 = alloc_frame()?;
+        let kernel = memory::kernel_pml4();
+        // SAFETY: both tables are identity-mapped frames of 512 entries; the new one is ours.
+        unsafe {
+            for i in (0..512).filter(|i| !USER_SLOTS.contains(i)) {
+                *table(pml4).add(i) = *table(kernel).add(i);
+            }
+        }
+        Some(AddressSpace { pml4 })
+    }
+
+    /// Makes this the address space of the running task.
+    pub fn activate(&self) {
+        interrupts::without_interrupts(|| switch_cr3(self.pml4));
+    }
+
+    fn active(&self) -> bool {
+        Cr3::read().0.start_address().as_u64() == self.pml4
+    }
+
+    /// The level-1 entry for `va`, creating tables if `create`.
+    fn pte(&mut self, va: u64, create: bool) -> Option<*mut u64> {
+        let mut t = self.pml4;
+        for shift in [39u64, 30, 21] {
+            let idx = ((va >> shift) & 511) as usize;
+            // SAFETY: `t` is a page-table frame of this address space (identity-mapped).
+            let e = unsafe { table(t).add(idx) };
+            // SAFETY: as above.
+            let v = unsafe { *e };
+            if v & P == 0 {
+                if !create {
+                    return None;
+                }
+                let f = alloc_frame()?;
+                // SAFETY: as above; the new table is zeroed.
+                unsafe { *e = f | P | W | U };
+                t = f;
+            } else {
+                t = v & ADDR;
+            }
+        }
+        // SAFETY: `t` is a level-1 table of this address space.
+        Some(unsafe { table(t).add(((va >> 12) & 511) as usize) })
+    }
+
+    fn flags(prot: u64) -> u64 {
+        let (read, write, exec) = keel_linux::mm::access(prot);
+        let mut f = U;
+        if read {
+            f |= P;
+        }
+        if write {
+            f |= W;
+        }
+        if !exec {
+            f |= NX;
+        }
+        f
+    }
+
+    fn flush(&self, va: u64) {
+        if self.active() {
+            x86_64::instructions::tlb::flush(VirtAddr::new(va));
+        }
+    }
+
+    /// Maps fresh zeroed frames at `addr..addr + len`. False (nothing left mapped) when frames
+    /// ran out.
+    pub fn map(&mut self, addr: u64, len: u64, prot: u64) -> bool {
+        let flags = Self::flags(prot);
+        let mut done = 0;
+        while done < len {
+            let va = addr + done;
+            let ok = (|| {
+                let e = self.pte(va, true)?;
+                let f = alloc_frame()?;
+                // SAFETY: `e` is this space's entry for `va`, which the process map says is free.
+                unsafe { *e = f | flags };
+                Some(())
+            })();
+            if ok.is_none() {
+                self.unmap(addr, done);
+                return false;
+            }
+            done += PAGE;
+        }
+        true
+    }
+
+    /// Unmaps `addr..addr + len` and frees the frames.
+    pub fn unmap(&mut self, addr: u64, len: u64) {
+        let mut va = addr;
+        while va < addr + len {
+            if let Some(e) = self.pte(va, false) {
+                // SAFETY: an entry of this space's tables.
+                let v = unsafe { core::ptr::replace(e, 0) };
+                if v & ADDR != 0 {
+                    self.flush(va);
+                    free_frame(v & ADDR);
+                }
+            }
+            va += PAGE;
+        }
+    }
+
+    /// Changes the access of mapped pages.
+    pub fn protect(&mut self, addr: u64, len: u64, prot: u64) {
+        let flags = Self::flags(prot);
+        let mut va = addr;
+        while va < addr + len {
+            if let Some(e) = self.pte(va, false) {
+                // SAFETY: an entry of this space's tables.
+                unsafe {
+                    if *e & ADDR != 0 {
+                        *e = (*e & ADDR) | flags;
+                    }
+                }
+                self.flush(va);
+            }
+            va += PAGE;
+        }
+    }
+
+    /// Copies between `buf` and user memory at `addr` through the identity map (`to_user`:
+    /// towards the program). Unmapped pages are skipped (the process map was checked first).
+    pub fn copy(&mut self, addr: u64, buf: &mut [u8], to_user: bool) {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let va = addr + done as u64;
+            let n = ((PAGE - va % PAGE) as usize).min(buf.len() - done);
+            if let Some(e) = self.pte(va, false) {
+                // SAFETY: an entry of this space's tables.
+                let frame = unsafe { *e } & ADDR;
+                if frame != 0 {
+                    let phys = (frame + va % PAGE) as *mut u8;
+                    // SAFETY: the frame belongs to this process and is identity-mapped; `n`
+                    // bytes stay inside it; `buf` is a kernel buffer of at least `done + n`.
+                    unsafe {
+                        if to_user {
+                            core::ptr::copy_nonoverlapping(buf.as_ptr().add(done), phys, n);
+                        } else {
+                            core::ptr::copy_nonoverlapping(phys, buf.as_mut_ptr().add(done), n);
+                        }
+                    }
+                }
+            }
+            done += n;
+        }
+    }
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        // Leave this address space before freeing it.
+        interrupts::without_interrupts(|| {
+            if self.active() {
+                switch_cr3(memory::kernel_pml4());
+            }
+        });
+        // SAFETY: walks this space's own user-half tables (identity-mapped) and frees every
+        // frame they hold, then the tables; the kernel half is shared and left alone.
+        unsafe {
+            for i in USER_SLOTS {
+                let l3 = *table(self.pml4).add(i);
+                if l3 & P == 0 {
+                    continue;
+                }
+                for j in 0..512 {
+                    let l2 = *table(l3 & ADDR).add(j);
+                    if l2 & P == 0 {
+                        continue;
+                    }
+                    for k in 0..512 {
+                        let l1 = *table(l2 & ADDR).add(k);
+                        if l1 & P == 0 {
+                            continue;
+                        }
+                        for m in 0..512 {
+                            let pte = *table(l1 & ADDR).add(m);
+                            if pte & ADDR != 0 {
+                                free_frame(pte & ADDR);
+                            }
+                        }
+                        free_frame(l1 & ADDR);
+                    }
+                    free_frame(l2 & ADDR);
+                }
+                free_frame(l3 & ADDR);
+            }
+        }
+        free_frame(self.pml4);
+    }
+}
