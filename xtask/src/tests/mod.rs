@@ -11,6 +11,7 @@ mod fs;
 mod harness;
 mod hostile;
 mod jobs;
+mod native;
 pub(crate) mod net;
 mod programs;
 mod share;
@@ -71,6 +72,11 @@ const TESTS: &[(&str, TestFn)] = &[
     ("jobs::pipes_stream_with_backpressure", jobs::pipes_stream_with_backpressure),
     ("jobs::memory_bombs_cannot_starve_the_kernel", jobs::memory_bombs_cannot_starve_the_kernel),
     ("jobs::repeated_programs_do_not_leak", jobs::repeated_programs_do_not_leak),
+    ("native::same_output_as_on_linux", native::same_output_as_on_linux),
+    ("native::eight_at_once_and_in_pipelines", native::eight_at_once_and_in_pipelines),
+    ("native::crashes_end_only_the_program", native::crashes_end_only_the_program),
+    ("native::mmap_stress_gives_pages_back", native::mmap_stress_gives_pages_back),
+    ("native::kill_ctrl_c_and_trace", native::kill_ctrl_c_and_trace),
     ("net::fetch_files_and_run_one", net::fetch_files_and_run_one),
     ("net::fetch_failures_are_clear", net::fetch_failures_are_clear),
     ("net::https_with_a_test_ca", net::https_with_a_test_ca),
