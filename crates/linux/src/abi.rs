@@ -199,6 +199,30 @@ pub mod nr {
     pub const STATX: u64 = 332;
     pub const RSEQ: u64 = 334;
     pub const FACCESSAT2: u64 = 439;
+    pub const SELECT: u64 = 23;
+    pub const MSYNC: u64 = 26;
+    pub const WAIT4: u64 = 61;
+    pub const FLOCK: u64 = 73;
+    pub const FCHDIR: u64 = 81;
+    pub const LINK: u64 = 86;
+    pub const SYMLINK: u64 = 88;
+    pub const FCHMOD: u64 = 91;
+    pub const CHOWN: u64 = 92;
+    pub const FCHOWN: u64 = 93;
+    pub const LCHOWN: u64 = 94;
+    pub const GETRUSAGE: u64 = 98;
+    pub const TIMES: u64 = 100;
+    pub const SETPGID: u64 = 109;
+    pub const SETSID: u64 = 112;
+    pub const GETPGID: u64 = 121;
+    pub const GETSID: u64 = 124;
+    pub const SCHED_GETAFFINITY: u64 = 204;
+    pub const FADVISE64: u64 = 221;
+    pub const LINKAT: u64 = 265;
+    pub const SYMLINKAT: u64 = 266;
+    pub const FCHMODAT: u64 = 268;
+    pub const FCHOWNAT: u64 = 260;
+    pub const PSELECT6: u64 = 270;
 }
 
 /// System calls Keel can name: (number, name, how many arguments it takes).

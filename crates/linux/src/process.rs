@@ -790,6 +790,16 @@ impl Process {
         Ok(to as i64)
     }
 
+    /// A write that found no reader: `SIGPIPE` ends the process unless it ignores the signal
+    /// (then the program sees `EPIPE`), as on Linux.
+    fn sigpipe(&self, r: i64) -> Result<i64, Call> {
+        let ignored = abi::get(&self.sigactions[abi::SIGPIPE as usize], 0) == 1;
+        if r == -EPIPE && !ignored {
+            return Err(Call::Done(Outcome::Signal(abi::SIGPIPE)));
+        }
+        Ok(r)
+    }
+
     // ---- the call table ----
 
     /// Runs system call `n` with arguments `a`.
@@ -871,7 +881,8 @@ impl Process {
                 let at = (n == nr::PWRITE64).then_some(a[3]);
                 let len = (a[2] as usize).min(MAX_IO);
                 let data = self.read_mem(host, a[1], len)?;
-                self.write_file(host, a[0], &data, at).map_err(|_| Call::Done(Outcome::Stop))?
+                let r = self.write_file(host, a[0], &data, at).map_err(|_| Call::Done(Outcome::Stop))?;
+                self.sigpipe(r)?
             }
             nr::READV => {
                 let iov = self.iovecs(host, a[1], a[2])?;
@@ -901,7 +912,8 @@ impl Process {
                     let chunk = self.read_mem(host, p, (l as usize).min(room))?;
                     data.extend_from_slice(&chunk);
                 }
-                self.write_file(host, a[0], &data, None).map_err(|_| Call::Done(Outcome::Stop))?
+                let r = self.write_file(host, a[0], &data, None).map_err(|_| Call::Done(Outcome::Stop))?;
+                self.sigpipe(r)?
             }
             nr::OPEN => {
                 let path = self.read_cstr(host, a[0])?;
@@ -1182,7 +1194,95 @@ impl Process {
                 0
             }
             nr::UTIMENSAT => 0,
-            nr::CHMOD | nr::MADVISE => 0,
+            // No users or permission bits in Keel's filesystems: changing them is accepted.
+            nr::CHMOD | nr::FCHMOD | nr::FCHMODAT | nr::CHOWN | nr::FCHOWN | nr::LCHOWN | nr::FCHOWNAT => 0,
+            nr::MADVISE | nr::MSYNC | nr::FLOCK | nr::FADVISE64 => 0,
+            nr::SYMLINK | nr::SYMLINKAT => {
+                let (target, dirfd, p) =
+                    if n == nr::SYMLINK { (a[0], abi::AT_FDCWD as u64, a[1]) } else { (a[0], a[1], a[2]) };
+                let target = self.read_cstr(host, target)?;
+                let path = self.read_cstr(host, p)?;
+                let base = self.base_of(dirfd, &path)?;
+                self.vfs.symlink(&target, &base, &path, false).map_err(err)?;
+                0
+            }
+            nr::LINK | nr::LINKAT => {
+                let (fd1, p1, fd2, p2, follow) = if n == nr::LINK {
+                    (abi::AT_FDCWD as u64, a[0], abi::AT_FDCWD as u64, a[1], false)
+                } else {
+                    (a[0], a[1], a[2], a[3], a[4] & 0x400 != 0)
+                };
+                let old = self.read_cstr(host, p1)?;
+                let new = self.read_cstr(host, p2)?;
+                let (b1, b2) = (self.base_of(fd1, &old)?, self.base_of(fd2, &new)?);
+                self.vfs.link(&b1, &old, follow, &b2, &new, false).map_err(err)?;
+                0
+            }
+            nr::FCHDIR => {
+                let path = self.base_of(a[0], "")?;
+                self.cwd = path;
+                0
+            }
+            nr::WAIT4 => return Err(Call::Errno(-ECHILD)),
+            nr::GETPGID | nr::GETSID => self.pid as i64,
+            nr::SETPGID | nr::SETSID => return Err(Call::Errno(-EPERM)),
+            nr::SCHED_GETAFFINITY => {
+                // One CPU for the process.
+                let len = a[1].min(8) as usize;
+                if len == 0 {
+                    return Err(Call::Errno(-EINVAL));
+                }
+                let mask = 1u64.to_le_bytes();
+                self.write_mem(host, a[2], &mask[..len])?;
+                len as i64
+            }
+            nr::GETRUSAGE => {
+                let mut b = [0u8; 144];
+                let cpu = host.cpu_ns();
+                abi::put(&mut b, 0, cpu / 1_000_000_000);
+                abi::put(&mut b, 8, cpu % 1_000_000_000 / 1000);
+                abi::put(&mut b, 32, self.map.committed() / 1024); // ru_maxrss, KiB
+                self.write_mem(host, a[1], &b)?;
+                0
+            }
+            nr::TIMES => {
+                let ticks = host.cpu_ns() / 10_000_000;
+                if a[0] != 0 {
+                    let mut b = [0u8; 32];
+                    abi::put(&mut b, 0, ticks);
+                    self.write_mem(host, a[0], &b)?;
+                }
+                (host.monotonic_ns() / 10_000_000) as i64
+            }
+            nr::SELECT | nr::PSELECT6 => {
+                // Without descriptors: a sleep (the old portable way). With descriptors: as
+                // poll, every asked one is reported ready (reads from the console then block).
+                if a[0] == 0 {
+                    if a[4] != 0 {
+                        let raw = self.read_mem(host, a[4], 16)?;
+                        let secs = abi::get(&raw, 0);
+                        let sub = abi::get(&raw, 8);
+                        let ns = if n == nr::SELECT { sub.saturating_mul(1000) } else { sub };
+                        let total = secs.saturating_mul(1_000_000_000).saturating_add(ns);
+                        host.sleep_until(host.monotonic_ns().saturating_add(total))
+                            .map_err(|_| Call::Done(Outcome::Stop))?;
+                    }
+                    return Ok(0);
+                }
+                let nfds = a[0].min(1024);
+                let bytes = nfds.div_ceil(64) as usize * 8;
+                let mut ready = 0;
+                for set in [a[1], a[2]] {
+                    if set != 0 {
+                        let bits = self.read_mem(host, set, bytes)?;
+                        ready += bits.iter().map(|b| b.count_ones() as i64).sum::<i64>();
+                    }
+                }
+                if a[3] != 0 {
+                    self.write_mem(host, a[3], &vec![0u8; bytes])?;
+                }
+                ready
+            }
             nr::UMASK => {
                 let old = self.umask;
                 self.umask = a[0] & 0o777;

@@ -404,6 +404,25 @@ fn pipes_in_one_process() {
     );
     h.write_user(buf + 100, b"through");
     assert_eq!(call(&mut p, &mut h, nr::WRITE, &[w, buf + 100, 7]), 7);
+    // A pipe without readers: SIGPIPE ends the process, or EPIPE when the signal is ignored.
+    let (r2, w2) = {
+        assert_eq!(call(&mut p, &mut h, nr::PIPE, &[buf + 8]), 0);
+        let mut fds = [0u8; 8];
+        h.read_user(buf + 8, &mut fds);
+        (
+            u32::from_le_bytes(fds[..4].try_into().unwrap()) as u64,
+            u32::from_le_bytes(fds[4..].try_into().unwrap()) as u64,
+        )
+    };
+    assert_eq!(call(&mut p, &mut h, nr::CLOSE, &[r2]), 0);
+    let mut args = [w2, buf + 100, 7, 0, 0, 0];
+    assert_eq!(p.syscall(&mut h, nr::WRITE, args), Outcome::Signal(abi::SIGPIPE));
+    let mut ign = [0u8; 32];
+    ign[0] = 1;
+    h.write_user(buf + 300, &ign);
+    assert_eq!(call(&mut p, &mut h, nr::RT_SIGACTION, &[abi::SIGPIPE as u64, buf + 300, 0, 8]), 0);
+    args[0] = w2;
+    assert_eq!(p.syscall(&mut h, nr::WRITE, args), Outcome::Return(-EPIPE));
     assert_eq!(call(&mut p, &mut h, nr::LSEEK, &[r, 0, 0]), -ESPIPE);
     assert_eq!(call(&mut p, &mut h, nr::READ, &[r, buf + 200, 100]), 7);
     // Reading an empty pipe nobody else can fill waits until stopped.
@@ -483,4 +502,32 @@ proptest::proptest! {
             proptest::prop_assert_eq!(h.pages.len() as u64 * PAGE, p.memory_bytes());
         }
     }
+}
+
+#[test]
+fn links_select_and_affinity() {
+    let (mut p, _, mut h) = start(64 << 20);
+    let buf = scratch(&mut p, &mut h);
+    let file = put_str(&mut h, buf, "/tmp/target");
+    let fd = call(&mut p, &mut h, nr::OPEN, &[file, abi::o::WRONLY | abi::o::CREAT, 0o644]);
+    assert!(fd >= 3);
+    let link = put_str(&mut h, buf + 100, "/tmp/sym");
+    assert_eq!(call(&mut p, &mut h, nr::SYMLINK, &[file, link]), 0);
+    assert_eq!(call(&mut p, &mut h, nr::READLINK, &[link, buf + 200, 64]), 11);
+    let mut got = [0u8; 11];
+    h.read_user(buf + 200, &mut got);
+    assert_eq!(&got, b"/tmp/target");
+    let hard = put_str(&mut h, buf + 300, "/tmp/hard");
+    assert_eq!(call(&mut p, &mut h, nr::LINK, &[file, hard]), 0);
+    assert_eq!(call(&mut p, &mut h, nr::LINK, &[file, hard]), -EEXIST);
+    // select with no descriptors sleeps for its timeout.
+    let before = h.clock;
+    let mut tv = [0u8; 16];
+    abi::put(&mut tv, 0, 2);
+    abi::put(&mut tv, 8, 500_000);
+    h.write_user(buf + 400, &tv);
+    assert_eq!(call(&mut p, &mut h, nr::SELECT, &[0, 0, 0, 0, buf + 400]), 0);
+    assert_eq!(h.clock - before, 2_500_000_000);
+    assert_eq!(call(&mut p, &mut h, nr::SCHED_GETAFFINITY, &[0, 128, buf + 500]), 8);
+    assert_eq!(call(&mut p, &mut h, nr::WAIT4, &[u64::MAX, 0, 0, 0]), -ECHILD);
 }
