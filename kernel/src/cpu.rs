@@ -88,10 +88,14 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
     idt.x87_floating_point.set_handler_fn(x87_floating_point);
     idt.alignment_check.set_handler_fn(alignment_check);
     idt.simd_floating_point.set_handler_fn(simd_floating_point);
-    // SAFETY: the IST indices refer to stacks installed in the TSS above.
+    // SAFETY: the IST indices refer to stacks installed in the TSS above. The page-fault entry
+    // stub passes kernel faults to `page_fault` with the CPU's frame untouched and handles
+    // user-mode ones itself (`user`).
     unsafe {
         idt.double_fault.set_handler_fn(double_fault).set_stack_index(DOUBLE_FAULT_IST);
-        idt.page_fault.set_handler_fn(page_fault).set_stack_index(PAGE_FAULT_IST);
+        idt.page_fault
+            .set_handler_addr(VirtAddr::new(crate::user::keel_page_fault_entry as *const () as u64))
+            .set_stack_index(PAGE_FAULT_IST);
     }
     idt[IRQ_TIMER].set_handler_fn(timer_interrupt);
     idt[IRQ_COM1].set_handler_fn(com1_interrupt);
@@ -497,7 +501,8 @@ extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) ->
     fatal("double fault (#DF)", &frame, Some(code), "")
 }
 
-extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageFaultErrorCode) {
+/// The kernel's page faults (user-mode ones go to `user` first: `keel_page_fault_entry`).
+pub(crate) extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageFaultErrorCode) {
     let addr = Cr2::read_raw();
     // A native program's bad access ends that program.
     if crate::user::trap_from_user(&mut frame, 14, code.bits(), addr) {

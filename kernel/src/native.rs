@@ -10,7 +10,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use keel_linux::abi::{self, errno};
-use keel_linux::process::{Host, Outcome, Process, Setup, Stop};
+use keel_linux::process::{Fault, Host, Outcome, Process, Setup, Stop};
 use keel_shell::exec::STATUS_INTERRUPTED;
 use keel_shell::{Io, Shell, Source};
 use keel_vfs::{FileType, Lookup, OpenOptions};
@@ -48,12 +48,24 @@ impl NativeHost<'_, '_> {
 }
 
 impl Host for NativeHost<'_, '_> {
-    fn map_pages(&mut self, addr: u64, len: u64, prot: u64) -> Result<(), i64> {
-        // The kernel keeps its reserve, as for WASM guests.
-        if len > memory::available_for_guests() as u64 || !self.space.map(addr, len, prot) {
+    fn map_pages(&mut self, _addr: u64, len: u64, _prot: u64) -> Result<(), i64> {
+        // Frames come when pages are touched; a mapping larger than what the system could
+        // still give is refused now (the kernel keeps its reserve, as for WASM guests).
+        if len > memory::available_for_guests() as u64 {
             return Err(-errno::ENOMEM);
         }
         Ok(())
+    }
+
+    fn populate(&mut self, addr: u64, len: u64, prot: u64) -> Result<(), i64> {
+        if len > memory::available_for_guests() as u64 || !self.space.populate(addr, len, prot) {
+            return Err(-errno::ENOMEM);
+        }
+        Ok(())
+    }
+
+    fn move_pages(&mut self, from: u64, to: u64, len: u64, prot: u64) {
+        self.space.move_pages(from, to, len, prot);
     }
 
     fn unmap_pages(&mut self, addr: u64, len: u64) {
@@ -65,13 +77,11 @@ impl Host for NativeHost<'_, '_> {
     }
 
     fn read_user(&mut self, addr: u64, buf: &mut [u8]) {
-        self.space.copy(addr, buf, false);
+        self.space.read(addr, buf);
     }
 
     fn write_user(&mut self, addr: u64, data: &[u8]) {
-        // `copy` wants a mutable buffer for both directions; copying out of `data` only reads it.
-        let mut tmp = Vec::from(data);
-        self.space.copy(addr, &mut tmp, true);
+        self.space.write(addr, data);
     }
 
     fn read_stdin(&mut self, buf: &mut [u8]) -> Result<usize, Stop> {
@@ -210,7 +220,8 @@ pub fn run(shell: &Shell, file: &str, argv: &[String], io: &mut Io<'_>, trace: b
         }
         Ok(_) => {}
     }
-    let copied;
+    // The boot archive's files are read in place; others are copied for the load only.
+    let mut copied = Vec::new();
     let image: &[u8] = match node.fs.immutable_contents(node.ino) {
         Some(bytes) => bytes,
         None => match keel_commands::read_file(vfs, &cwd, file) {
@@ -248,6 +259,7 @@ pub fn run(shell: &Shell, file: &str, argv: &[String], io: &mut Io<'_>, trace: b
             return STATUS_CANNOT_RUN;
         }
     };
+    drop(core::mem::take(&mut copied));
     task::set_engine("native");
     let mut regs = UserRegs::new(start.entry, start.rsp);
     let status = loop {
@@ -260,6 +272,8 @@ pub fn run(shell: &Shell, file: &str, argv: &[String], io: &mut Io<'_>, trace: b
                 match outcome {
                     Outcome::Return(v) => regs.gpr[user::RAX] = v as u64,
                     Outcome::Exit(code) => break code,
+                    // A shell says nothing about SIGPIPE: the reader is gone on purpose.
+                    Outcome::Signal(abi::SIGPIPE) => break 128 + abi::SIGPIPE,
                     Outcome::Signal(sig) => {
                         host.io.eprint(format_args!("{name}: killed by {} (sent to itself)\n", abi::signal_name(sig)));
                         break 128 + sig;
@@ -270,6 +284,33 @@ pub fn run(shell: &Shell, file: &str, argv: &[String], io: &mut Io<'_>, trace: b
                     break stopped_status(host.io);
                 }
             }
+            Exit::PageFault { addr, error } => {
+                let (write, exec, present) = (error & 2 != 0, error & 16 != 0, error & 1 != 0);
+                let rip = regs.gpr[user::RIP];
+                match process.fault(&mut host, addr, write, exec, present) {
+                    Fault::Mapped => {
+                        task::set_mem(process.memory_bytes());
+                        if task::killed() {
+                            break stopped_status(host.io);
+                        }
+                    }
+                    Fault::Denied => {
+                        let what = format!("{} {addr:#x} ({})", describe(14, error), process.describe_fault(addr));
+                        host.io.eprint(format_args!(
+                            "{name}: killed by SIGSEGV: {what} at rip {rip:#x}{}\n",
+                            place(rip, start.base)
+                        ));
+                        break 128 + abi::SIGSEGV;
+                    }
+                    Fault::NoMemory => {
+                        host.io.eprint(format_args!(
+                            "{name}: killed by SIGKILL: out of memory (touching {addr:#x}) at rip {rip:#x}{}\n",
+                            place(rip, start.base)
+                        ));
+                        break 128 + abi::SIGKILL;
+                    }
+                }
+            }
             Exit::Trap(t) if t.vector == user::KILLED => break stopped_status(host.io),
             Exit::Trap(t) => {
                 let sig = signal_of(t.vector);
@@ -277,12 +318,11 @@ pub fn run(shell: &Shell, file: &str, argv: &[String], io: &mut Io<'_>, trace: b
                 if t.vector == 14 {
                     what = format!("{what} {:#x} ({})", t.addr, process.describe_fault(t.addr));
                 }
-                let place =
-                    if t.rip >= start.base { format!(" (image+{:#x})", t.rip - start.base) } else { String::new() };
                 host.io.eprint(format_args!(
-                    "{name}: killed by {}: {what} at rip {:#x}{place}\n",
+                    "{name}: killed by {}: {what} at rip {:#x}{}\n",
                     abi::signal_name(sig),
-                    t.rip
+                    t.rip,
+                    place(t.rip, start.base)
                 ));
                 break 128 + sig;
             }
@@ -297,6 +337,15 @@ pub fn run(shell: &Shell, file: &str, argv: &[String], io: &mut Io<'_>, trace: b
     task::set_engine("");
     task::set_mem(0);
     status
+}
+
+/// Where `rip` is in the program image, for reports.
+fn place(rip: u64, base: u64) -> String {
+    if rip >= base && rip - base < keel_linux::elf::MAX_SPAN {
+        format!(" (image+{:#x})", rip - base)
+    } else {
+        String::new()
+    }
 }
 
 /// The status of a program stopped from outside: Ctrl-C or a kill.

@@ -39,9 +39,13 @@ struct PerCpu {
     user_rsp: u64,
     /// Where the TSS keeps `rsp0`.
     tss_rsp0: *mut u64,
+    /// The last user page fault: error code and address (`cr2`).
+    fault_error: u64,
+    fault_addr: u64,
 }
 
-static mut PERCPU: PerCpu = PerCpu { kernel_rsp: 0, user_rsp: 0, tss_rsp0: core::ptr::null_mut() };
+static mut PERCPU: PerCpu =
+    PerCpu { kernel_rsp: 0, user_rsp: 0, tss_rsp0: core::ptr::null_mut(), fault_error: 0, fault_addr: 0 };
 
 /// What ended the last trip to user mode when it was not a system call.
 #[derive(Clone, Copy, Debug, Default)]
@@ -68,6 +72,9 @@ pub struct UserRegs {
     pub gpr: [u64; 18],
     _pad: [u64; 2],
     fx: [u8; 512],
+    /// Every register must come back (after a page fault: `iretq`); else `sysret` (after a
+    /// system call, which clobbers rcx and r11 by definition).
+    full: bool,
 }
 
 pub const RAX: usize = 0;
@@ -92,13 +99,19 @@ impl UserRegs {
         gpr[RIP] = rip;
         gpr[RSP] = rsp;
         gpr[RFLAGS] = 0x202;
-        UserRegs { gpr, _pad: [0; 2], fx }
+        UserRegs { gpr, _pad: [0; 2], fx, full: false }
     }
 }
 
 /// Why [`run`] returned.
 pub enum Exit {
     Syscall,
+    /// A page fault; the registers are saved, so the program can go on once the page is there.
+    PageFault {
+        addr: u64,
+        error: u64,
+    },
+    /// Any other exception, or a kill: the program cannot go on.
     Trap(Trap),
 }
 
@@ -141,6 +154,90 @@ keel_user_run:
     mov rsp, [rdi + 56]
     mov rdi, [rdi + 40]
     sysretq
+
+    // keel_user_resume(regs): as keel_user_run, but every register comes back (iretq).
+    .global keel_user_resume
+keel_user_resume:
+    cli
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    push rdi
+    swapgs
+    mov qword ptr gs:[0], rsp
+    mov rax, qword ptr gs:[16]
+    mov [rax], rsp
+    swapgs
+    fxrstor64 [rdi + 160]
+    push 0x1b
+    push qword ptr [rdi + 56]
+    push qword ptr [rdi + 136]
+    push 0x23
+    push qword ptr [rdi + 128]
+    mov rax, [rdi + 0]
+    mov rbx, [rdi + 8]
+    mov rcx, [rdi + 16]
+    mov rdx, [rdi + 24]
+    mov rsi, [rdi + 32]
+    mov rbp, [rdi + 48]
+    mov r8, [rdi + 64]
+    mov r9, [rdi + 72]
+    mov r10, [rdi + 80]
+    mov r11, [rdi + 88]
+    mov r12, [rdi + 96]
+    mov r13, [rdi + 104]
+    mov r14, [rdi + 112]
+    mov r15, [rdi + 120]
+    mov rdi, [rdi + 40]
+    iretq
+
+    // The page-fault vector. From the kernel: the kernel's handler (the frame as the CPU
+    // pushed it). From user mode: every register into the UserRegs of `run`, then `run`
+    // returns 2 (the IST frame is left behind).
+    .global keel_page_fault_entry
+keel_page_fault_entry:
+    test qword ptr [rsp + 16], 3
+    jnz 1f
+    jmp {kernel_page_fault}
+1:
+    swapgs
+    mov qword ptr gs:[8], rax
+    mov rax, qword ptr gs:[0]
+    mov rax, [rax]
+    mov [rax + 8], rbx
+    mov [rax + 16], rcx
+    mov [rax + 24], rdx
+    mov [rax + 32], rsi
+    mov [rax + 40], rdi
+    mov [rax + 48], rbp
+    mov [rax + 64], r8
+    mov [rax + 72], r9
+    mov [rax + 80], r10
+    mov [rax + 88], r11
+    mov [rax + 96], r12
+    mov [rax + 104], r13
+    mov [rax + 112], r14
+    mov [rax + 120], r15
+    mov rbx, qword ptr gs:[8]
+    mov [rax + 0], rbx
+    mov rbx, [rsp + 8]
+    mov [rax + 128], rbx
+    mov rbx, [rsp + 24]
+    mov [rax + 136], rbx
+    mov rbx, [rsp + 32]
+    mov [rax + 56], rbx
+    fxsave64 [rax + 160]
+    mov rbx, [rsp]
+    mov qword ptr gs:[24], rbx
+    mov rbx, cr2
+    mov qword ptr gs:[32], rbx
+    mov rsp, qword ptr gs:[0]
+    swapgs
+    mov eax, 2
+    jmp keel_user_leave
 
     .global keel_syscall_entry
 keel_syscall_entry:
@@ -187,11 +284,15 @@ keel_user_leave:
     pop rbx
     pop rbp
     ret
-    "#
+    "#,
+    kernel_page_fault = sym crate::cpu::page_fault,
 );
 
 extern "C" {
     fn keel_user_run(regs: *mut UserRegs) -> u64;
+    fn keel_user_resume(regs: *mut UserRegs) -> u64;
+    /// The page-fault vector's entry (for the IDT).
+    pub fn keel_page_fault_entry();
     fn keel_syscall_entry();
     fn keel_user_trap_return();
 }
@@ -239,10 +340,22 @@ pub fn init(tss_rsp0: *mut u64) {
 
 /// Runs the program until its next system call or trap.
 pub fn run(regs: &mut UserRegs) -> Exit {
-    // SAFETY: `regs` is valid for the call; the stub saves and restores the callee-saved
-    // registers, returns with interrupts off and the user's state saved in `regs`.
-    let how = unsafe { keel_user_run(regs) };
-    let exit = if how == 0 { Exit::Syscall } else { Exit::Trap(*LAST_TRAP.lock()) };
+    // SAFETY: `regs` is valid for the call; the stubs save and restore the callee-saved
+    // registers, return with interrupts off and the user's state saved in `regs`.
+    let how = unsafe {
+        if regs.full {
+            keel_user_resume(regs)
+        } else {
+            keel_user_run(regs)
+        }
+    };
+    regs.full = how == 2;
+    let exit = match how {
+        0 => Exit::Syscall,
+        // SAFETY: written by the entry stub just now, with interrupts still off.
+        2 => unsafe { Exit::PageFault { addr: PERCPU.fault_addr, error: PERCPU.fault_error } },
+        _ => Exit::Trap(*LAST_TRAP.lock()),
+    };
     interrupts::enable();
     exit
 }
@@ -434,27 +547,42 @@ impl AddressSpace {
         }
     }
 
-    /// Maps fresh zeroed frames at `addr..addr + len`. False (nothing left mapped) when frames
-    /// ran out.
-    pub fn map(&mut self, addr: u64, len: u64, prot: u64) -> bool {
+    /// Gives fresh zeroed frames to the pages of `addr..addr + len` that have none. False
+    /// when frames ran out (the pages done so far keep theirs).
+    pub fn populate(&mut self, addr: u64, len: u64, prot: u64) -> bool {
         let flags = Self::flags(prot);
-        let mut done = 0;
-        while done < len {
-            let va = addr + done;
-            let ok = (|| {
-                let e = self.pte(va, true)?;
-                let f = alloc_frame()?;
-                // SAFETY: `e` is this space's entry for `va`, which the process map says is free.
+        let mut va = addr & !(PAGE - 1);
+        while va < addr + len {
+            let Some(e) = self.pte(va, true) else { return false };
+            // SAFETY: `e` is this space's entry for `va`, inside a mapping of the process.
+            if unsafe { *e } & ADDR == 0 {
+                let Some(f) = alloc_frame() else { return false };
+                // SAFETY: as above; the frame is fresh and zeroed.
                 unsafe { *e = f | flags };
-                Some(())
-            })();
-            if ok.is_none() {
-                self.unmap(addr, done);
-                return false;
             }
-            done += PAGE;
+            va += PAGE;
         }
         true
+    }
+
+    /// Moves the frames of `from..from + len` to `to..to + len` (whose pages have none), with
+    /// the access of `prot`.
+    pub fn move_pages(&mut self, from: u64, to: u64, len: u64, prot: u64) {
+        let flags = Self::flags(prot);
+        for off in (0..len).step_by(PAGE as usize) {
+            let Some(e) = self.pte(from + off, false) else { continue };
+            // SAFETY: an entry of this space's tables.
+            let v = unsafe { core::ptr::replace(e, 0) };
+            if v & ADDR == 0 {
+                continue;
+            }
+            self.flush(from + off);
+            match self.pte(to + off, true) {
+                // SAFETY: the destination entry in this space, empty (a fresh mapping).
+                Some(d) => unsafe { *d = (v & ADDR) | flags },
+                None => free_frame(v & ADDR),
+            }
+        }
     }
 
     /// Unmaps `addr..addr + len` and frees the frames.
@@ -491,31 +619,42 @@ impl AddressSpace {
         }
     }
 
-    /// Copies between `buf` and user memory at `addr` through the identity map (`to_user`:
-    /// towards the program). Unmapped pages are skipped (the process map was checked first).
-    pub fn copy(&mut self, addr: u64, buf: &mut [u8], to_user: bool) {
+    /// Calls `f(frame address, offset in the buffer, length)` for each piece of
+    /// `addr..addr + len` that lies in one mapped page (unmapped pages are skipped: the process
+    /// map was checked first).
+    fn pieces(&mut self, addr: u64, len: usize, mut f: impl FnMut(*mut u8, usize, usize)) {
         let mut done = 0usize;
-        while done < buf.len() {
+        while done < len {
             let va = addr + done as u64;
-            let n = ((PAGE - va % PAGE) as usize).min(buf.len() - done);
+            let n = ((PAGE - va % PAGE) as usize).min(len - done);
             if let Some(e) = self.pte(va, false) {
                 // SAFETY: an entry of this space's tables.
                 let frame = unsafe { *e } & ADDR;
                 if frame != 0 {
-                    let phys = (frame + va % PAGE) as *mut u8;
-                    // SAFETY: the frame belongs to this process and is identity-mapped; `n`
-                    // bytes stay inside it; `buf` is a kernel buffer of at least `done + n`.
-                    unsafe {
-                        if to_user {
-                            core::ptr::copy_nonoverlapping(buf.as_ptr().add(done), phys, n);
-                        } else {
-                            core::ptr::copy_nonoverlapping(phys, buf.as_mut_ptr().add(done), n);
-                        }
-                    }
+                    f((frame + va % PAGE) as *mut u8, done, n);
                 }
             }
             done += n;
         }
+    }
+
+    /// Copies user memory at `addr` into `buf`, through the identity map.
+    pub fn read(&mut self, addr: u64, buf: &mut [u8]) {
+        let dst = buf.as_mut_ptr();
+        self.pieces(addr, buf.len(), |phys, off, n| {
+            // SAFETY: `phys..phys + n` lies in one frame of this process (identity-mapped);
+            // `off + n` is within `buf`.
+            unsafe { core::ptr::copy_nonoverlapping(phys, dst.add(off), n) }
+        });
+    }
+
+    /// Copies `data` into user memory at `addr`, whatever the pages' protection.
+    pub fn write(&mut self, addr: u64, data: &[u8]) {
+        let src = data.as_ptr();
+        self.pieces(addr, data.len(), |phys, off, n| {
+            // SAFETY: as in `read`, the other way round.
+            unsafe { core::ptr::copy_nonoverlapping(src.add(off), phys, n) }
+        });
     }
 }
 

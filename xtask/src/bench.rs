@@ -160,6 +160,9 @@ fn bench_image(image: &Image) -> Result<Image, String> {
     let data: Vec<u8> = (0..32usize << 20).map(|i| (i % 253) as u8).collect();
     std::fs::write(dir.join("b/data-32MiB.bin"), data).map_err(|e| e.to_string())?;
     std::fs::copy(coremark_wasm(), dir.join("b/coremark.wasm")).map_err(|e| e.to_string())?;
+    // The same CoreMark as a native program: musl, static PIE, run in user mode.
+    crate::native::build_c(&coremark_sources(), &COREMARK_DEFINES, &coremark_musl())?;
+    std::fs::copy(coremark_musl(), dir.join("b/coremark-native")).map_err(|e| e.to_string())?;
     // The compiled tier's artefacts, beside their modules (bench.wasm's comes with the build).
     let pairs: Vec<(PathBuf, PathBuf)> = ["b/big-module.wasm", "b/coremark.wasm"]
         .iter()
@@ -169,6 +172,33 @@ fn bench_image(image: &Image) -> Result<Image, String> {
     let tar = build::out_dir().join("bench.tar");
     build::pack(&dir, Some(&build::out_dir().join("wasm")), &tar)?;
     Ok(Image { kernel: image.kernel.clone(), initrd: tar })
+}
+
+/// CoreMark's build flags (as tests/coremark/build.sh).
+const COREMARK_DEFINES: [&str; 10] = [
+    "-DFLAGS_STR=\"-O2\"",
+    "-DPERFORMANCE_RUN=1",
+    "-DUSE_CLOCK=0",
+    "-DHAS_TIME_H=1",
+    "-DMULTITHREAD=1",
+    "-DUSE_PTHREAD=0",
+    "-DUSE_FORK=0",
+    "-DUSE_SOCKET=0",
+    "-Itests/coremark",
+    "-Itests/coremark/posix",
+];
+
+fn coremark_sources() -> Vec<PathBuf> {
+    let d = build::root().join("tests/coremark");
+    ["core_list_join.c", "core_main.c", "core_matrix.c", "core_state.c", "core_util.c", "posix/core_portme.c"]
+        .iter()
+        .map(|f| d.join(f))
+        .collect()
+}
+
+/// CoreMark built against musl as a static PIE (a Keel native program; runs on Linux too).
+fn coremark_musl() -> PathBuf {
+    build::out_dir().join("coremark-musl")
 }
 
 fn coremark_wasm() -> PathBuf {
@@ -544,6 +574,19 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         }
         coremark.push((engine, v));
     }
+    let mut cm_keel_native = Vec::new();
+    for _ in 0..runs {
+        let out = vm.run(&format!("/extra_files/b/coremark-native {}", coremark_args(5000).join(" ")), STEP)?;
+        match coremark_ips(&out) {
+            Some(ips) => cm_keel_native.push(ips),
+            None => eprintln!("bench: warning: native CoreMark in Keel: {out}"),
+        }
+    }
+    // Process start: a native hello, typed to exit status.
+    let mut hello_native = Vec::new();
+    for _ in 0..runs {
+        hello_native.push(keel_time(&mut vm, "hello > /dev/null")?.0);
+    }
 
     eprintln!("bench: concurrency and I/O");
     let (single, _) = keel_time(&mut vm, "wasm /extra_files/wasm/bench.wasm fib")?;
@@ -669,6 +712,24 @@ pub fn run(args: &[String]) -> Result<i32, String> {
             cc / med(&cm_qemu)
         ),
     );
+    let cm_musl_qemu = if qemu_user {
+        host_coremark(Command::new("qemu-x86_64").arg(coremark_musl()).args(coremark_args(5000)))
+    } else {
+        Vec::new()
+    };
+    row(
+        "CoreMark",
+        "(a3) in Keel, native program (musl static PIE, ring 3)".into(),
+        "iter/s",
+        cm_keel_native.clone(),
+        format!(
+            "{:.2}x the same binary under qemu-x86_64, {:.1}x the compiled tier",
+            med(&cm_keel_native) / med(&cm_musl_qemu),
+            med(&cm_keel_native) / cc
+        ),
+    );
+    row("CoreMark", "(g) that musl binary under qemu-x86_64".into(), "iter/s", cm_musl_qemu, String::new());
+    row("start-up", "native hello (static PIE), typed to exit".into(), "ms", hello_native.clone(), String::new());
     row("CoreMark", "(d) host, wasmtime".into(), "iter/s", cm_wasmtime, String::new());
     row("CoreMark", "(e) host, native (gcc -O2)".into(), "iter/s", cm_native, String::new());
     row("CoreMark", "(f) native under qemu-x86_64".into(), "iter/s", cm_qemu, String::new());

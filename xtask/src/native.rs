@@ -43,6 +43,7 @@ pub fn build_c(sources: &[PathBuf], defines: &[&str], out: &Path) -> Result<(), 
         let obj = objdir.join(src.file_name().ok_or("bad source")?).with_extension("o");
         if newer(std::slice::from_ref(src), &obj) {
             let mut cc = Command::new("gcc");
+            cc.current_dir(root());
             cc.args(["-O2", "-g0", "-fPIE", "-std=gnu99", "-Wall", "-nostdinc", "-isystem", MUSL_INCLUDE])
                 .arg("-isystem")
                 .arg(gcc_file("include")?)

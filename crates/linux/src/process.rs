@@ -31,8 +31,8 @@ pub const USER_HIGH: u64 = 0x0000_7fff_ffff_f000;
 const PIE_BASE: u64 = 0x0000_5000_0000_0000;
 /// The top of the stack region (minus a random offset of up to 256 MiB).
 const STACK_TOP: u64 = 0x0000_7ff0_0000_0000;
-/// The main thread's stack (`RLIMIT_STACK`).
-pub const STACK_SIZE: u64 = 2 << 20;
+/// The main thread's stack (`RLIMIT_STACK`, as Linux's default); pages get frames when used.
+pub const STACK_SIZE: u64 = 8 << 20;
 /// Unmapped room below the stack that `mmap` never hands out: a fault there is a stack overflow.
 pub const STACK_GUARD: u64 = 16 << 20;
 /// Most open files.
@@ -44,16 +44,24 @@ const PIPE_BUF: usize = 64 * 1024;
 
 /// The kernel side of a process: page tables, the shell's streams, clocks, sleeping.
 pub trait Host {
-    /// Maps fresh zeroed pages at `addr..addr + len` (page-aligned) with `prot`. `Err(ENOMEM)`
-    /// when the system has no memory to give.
+    /// A new mapping at `addr..addr + len` (page-aligned) with `prot`: its pages are zero and
+    /// get frames when first touched ([`Host::populate`]). `Err(ENOMEM)` when the system could
+    /// not give that much.
     fn map_pages(&mut self, addr: u64, len: u64, prot: u64) -> Result<(), i64>;
+    /// Gives fresh zeroed frames to the pages of `addr..addr + len` that have none yet, with
+    /// `prot`. `Err(ENOMEM)` when frames ran out.
+    fn populate(&mut self, addr: u64, len: u64, prot: u64) -> Result<(), i64>;
     /// Unmaps pages (their frames go back to the system).
     fn unmap_pages(&mut self, addr: u64, len: u64);
-    /// Changes the access of mapped pages.
+    /// Changes the access of the pages that have frames (the others get it when populated).
     fn protect_pages(&mut self, addr: u64, len: u64, prot: u64);
-    /// Copies from mapped user pages (the caller has checked the range).
+    /// Moves the frames of `from..from + len` to `to..` (mremap), with `prot`.
+    fn move_pages(&mut self, from: u64, to: u64, len: u64, prot: u64);
+    /// Copies from user pages (the caller has checked the range); pages without a frame read
+    /// as zeros.
     fn read_user(&mut self, addr: u64, buf: &mut [u8]);
-    /// Copies to mapped user pages whatever their protection (the caller has checked).
+    /// Copies to user pages whatever their protection (the caller has checked the range and
+    /// populated it).
     fn write_user(&mut self, addr: u64, data: &[u8]);
     /// Reads the shell's standard input; blocks. `Err` when the program must stop (Ctrl-C, kill).
     fn read_stdin(&mut self, buf: &mut [u8]) -> Result<usize, Stop>;
@@ -92,6 +100,17 @@ pub enum Outcome {
     Signal(i32),
     /// Stop (Ctrl-C, kill).
     Stop,
+}
+
+/// What a page fault in user mode was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The page got its frame: the program goes on.
+    Mapped,
+    /// Not an access the program may make there: it ends (SIGSEGV).
+    Denied,
+    /// Allowed, but no frame left: it ends (out of memory).
+    NoMemory,
 }
 
 /// Why a program could not start.
@@ -296,6 +315,7 @@ impl Process {
             (stack::AT_SECURE, 0),
         ];
         let st = stack::build(stack_high, &argv, &envp, &auxv, random).ok_or(LoadError::ArgsTooLong)?;
+        p.populate(host, st.rsp, st.bytes.len() as u64).map_err(|_| LoadError::NoMemory)?;
         host.write_user(st.rsp, &st.bytes);
         Ok((p, Start { entry: base + img.entry, rsp: st.rsp, base }))
     }
@@ -329,6 +349,7 @@ impl Process {
         }
         for s in &segs {
             let bytes = &data[s.offset as usize..(s.offset + s.filesz) as usize];
+            self.populate(host, base + s.vaddr, s.memsz).map_err(|_| LoadError::NoMemory)?;
             host.write_user(base + s.vaddr, bytes);
         }
         Ok(())
@@ -343,6 +364,42 @@ impl Process {
         host.map_pages(addr, len, prot).map_err(|_| -ENOMEM)?;
         self.map.insert(addr, len, prot, kind);
         Ok(())
+    }
+
+    /// Gives frames to every page of `addr..addr + len` (which is mapped), each with its
+    /// range's access.
+    fn populate(&mut self, host: &mut dyn Host, addr: u64, len: u64) -> Result<(), i64> {
+        let end = page_up(addr.saturating_add(len)).ok_or(-EFAULT)?;
+        let mut at = page_down(addr);
+        while at < end {
+            let a = *self.map.find(at).ok_or(-EFAULT)?;
+            let stop = a.end.min(end);
+            host.populate(at, stop - at, a.prot)?;
+            at = stop;
+        }
+        Ok(())
+    }
+
+    /// A page fault at `addr` in user mode: if the access is allowed there, the page gets its
+    /// frame and the program goes on.
+    pub fn fault(&mut self, host: &mut dyn Host, addr: u64, write: bool, exec: bool, present: bool) -> Fault {
+        let Some(a) = self.map.find(addr).copied() else { return Fault::Denied };
+        let allowed = if write {
+            a.prot & abi::PROT_WRITE != 0
+        } else if exec {
+            a.prot & abi::PROT_EXEC != 0
+        } else {
+            a.prot != 0
+        };
+        // A page with a frame already has its access in the page tables: a fault on it is a
+        // real violation.
+        if !allowed || present {
+            return Fault::Denied;
+        }
+        match host.populate(page_down(addr), PAGE, a.prot) {
+            Ok(()) => Fault::Mapped,
+            Err(_) => Fault::NoMemory,
+        }
     }
 
     fn unmap(&mut self, host: &mut dyn Host, addr: u64, len: u64) {
@@ -414,6 +471,10 @@ impl Process {
         if !self.map.check(addr, data.len() as u64, abi::PROT_WRITE) {
             return Err(-EFAULT);
         }
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.populate(host, addr, data.len() as u64)?;
         host.write_user(addr, data);
         Ok(())
     }
@@ -739,6 +800,11 @@ impl Process {
         };
         self.map_new(host, start, len, prot, if anon { Kind::Anon } else { Kind::File })?;
         if let Some(h) = file {
+            let size = h.stat().map_err(err)?.size;
+            let filled = size.saturating_sub(off).min(len);
+            if filled > 0 {
+                self.populate(host, start, filled)?;
+            }
             let mut done = 0u64;
             let mut buf = vec![0u8; 64 * 1024];
             while done < len {
@@ -777,15 +843,9 @@ impl Process {
             return Err(-ENOMEM);
         }
         let to = self.map.find_free(new_len, USER_LOW, self.mmap_top).ok_or(-ENOMEM)?;
+        // The frames move with the mapping (no copy); the old range is gone after.
         self.map_new(host, to, new_len, area.prot, area.kind)?;
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut done = 0;
-        while done < old_len {
-            let n = (old_len - done).min(buf.len() as u64) as usize;
-            host.read_user(old + done, &mut buf[..n]);
-            host.write_user(to + done, &buf[..n]);
-            done += n as u64;
-        }
+        host.move_pages(old, to, old_len, area.prot);
         self.unmap(host, old, old_len);
         Ok(to as i64)
     }

@@ -35,42 +35,78 @@ impl Fake {
         }
     }
 
+    /// The program writing its own memory: a first touch gets a frame (what the page-fault
+    /// path does), then the bytes land.
+    fn poke(&mut self, addr: u64, data: &[u8]) {
+        for p in (page_down(addr)..addr + data.len() as u64).step_by(PAGE as usize) {
+            if !self.pages.contains_key(&p) {
+                self.pages.insert(p, Box::new([0; 4096]));
+                self.prot.insert(p, 3);
+                self.free_pages -= 1;
+            }
+        }
+        self.write_user(addr, data);
+    }
+
     fn page(&mut self, addr: u64) -> &mut [u8; 4096] {
         self.pages.get_mut(&page_down(addr)).unwrap_or_else(|| panic!("unmapped {addr:#x} touched"))
     }
 }
 
 impl Host for Fake {
-    fn map_pages(&mut self, addr: u64, len: u64, prot: u64) -> Result<(), i64> {
+    fn map_pages(&mut self, addr: u64, len: u64, _prot: u64) -> Result<(), i64> {
         assert_eq!(addr % PAGE, 0);
         assert_eq!(len % PAGE, 0);
+        // As the kernel: a mapping larger than what the system has left is refused.
         if len / PAGE > self.free_pages {
             return Err(-ENOMEM);
         }
         for p in (addr..addr + len).step_by(PAGE as usize) {
-            assert!(self.pages.insert(p, Box::new([0; 4096])).is_none(), "page {p:#x} mapped twice");
-            self.prot.insert(p, prot);
-            self.free_pages -= 1;
+            assert!(!self.pages.contains_key(&p), "page {p:#x} mapped twice");
+        }
+        Ok(())
+    }
+    fn populate(&mut self, addr: u64, len: u64, prot: u64) -> Result<(), i64> {
+        for p in (page_down(addr)..addr + len).step_by(PAGE as usize) {
+            if !self.pages.contains_key(&p) {
+                if self.free_pages == 0 {
+                    return Err(-ENOMEM);
+                }
+                self.pages.insert(p, Box::new([0; 4096]));
+                self.prot.insert(p, prot);
+                self.free_pages -= 1;
+            }
         }
         Ok(())
     }
     fn unmap_pages(&mut self, addr: u64, len: u64) {
         for p in (addr..addr + len).step_by(PAGE as usize) {
-            assert!(self.pages.remove(&p).is_some(), "page {p:#x} unmapped but not mapped");
-            self.prot.remove(&p);
-            self.free_pages += 1;
+            if self.pages.remove(&p).is_some() {
+                self.prot.remove(&p);
+                self.free_pages += 1;
+            }
         }
     }
     fn protect_pages(&mut self, addr: u64, len: u64, prot: u64) {
         for p in (addr..addr + len).step_by(PAGE as usize) {
-            assert!(self.pages.contains_key(&p));
-            self.prot.insert(p, prot);
+            if self.pages.contains_key(&p) {
+                self.prot.insert(p, prot);
+            }
+        }
+    }
+    fn move_pages(&mut self, from: u64, to: u64, len: u64, prot: u64) {
+        for i in (0..len).step_by(PAGE as usize) {
+            if let Some(page) = self.pages.remove(&(from + i)) {
+                self.prot.remove(&(from + i));
+                assert!(self.pages.insert(to + i, page).is_none());
+                self.prot.insert(to + i, prot);
+            }
         }
     }
     fn read_user(&mut self, addr: u64, buf: &mut [u8]) {
         for (i, b) in buf.iter_mut().enumerate() {
             let a = addr + i as u64;
-            *b = self.page(a)[(a % PAGE) as usize];
+            *b = self.pages.get(&page_down(a)).map_or(0, |p| p[(a % PAGE) as usize]);
         }
     }
     fn write_user(&mut self, addr: u64, data: &[u8]) {
@@ -174,8 +210,8 @@ fn call(p: &mut Process, h: &mut Fake, n: u64, a: &[u64]) -> i64 {
 }
 
 fn put_str(h: &mut Fake, at: u64, s: &str) -> u64 {
-    h.write_user(at, s.as_bytes());
-    h.write_user(at + s.len() as u64, &[0]);
+    h.poke(at, s.as_bytes());
+    h.poke(at + s.len() as u64, &[0]);
     at
 }
 
@@ -197,6 +233,8 @@ fn load_places_segments_and_stack_at_random_addresses() {
     h.read_user(s.rsp, &mut argc);
     assert_eq!(u64::from_le_bytes(argc), 2);
     assert_eq!(p.memory_bytes(), 2 * PAGE + STACK_SIZE);
+    // Only the pages written so far have frames: the image and the top of the stack.
+    assert!(h.pages.len() < 8, "{} pages populated", h.pages.len());
     // Another process lands elsewhere.
     let (_, s2, _) = {
         let mut host = Fake::new();
@@ -222,21 +260,21 @@ fn load_places_segments_and_stack_at_random_addresses() {
 fn write_reaches_the_console_and_bad_pointers_are_efault() {
     let (mut p, _, mut h) = start(64 << 20);
     let buf = scratch(&mut p, &mut h);
-    h.write_user(buf, b"hello\n");
+    h.poke(buf, b"hello\n");
     assert_eq!(call(&mut p, &mut h, nr::WRITE, &[1, buf, 6]), 6);
     assert_eq!(h.out, b"hello\n");
     assert_eq!(call(&mut p, &mut h, nr::WRITE, &[1, 0x1000, 6]), -EFAULT);
     assert_eq!(call(&mut p, &mut h, nr::WRITE, &[1, USER_HIGH - 3, 6]), -EFAULT);
     assert_eq!(call(&mut p, &mut h, nr::WRITE, &[9, buf, 6]), -EBADF);
     // writev gathers.
-    h.write_user(buf + 100, b"ab");
-    h.write_user(buf + 200, b"cd\n");
+    h.poke(buf + 100, b"ab");
+    h.poke(buf + 200, b"cd\n");
     let mut iov = [0u8; 32];
     abi::put(&mut iov, 0, buf + 100);
     abi::put(&mut iov, 8, 2);
     abi::put(&mut iov, 16, buf + 200);
     abi::put(&mut iov, 24, 3);
-    h.write_user(buf + 300, &iov);
+    h.poke(buf + 300, &iov);
     assert_eq!(call(&mut p, &mut h, nr::WRITEV, &[1, buf + 300, 2]), 5);
     assert_eq!(h.out, b"hello\nabcd\n");
     // A read into read-only memory is EFAULT, not a kernel write.
@@ -253,7 +291,7 @@ fn files_round_trip_through_the_vfs() {
     let path = put_str(&mut h, buf, "/tmp/f.txt");
     let fd = call(&mut p, &mut h, nr::OPENAT, &[abi::AT_FDCWD as u64, path, abi::o::RDWR | abi::o::CREAT, 0o644]);
     assert_eq!(fd, 3);
-    h.write_user(buf + 512, b"0123456789");
+    h.poke(buf + 512, b"0123456789");
     assert_eq!(call(&mut p, &mut h, nr::WRITE, &[3, buf + 512, 10]), 10);
     assert_eq!(call(&mut p, &mut h, nr::LSEEK, &[3, 2, 0]), 2);
     // dup shares the offset.
@@ -313,7 +351,7 @@ fn mmap_munmap_give_every_page_back() {
     for i in 1..40u64 {
         let a = call(&mut p, &mut h, nr::MMAP, &[0, i * 3000, RW, abi::MAP_PRIVATE | abi::MAP_ANONYMOUS, u64::MAX, 0]);
         assert!(a > 0 && (a as u64).is_multiple_of(PAGE));
-        h.write_user(a as u64, &[i as u8]);
+        h.poke(a as u64, &[i as u8]);
         addrs.push((a as u64, i * 3000));
     }
     // All distinct and zeroed apart from the byte written.
@@ -340,7 +378,7 @@ fn mremap_grows_in_place_or_moves_with_the_contents() {
     let (mut p, _, mut h) = start(64 << 20);
     let a =
         call(&mut p, &mut h, nr::MMAP, &[0, 2 * PAGE, RW, abi::MAP_PRIVATE | abi::MAP_ANONYMOUS, u64::MAX, 0]) as u64;
-    h.write_user(a + PAGE + 10, b"keep");
+    h.poke(a + PAGE + 10, b"keep");
     // Block growth in place with a mapping right after it.
     let after = a + 2 * PAGE;
     let flags = abi::MAP_PRIVATE | abi::MAP_ANONYMOUS | abi::MAP_FIXED_NOREPLACE;
@@ -365,7 +403,7 @@ fn brk_grows_and_shrinks() {
     let (mut p, _, mut h) = start(64 << 20);
     let start = call(&mut p, &mut h, nr::BRK, &[0]) as u64;
     assert_eq!(call(&mut p, &mut h, nr::BRK, &[start + 10_000]), (start + 10_000) as i64);
-    h.write_user(start + 9_999, &[1]);
+    h.poke(start + 9_999, &[1]);
     assert_eq!(call(&mut p, &mut h, nr::BRK, &[start + 100]), (start + 100) as i64);
     assert!(!p.map.covered(start + 9_999, 1));
     // Below the start: unchanged.
@@ -374,7 +412,7 @@ fn brk_grows_and_shrinks() {
 
 #[test]
 fn the_memory_limit_refuses_with_enomem() {
-    let (mut p, _, mut h) = start(4 << 20);
+    let (mut p, _, mut h) = start(12 << 20);
     let flags = abi::MAP_PRIVATE | abi::MAP_ANONYMOUS;
     assert_eq!(call(&mut p, &mut h, nr::MMAP, &[0, 8 << 20, RW, flags, u64::MAX, 0]), -ENOMEM);
     assert!(p.limit_hit());
@@ -402,7 +440,7 @@ fn pipes_in_one_process() {
         u32::from_le_bytes(fds[..4].try_into().unwrap()) as u64,
         u32::from_le_bytes(fds[4..].try_into().unwrap()) as u64,
     );
-    h.write_user(buf + 100, b"through");
+    h.poke(buf + 100, b"through");
     assert_eq!(call(&mut p, &mut h, nr::WRITE, &[w, buf + 100, 7]), 7);
     // A pipe without readers: SIGPIPE ends the process, or EPIPE when the signal is ignored.
     let (r2, w2) = {
@@ -419,7 +457,7 @@ fn pipes_in_one_process() {
     assert_eq!(p.syscall(&mut h, nr::WRITE, args), Outcome::Signal(abi::SIGPIPE));
     let mut ign = [0u8; 32];
     ign[0] = 1;
-    h.write_user(buf + 300, &ign);
+    h.poke(buf + 300, &ign);
     assert_eq!(call(&mut p, &mut h, nr::RT_SIGACTION, &[abi::SIGPIPE as u64, buf + 300, 0, 8]), 0);
     args[0] = w2;
     assert_eq!(p.syscall(&mut h, nr::WRITE, args), Outcome::Return(-EPIPE));
@@ -499,7 +537,7 @@ proptest::proptest! {
                 continue;
             }
             let _ = p.syscall(&mut h, n, a);
-            proptest::prop_assert_eq!(h.pages.len() as u64 * PAGE, p.memory_bytes());
+            proptest::prop_assert!(h.pages.len() as u64 * PAGE <= p.memory_bytes());
         }
     }
 }
@@ -525,9 +563,51 @@ fn links_select_and_affinity() {
     let mut tv = [0u8; 16];
     abi::put(&mut tv, 0, 2);
     abi::put(&mut tv, 8, 500_000);
-    h.write_user(buf + 400, &tv);
+    h.poke(buf + 400, &tv);
     assert_eq!(call(&mut p, &mut h, nr::SELECT, &[0, 0, 0, 0, buf + 400]), 0);
     assert_eq!(h.clock - before, 2_500_000_000);
     assert_eq!(call(&mut p, &mut h, nr::SCHED_GETAFFINITY, &[0, 128, buf + 500]), 8);
     assert_eq!(call(&mut p, &mut h, nr::WAIT4, &[u64::MAX, 0, 0, 0]), -ECHILD);
+}
+
+#[test]
+fn pages_get_frames_when_touched() {
+    let (mut p, _, mut h) = start(64 << 20);
+    let flags = abi::MAP_PRIVATE | abi::MAP_ANONYMOUS;
+    let before = h.pages.len();
+    let a = call(&mut p, &mut h, nr::MMAP, &[0, 1 << 20, RW, flags, u64::MAX, 0]) as u64;
+    assert_eq!(h.pages.len(), before, "a new mapping has no frames yet");
+    // A read fault, a write fault: each page it touches gets its frame.
+    assert_eq!(p.fault(&mut h, a + 5, false, false, false), Fault::Mapped);
+    assert_eq!(p.fault(&mut h, a + 3 * PAGE, true, false, false), Fault::Mapped);
+    assert_eq!(h.pages.len(), before + 2);
+    assert_eq!(h.prot[&a], RW);
+    // Not allowed: executing data, writing read-only, outside any mapping, a present page.
+    assert_eq!(p.fault(&mut h, a, false, true, false), Fault::Denied);
+    call(&mut p, &mut h, nr::MPROTECT, &[a + 8 * PAGE, PAGE, abi::PROT_READ]);
+    assert_eq!(p.fault(&mut h, a + 8 * PAGE, true, false, false), Fault::Denied);
+    assert_eq!(p.fault(&mut h, USER_LOW, false, false, false), Fault::Denied);
+    assert_eq!(p.fault(&mut h, a, true, false, true), Fault::Denied);
+    // The system out of frames: the fault says so.
+    h.free_pages = 0;
+    assert_eq!(p.fault(&mut h, a + 10 * PAGE, true, false, false), Fault::NoMemory);
+    h.free_pages = 1 << 20;
+    // A system call writing into untouched memory populates it; reading untouched memory reads
+    // zeros without populating.
+    let n = h.pages.len();
+    assert_eq!(call(&mut p, &mut h, nr::GETRANDOM, &[a + 20 * PAGE, 16, 0]), 16);
+    assert_eq!(h.pages.len(), n + 1);
+    assert_eq!(call(&mut p, &mut h, nr::WRITE, &[1, a + 30 * PAGE, 4]), 4);
+    assert_eq!(h.out, [0, 0, 0, 0]);
+    assert_eq!(h.pages.len(), n + 1);
+    // mremap moves the frames with the mapping.
+    let c = call(&mut p, &mut h, nr::MMAP, &[0, 4 * PAGE, RW, flags, u64::MAX, 0]) as u64;
+    call(&mut p, &mut h, nr::MMAP, &[c + 4 * PAGE, PAGE, RW, flags | abi::MAP_FIXED, u64::MAX, 0]);
+    h.poke(c + 2 * PAGE, b"moved");
+    let b = call(&mut p, &mut h, nr::MREMAP, &[c, 4 * PAGE, 400 * PAGE, abi::MREMAP_MAYMOVE]) as u64;
+    assert_ne!(b, c);
+    let mut got = [0u8; 5];
+    h.read_user(b + 2 * PAGE, &mut got);
+    assert_eq!(&got, b"moved");
+    assert!(!h.pages.contains_key(&(c + 2 * PAGE)));
 }
