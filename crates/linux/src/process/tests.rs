@@ -39,8 +39,8 @@ impl Fake {
     /// path does), then the bytes land.
     fn poke(&mut self, addr: u64, data: &[u8]) {
         for p in (page_down(addr)..addr + data.len() as u64).step_by(PAGE as usize) {
-            if !self.pages.contains_key(&p) {
-                self.pages.insert(p, Box::new([0; 4096]));
+            if let alloc::collections::btree_map::Entry::Vacant(e) = self.pages.entry(p) {
+                e.insert(Box::new([0; 4096]));
                 self.prot.insert(p, 3);
                 self.free_pages -= 1;
             }
@@ -68,11 +68,11 @@ impl Host for Fake {
     }
     fn populate(&mut self, addr: u64, len: u64, prot: u64) -> Result<(), i64> {
         for p in (page_down(addr)..addr + len).step_by(PAGE as usize) {
-            if !self.pages.contains_key(&p) {
+            if let alloc::collections::btree_map::Entry::Vacant(e) = self.pages.entry(p) {
                 if self.free_pages == 0 {
                     return Err(-ENOMEM);
                 }
-                self.pages.insert(p, Box::new([0; 4096]));
+                e.insert(Box::new([0; 4096]));
                 self.prot.insert(p, prot);
                 self.free_pages -= 1;
             }
