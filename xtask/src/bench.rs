@@ -585,7 +585,7 @@ pub fn run(args: &[String]) -> Result<i32, String> {
     // Process start: a native hello, typed to exit status.
     let mut hello_native = Vec::new();
     for _ in 0..runs {
-        hello_native.push(keel_time(&mut vm, "hello > /dev/null")?.0);
+        hello_native.push(keel_time(&mut vm, "hello-native > /dev/null")?.0);
     }
 
     eprintln!("bench: concurrency and I/O");
@@ -729,7 +729,13 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         ),
     );
     row("CoreMark", "(g) that musl binary under qemu-x86_64".into(), "iter/s", cm_musl_qemu, String::new());
-    row("start-up", "native hello (static PIE), typed to exit".into(), "ms", hello_native.clone(), String::new());
+    row(
+        "start-up",
+        "native hello-native (static PIE), typed to exit".into(),
+        "ms",
+        hello_native.clone(),
+        String::new(),
+    );
     row("CoreMark", "(d) host, wasmtime".into(), "iter/s", cm_wasmtime, String::new());
     row("CoreMark", "(e) host, native (gcc -O2)".into(), "iter/s", cm_native, String::new());
     row("CoreMark", "(f) native under qemu-x86_64".into(), "iter/s", cm_qemu, String::new());

@@ -110,8 +110,8 @@ pub fn build() -> Result<Vec<(PathBuf, PathBuf)>, String> {
     built.push((PathBuf::from("bin/lua"), dest));
     // A test fixture: hello linked dynamically (glibc), which Keel must refuse by name.
     let dynamic = out_dir().join("native-obj/dynamic-hello");
-    if newer(&[src.join("hello.c")], &dynamic) {
-        status(Command::new("gcc").args(["-O2", "-o"]).arg(&dynamic).arg(src.join("hello.c")))?;
+    if newer(&[src.join("hello-native.c")], &dynamic) {
+        status(Command::new("gcc").args(["-O2", "-o"]).arg(&dynamic).arg(src.join("hello-native.c")))?;
     }
     built.push((PathBuf::from("tests/dynamic-hello"), dynamic));
     // Rust, on the pinned toolchain's musl target.

@@ -22,13 +22,13 @@ fn free(vm: &mut Vm) -> Result<u64, String> {
 
 pub(super) fn same_output_as_on_linux(image: &Image) -> Result<(), String> {
     let mut vm = boot(image)?;
-    let out = vm.run("hello one two; echo status $?", STEP)?;
-    contains(&out, "argv[0] = hello\nargv[1] = one\nargv[2] = two\n")?;
+    let out = vm.run("hello-native one two; echo status $?", STEP)?;
+    contains(&out, "argv[0] = hello-native\nargv[1] = one\nargv[2] = two\n")?;
     contains(&out, "42 printf works 3.142\nstatus 0\n")?;
-    let out = vm.run("export WHO=keel; /extra_files/bin/hello x; echo status $?", STEP)?;
-    contains(&out, "argv[0] = /extra_files/bin/hello\nargv[1] = x\nWHO=keel\n")?;
+    let out = vm.run("export WHO=keel; /extra_files/bin/hello-native x; echo status $?", STEP)?;
+    contains(&out, "argv[0] = /extra_files/bin/hello-native\nargv[1] = x\nWHO=keel\n")?;
     contains(&out, "status 3\n")?;
-    let out = vm.run("help hello", STEP)?;
+    let out = vm.run("help hello-native", STEP)?;
     contains(&out, "a native program on $PATH")?;
     // Files, pipes, mmap: every line as on Linux.
     let bin = out_dir().join("bin");
@@ -80,7 +80,7 @@ pub(super) fn eight_at_once_and_in_pipelines(image: &Image) -> Result<(), String
         check(out == format!("{}\n", n * (n + 1) / 2), &format!("program {i}'s sum"), &out)?;
     }
     // Native and WASM in one pipeline, both ways.
-    let out = vm.run("hello pipe | upper", STEP)?;
+    let out = vm.run("hello-native pipe | upper", STEP)?;
     contains(&out, "ARGV[1] = PIPE\n")?;
     let out = vm.run("echo one two one | rhello | wc -l", STEP)?;
     check(out.trim() == "4", "rhello's four lines counted by a WASM wc", &out)?;
@@ -165,7 +165,7 @@ pub(super) fn kill_ctrl_c_and_trace(image: &Image) -> Result<(), String> {
     let out = vm.run("echo status $?", STEP)?;
     contains(&out, "status 130\n")?;
     // trace: each call with its result.
-    let out = vm.run("trace hello", STEP)?;
+    let out = vm.run("trace hello-native", STEP)?;
     contains(&out, "arch_prctl(0x1002, ")?;
     contains(&out, "writev(1, ")?;
     contains(&out, "exit_group(0) = ? (exit 0)")?;

@@ -130,13 +130,13 @@ pub(super) fn shell_environment_and_quoting(image: &Image) -> Result<(), String>
     vm.run("PLAIN=1; export EXP=2", STEP)?;
     let out = vm.run(&format!("{lua} {show}"), STEP)?;
     check(
-        out == "PLAIN=nil EXP=2 HOME=/ PATH=/extra_files/wasm ONE=nil \n",
+        out == "PLAIN=nil EXP=2 HOME=/ PATH=/extra_files/bin:/extra_files/wasm ONE=nil \n",
         "exported variables only (HOME, PATH from boot)",
         &out,
     )?;
     let out = vm.run(&format!("ONE=x {lua} {show}; env -i EXP=3 {lua} {show}"), STEP)?;
     check(
-        out == "PLAIN=nil EXP=2 HOME=/ PATH=/extra_files/wasm ONE=x \nPLAIN=nil EXP=3 HOME=nil PATH=nil ONE=nil \n",
+        out == "PLAIN=nil EXP=2 HOME=/ PATH=/extra_files/bin:/extra_files/wasm ONE=x \nPLAIN=nil EXP=3 HOME=nil PATH=nil ONE=nil \n",
         "prefix assignment and env -i",
         &out,
     )?;
