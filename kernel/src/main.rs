@@ -8,31 +8,23 @@
 
 extern crate alloc;
 
-mod acpi;
-mod aot;
-mod boot;
-mod console;
-mod cpu;
-mod disk;
+mod arch;
+mod drivers;
 mod fs;
-mod job;
-mod memory;
-mod native;
+mod mm;
 mod net;
-mod netcmd;
-mod pci;
-mod pipe;
-mod power;
+mod proc;
 mod random;
-mod serial;
+mod sched;
 mod shell;
-mod task;
-mod time;
-mod user;
-mod virtio;
-mod wasm;
 
 use core::panic::PanicInfo;
+
+use arch::{acpi, boot, cpu, power, time};
+use drivers::{console, disk, serial, virtio};
+use mm::memory;
+use proc::job;
+use sched::task;
 
 use x86_64::instructions::interrupts;
 

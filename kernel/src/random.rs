@@ -37,7 +37,7 @@ pub fn init() {
     HARDWARE.call_once(|| hw);
     let mut seed = [0u8; 32];
     for (i, chunk) in seed.chunks_mut(8).enumerate() {
-        let mut v = tsc().rotate_left(i as u32 * 13) ^ crate::time::realtime_ns();
+        let mut v = tsc().rotate_left(i as u32 * 13) ^ crate::arch::time::realtime_ns();
         if hw {
             // SAFETY: RDRAND support was checked above.
             if let Some(r) = unsafe { rdrand() } {
@@ -46,7 +46,7 @@ pub fn init() {
         }
         // Jitter between TSC reads around a port access adds a little entropy without RDRAND.
         let t0 = tsc();
-        core::hint::black_box(crate::time::uptime_ns());
+        core::hint::black_box(crate::arch::time::uptime_ns());
         v ^= (tsc() - t0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         chunk.copy_from_slice(&v.to_le_bytes());
     }

@@ -13,8 +13,8 @@ use keel_shell::{Bytes, Editor, Event, Host, Io, Shell, Sink, Source, Terminal};
 use keel_time::{DateTime, Human};
 use spin::Mutex;
 
-use crate::boot::BootInfo;
-use crate::{fs, memory, power, serial, time};
+use crate::arch::boot::BootInfo;
+use crate::{arch::power, arch::time, drivers::serial, fs, mm::memory};
 
 /// Commands implemented here: (name, usage and summary, details).
 const COMMANDS: &[(&str, &str, &str)] = &[
@@ -101,12 +101,12 @@ impl Terminal for Console {
             if serial::input_available() || serial::interrupt_pending() {
                 return true;
             }
-            let now = crate::time::uptime_ns();
+            let now = crate::arch::time::uptime_ns();
             if now >= deadline {
                 return false;
             }
             // The receive interrupt wakes us; the timeout covers Ctrl-C and lost wake-ups.
-            crate::task::sleep_for_input(deadline.min(now + 20_000_000));
+            crate::sched::task::sleep_for_input(deadline.min(now + 20_000_000));
         }
     }
 
@@ -156,9 +156,9 @@ impl Terminal for Console {
 
     fn interrupted(&mut self) -> bool {
         if self.foreground {
-            serial::interrupt_pending() || crate::task::killed()
+            serial::interrupt_pending() || crate::sched::task::killed()
         } else {
-            crate::task::killed()
+            crate::sched::task::killed()
         }
     }
 }
@@ -174,7 +174,7 @@ impl Completer for Completion<'_> {
     fn complete(&self, word: &str, first: bool) -> Vec<String> {
         if first && !word.contains('/') {
             let mut names: Vec<String> = all_commands().into_iter().map(|c| String::from(c.0)).collect();
-            names.extend(crate::wasm::programs_on_path(self.shell));
+            names.extend(crate::proc::wasm::programs_on_path(self.shell));
             return names.into_iter().filter(|n| n.starts_with(word)).collect();
         }
         keel_commands::complete_path(fs::vfs(), &self.cwd, word)
@@ -198,7 +198,7 @@ struct KernelHost {
 /// A background job.
 struct Job {
     number: usize,
-    pid: crate::task::Pid,
+    pid: crate::sched::task::Pid,
     text: String,
 }
 
@@ -206,7 +206,7 @@ struct Job {
 static JOBS: Mutex<Vec<Job>> = Mutex::new(Vec::new());
 
 /// Finds a job by `%N` or a pid.
-fn job_pid(spec: &str) -> Result<crate::task::Pid, String> {
+fn job_pid(spec: &str) -> Result<crate::sched::task::Pid, String> {
     if let Some(n) = spec.strip_prefix('%') {
         let n: usize = n.parse().map_err(|_| format!("{spec}: no such job"))?;
         return JOBS.lock().iter().find(|j| j.number == n).map(|j| j.pid).ok_or(format!("{spec}: no such job"));
@@ -217,7 +217,7 @@ fn job_pid(spec: &str) -> Result<crate::task::Pid, String> {
 /// Reports background jobs that finished (before a prompt, as Unix shells do).
 fn report_done_jobs() {
     let mut done = Vec::new();
-    JOBS.lock().retain(|j| match crate::task::try_reap(j.pid) {
+    JOBS.lock().retain(|j| match crate::sched::task::try_reap(j.pid) {
         Some(status) => {
             done.push(format!("[{}]  Done ({})  {}\n", j.number, status.unwrap_or(-1), j.text));
             false
@@ -240,7 +240,7 @@ fn run_as_task(shell: &Shell, io: &mut Io<'_>, name: String, body: TaskBody) -> 
     let stdin = core::mem::replace(&mut io.stdin, Source::Bytes { data: Vec::new(), pos: 0 });
     let (stdout, stderr) = (io.stdout.clone(), io.stderr.clone());
     let mut sh = shell.clone();
-    let pid = crate::task::spawn(
+    let pid = crate::sched::task::spawn(
         &name,
         Box::new(move || {
             let mut console = Console { foreground };
@@ -258,24 +258,25 @@ fn run_as_task(shell: &Shell, io: &mut Io<'_>, name: String, body: TaskBody) -> 
     if foreground {
         wait_task(pid, serial::interrupt_pending)
     } else {
-        wait_task(pid, crate::task::killed)
+        wait_task(pid, crate::sched::task::killed)
     }
 }
 
 /// Waits for a task and returns its status; `stop()` (Ctrl-C in the foreground, a kill of the
 /// waiter in the background) kills it. Woken by the task's end, by input, or by a kill.
-fn wait_task(pid: crate::task::Pid, stop: fn() -> bool) -> i32 {
+fn wait_task(pid: crate::sched::task::Pid, stop: fn() -> bool) -> i32 {
     loop {
-        if let Some(status) = crate::task::try_reap(pid) {
+        if let Some(status) = crate::sched::task::try_reap(pid) {
             return status.unwrap_or(1);
         }
         if stop() {
             // Kill it and give it the CPU to end (waiting would return at once: stop() holds).
-            crate::task::kill(pid);
-            crate::task::yield_now();
+            crate::sched::task::kill(pid);
+            crate::sched::task::yield_now();
             continue;
         }
-        crate::task::EXITS.wait(|| crate::task::exited(pid) || stop(), crate::time::uptime_ns() + 100_000_000);
+        crate::sched::task::EXITS
+            .wait(|| crate::sched::task::exited(pid) || stop(), crate::arch::time::uptime_ns() + 100_000_000);
     }
 }
 
@@ -296,7 +297,7 @@ impl Host for KernelHost {
                 io.print(format_args!("{}\n", DateTime::from_unix(secs)));
                 0
             }
-            "lsblk" => crate::disk::lsblk(io),
+            "lsblk" => crate::drivers::disk::lsblk(io),
             "mount" => mount_cmd(&args, io),
             "umount" | "fsck" | "mkfs" => {
                 let [target] = args[..] else {
@@ -304,9 +305,9 @@ impl Host for KernelHost {
                     return Some(2);
                 };
                 let r = match argv[0].as_str() {
-                    "umount" => crate::disk::umount(target).map(|m| (m + "\n", true)),
-                    "mkfs" => crate::disk::mkfs(target).map(|m| (m + "\n", true)),
-                    _ => crate::disk::fsck(target),
+                    "umount" => crate::drivers::disk::umount(target).map(|m| (m + "\n", true)),
+                    "mkfs" => crate::drivers::disk::mkfs(target).map(|m| (m + "\n", true)),
+                    _ => crate::drivers::disk::fsck(target),
                 };
                 match r {
                     Ok((msg, ok)) => {
@@ -319,11 +320,11 @@ impl Host for KernelHost {
                     }
                 }
             }
-            "ip" => crate::netcmd::ip(io),
-            "ping" => crate::netcmd::ping(&args, io),
-            "fetch" => crate::netcmd::fetch(shell, &args, io),
+            "ip" => crate::net::cmd::ip(io),
+            "ping" => crate::net::cmd::ping(&args, io),
+            "fetch" => crate::net::cmd::fetch(shell, &args, io),
             "lspci" => {
-                let (devices, access) = crate::pci::devices();
+                let (devices, access) = crate::drivers::pci::devices();
                 if devices.is_empty() {
                     io.out(b"no PCI bus (virtio devices, if any, are on MMIO)\n");
                 }
@@ -371,7 +372,7 @@ impl Host for KernelHost {
                 ));
                 io.print(format_args!(
                     "native:   {} in pages and page tables of native programs\n",
-                    Bytes(crate::native::pages_in_use() * 4096)
+                    Bytes(crate::proc::native::pages_in_use() * 4096)
                 ));
                 0
             }
@@ -427,12 +428,12 @@ impl Host for KernelHost {
             "crash" => crash(&args, io),
             "ps" => {
                 let mut out = String::from("  PID STATE      CPU       MEM  ENGINE    COMMAND\n");
-                for t in crate::task::list() {
+                for t in crate::sched::task::list() {
                     let state = match t.state {
-                        crate::task::State::Running => "running",
-                        crate::task::State::Ready => "ready",
-                        crate::task::State::Sleeping(_) => "sleeping",
-                        crate::task::State::Dead => "done",
+                        crate::sched::task::State::Running => "running",
+                        crate::sched::task::State::Ready => "ready",
+                        crate::sched::task::State::Sleeping(_) => "sleeping",
+                        crate::sched::task::State::Dead => "done",
                     };
                     let mem = if t.mem_bytes > 0 { Bytes(t.mem_bytes).to_string() } else { String::from("-") };
                     let engine = if t.engine.is_empty() { "-" } else { t.engine };
@@ -467,7 +468,7 @@ impl Host for KernelHost {
                 let mut status = 0;
                 for a in &args {
                     match job_pid(a) {
-                        Ok(pid) if crate::task::kill(pid) => {}
+                        Ok(pid) if crate::sched::task::kill(pid) => {}
                         Ok(pid) => {
                             io.eprint(format_args!("kill: ({pid}): no such process\n"));
                             status = 1;
@@ -481,7 +482,7 @@ impl Host for KernelHost {
                 status
             }
             "wait" => {
-                let pids: Vec<crate::task::Pid> = if args.is_empty() {
+                let pids: Vec<crate::sched::task::Pid> = if args.is_empty() {
                     JOBS.lock().iter().map(|j| j.pid).collect()
                 } else {
                     let mut v = Vec::new();
@@ -499,16 +500,16 @@ impl Host for KernelHost {
                 let mut status = 0;
                 for pid in pids {
                     loop {
-                        if let Some(st) = crate::task::try_reap(pid) {
+                        if let Some(st) = crate::sched::task::try_reap(pid) {
                             status = st.unwrap_or(127);
                             break;
                         }
                         if io.interrupted() {
                             return Some(keel_shell::exec::STATUS_INTERRUPTED);
                         }
-                        crate::task::EXITS.wait(
-                            || crate::task::exited(pid) || serial::interrupt_pending(),
-                            crate::time::uptime_ns() + 100_000_000,
+                        crate::sched::task::EXITS.wait(
+                            || crate::sched::task::exited(pid) || serial::interrupt_pending(),
+                            crate::arch::time::uptime_ns() + 100_000_000,
                         );
                     }
                     JOBS.lock().retain(|j| j.pid != pid);
@@ -542,7 +543,12 @@ impl Host for KernelHost {
             }
             "wasm" => {
                 let argv = argv.to_vec();
-                run_as_task(shell, io, argv.join(" "), Box::new(move |sh, io| crate::wasm::command(sh, &argv, io)))
+                run_as_task(
+                    shell,
+                    io,
+                    argv.join(" "),
+                    Box::new(move |sh, io| crate::proc::wasm::command(sh, &argv, io)),
+                )
             }
             "trace" => {
                 let argv = argv.to_vec();
@@ -550,30 +556,30 @@ impl Host for KernelHost {
                     shell,
                     io,
                     argv.join(" "),
-                    Box::new(move |sh, io| crate::native::trace_command(sh, &argv, io)),
+                    Box::new(move |sh, io| crate::proc::native::trace_command(sh, &argv, io)),
                 )
             }
             name => {
                 let cwd = keel_commands::cwd(shell);
-                let file = crate::wasm::find_on_path(shell, name).or_else(|| {
+                let file = crate::proc::wasm::find_on_path(shell, name).or_else(|| {
                     // A path runs too: ./prog.wasm, /tmp/x.wasm, /extra_files/bin/lua.
-                    (name.contains('/') && (name.ends_with(".wasm") || crate::native::is_native(&cwd, name)))
+                    (name.contains('/') && (name.ends_with(".wasm") || crate::proc::native::is_native(&cwd, name)))
                         .then(|| name.to_string())
                 })?;
                 let argv = argv.to_vec();
-                if crate::native::is_native(&cwd, &file) {
+                if crate::proc::native::is_native(&cwd, &file) {
                     return Some(run_as_task(
                         shell,
                         io,
                         argv.join(" "),
-                        Box::new(move |sh, io| crate::native::run(sh, &file, &argv, io, false)),
+                        Box::new(move |sh, io| crate::proc::native::run(sh, &file, &argv, io, false)),
                     ));
                 }
                 run_as_task(
                     shell,
                     io,
                     argv.join(" "),
-                    Box::new(move |sh, io| crate::wasm::run_by_name(sh, file, &argv, io)),
+                    Box::new(move |sh, io| crate::proc::wasm::run_by_name(sh, file, &argv, io)),
                 )
             }
         })
@@ -581,10 +587,10 @@ impl Host for KernelHost {
 
     fn run_pipeline(&mut self, shell: &mut Shell, commands: &[keel_shell::parse::Command]) -> Option<i32> {
         let n = commands.len();
-        let mut readers: Vec<Option<crate::pipe::PipeReader>> = Vec::new();
-        let mut writers: Vec<Option<crate::pipe::PipeWriter>> = Vec::new();
+        let mut readers: Vec<Option<crate::fs::pipe::PipeReader>> = Vec::new();
+        let mut writers: Vec<Option<crate::fs::pipe::PipeWriter>> = Vec::new();
         for _ in 0..n - 1 {
-            let (w, r) = crate::pipe::pipe();
+            let (w, r) = crate::fs::pipe::pipe();
             writers.push(Some(w));
             readers.push(Some(r));
         }
@@ -595,7 +601,7 @@ impl Host for KernelHost {
             let mut stage_shell = shell.clone();
             let cmd = cmd.clone();
             let name = cmd.words.first().and_then(|w| w.literal()).unwrap_or_else(|| String::from("stage"));
-            let pid = crate::task::spawn(
+            let pid = crate::sched::task::spawn(
                 &name,
                 Box::new(move || {
                     let mut host = KernelHost { editor: Editor::new("") };
@@ -615,7 +621,7 @@ impl Host for KernelHost {
                 None => {
                     serial::write_bytes(b"keel: cannot start a pipeline stage: out of memory\n");
                     for p in &pids {
-                        crate::task::kill(*p);
+                        crate::sched::task::kill(*p);
                     }
                 }
             }
@@ -641,7 +647,7 @@ impl Host for KernelHost {
         let text = item.text.clone();
         let line = text.clone();
         let name = format!("({})", text);
-        let pid = crate::task::spawn(
+        let pid = crate::sched::task::spawn(
             &name,
             Box::new(move || {
                 let mut host = KernelHost { editor: Editor::new("") };
@@ -684,8 +690,8 @@ fn help(shell: &Shell, args: &[&str], io: &mut Io<'_>) -> i32 {
             }
             return 0;
         }
-        if let Some(file) = crate::wasm::find_on_path(shell, name) {
-            if crate::native::is_native("/", &file) {
+        if let Some(file) = crate::proc::wasm::find_on_path(shell, name) {
+            if crate::proc::native::is_native("/", &file) {
                 io.print(format_args!("{name}: a native program on $PATH: runs {file} (x86_64 Linux, user mode)\n"));
                 return 0;
             }
@@ -702,9 +708,12 @@ fn help(shell: &Shell, args: &[&str], io: &mut Io<'_>) -> i32 {
         let summary = usage.split_once(": ").map_or(usage, |p| p.1);
         s.push_str(&format!("  {name:<10} {summary}\n"));
     }
-    let programs = crate::wasm::programs_on_path(shell);
+    let programs = crate::proc::wasm::programs_on_path(shell);
     if !programs.is_empty() {
-        s.push_str(&format!("Programs on $PATH ({}):\n ", shell.var("PATH").unwrap_or(crate::wasm::DEFAULT_PATH)));
+        s.push_str(&format!(
+            "Programs on $PATH ({}):\n ",
+            shell.var("PATH").unwrap_or(crate::proc::wasm::DEFAULT_PATH)
+        ));
         let mut width = 1;
         for p in programs {
             if width + p.len() + 1 > 78 {
@@ -751,7 +760,7 @@ pub fn sleep_until(end: u64, mut stop: impl FnMut() -> bool) -> bool {
         if now >= end {
             return false;
         }
-        crate::task::sleep_until(end.min(now + 5_000_000));
+        crate::sched::task::sleep_until(end.min(now + 5_000_000));
     }
 }
 
@@ -806,7 +815,7 @@ pub fn run() -> ! {
     let mut shell = Shell::new();
     shell.export("HOME", "/");
     shell.export("PWD", "/");
-    shell.export("PATH", crate::wasm::DEFAULT_PATH);
+    shell.export("PATH", crate::proc::wasm::DEFAULT_PATH);
     let mut host = KernelHost { editor: Editor::new("keel> ") };
     let mut console = Console { foreground: true };
     let ms = time::uptime_ns() / 1_000_000;
@@ -859,7 +868,7 @@ pub fn run() -> ! {
             host.editor.add_history(&line);
             serial::set_command_running(true);
             shell.run_line(&line, &mut host, &mut console);
-            crate::memory::trim();
+            crate::mm::memory::trim();
             if serial::interrupt_pending() {
                 serial::write_bytes(b"^C\n");
             }
@@ -885,7 +894,7 @@ fn mount_cmd(args: &[&str], io: &mut Io<'_>) -> i32 {
         [] => {
             let mut out = String::new();
             for (path, info) in fs::vfs().mounts() {
-                let source = crate::disk::name_at(&path).unwrap_or_else(|| String::from(info.kind));
+                let source = crate::drivers::disk::name_at(&path).unwrap_or_else(|| String::from(info.kind));
                 out.push_str(&alloc::format!(
                     "{source} on {path} type {} ({})\n",
                     info.kind,
@@ -895,7 +904,7 @@ fn mount_cmd(args: &[&str], io: &mut Io<'_>) -> i32 {
             io.out(out.as_bytes());
             0
         }
-        [disk, dir] => match crate::disk::mount(disk, dir, readonly) {
+        [disk, dir] => match crate::drivers::disk::mount(disk, dir, readonly) {
             Ok(msg) => {
                 io.print(format_args!("{msg}\n"));
                 0

@@ -12,7 +12,7 @@ use crate::build::{self, Image};
 
 /// The shell's prompt.
 pub const PROMPT: &str = "keel> ";
-/// Status the kernel reports after a panic or CPU exception (see kernel/src/power.rs).
+/// Status the kernel reports after a panic or CPU exception (see kernel/src/arch/power.rs).
 pub const FAULT_STATUS: i32 = 0x7e;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

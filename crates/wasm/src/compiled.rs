@@ -48,7 +48,7 @@ pub const FIBER_STACK: usize = MAX_WASM_STACK + (512 << 10);
 /// 32 MiB guard, of which only the part in use is mapped, so the code needs no bounds checks
 /// (an access past the memory faults and the fault is the trap), and it is half the size. The
 /// kernel provides the reservations and hands faults in compiled code to wasmtime
-/// (`kernel/src/aot.rs`). No copy-on-write memory images: data segments are copied.
+/// (`kernel/src/proc/aot.rs`). No copy-on-write memory images: data segments are copied.
 pub fn config() -> Config {
     let mut c = Config::new();
     c.signals_based_traps(true);

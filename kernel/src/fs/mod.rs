@@ -1,13 +1,15 @@
 //! The namespace Keel boots with: `/` and `/tmp` in memory, `/extra_files` served from the
 //! boot archive in place, and `/dev`.
 
+pub(crate) mod pipe;
+
 use alloc::sync::Arc;
 
 use keel_vfs::{DevFs, MemFs, TarFs, Vfs};
 use spin::Once;
 
-use crate::boot::BootInfo;
-use crate::{memory, random, time};
+use crate::arch::boot::BootInfo;
+use crate::{arch::time, mm::memory, random};
 
 static VFS: Once<Vfs> = Once::new();
 

@@ -4,6 +4,8 @@
 //! runs. A kernel task ("net") polls when nobody else does: DHCP, ARP, TCP timers, and
 //! connections arriving for listeners.
 
+pub(crate) mod cmd;
+
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
@@ -16,9 +18,9 @@ use spin::Mutex;
 use virtio_drivers::device::net::VirtIONet;
 use virtio_drivers::transport::SomeTransport;
 
-use crate::cpu::IrqSource;
-use crate::virtio::KeelHal;
-use crate::{task, time};
+use crate::arch::cpu::IrqSource;
+use crate::drivers::virtio::KeelHal;
+use crate::{arch::time, sched::task};
 
 /// Receive buffers on the card's queue.
 const QUEUE: usize = 64;
@@ -128,7 +130,7 @@ impl Net {
         if IRQ_MASKED.swap(false, Ordering::AcqRel) {
             // The I/O APIC latched any edge that came while masked and delivers it now.
             if let Some(src) = NET_IRQ.get() {
-                crate::cpu::set_device_irq_masked(*src, false);
+                crate::arch::cpu::set_device_irq_masked(*src, false);
             }
         }
         if self.stack.take_loopback_activity() {
@@ -181,7 +183,7 @@ fn on_interrupt() {
         // acknowledges the card, or a level-triggered line would interrupt forever.
         IRQ_MASKED.store(true, Ordering::Release);
         if let Some(src) = NET_IRQ.get() {
-            crate::cpu::set_device_irq_masked(*src, true);
+            crate::arch::cpu::set_device_irq_masked(*src, true);
         }
     }
     task::wake_waiters(task::EVENT_NET);
@@ -207,7 +209,7 @@ pub fn init(transport: SomeTransport<'static>, place: String, irq: Option<IrqSou
     // The stack is in place before the first interrupt can come.
     let routed = irq.filter(|&src| {
         NET_IRQ.call_once(|| src);
-        crate::cpu::route_device_irq(src, on_interrupt)
+        crate::arch::cpu::route_device_irq(src, on_interrupt)
     });
     log::info!(
         "network: virtio-net {} ({place}), {}",

@@ -10,7 +10,7 @@ use alloc::sync::Arc;
 use keel_shell::exec::{InputStream, OutputStream};
 use spin::Mutex;
 
-use crate::task::WaitQueue;
+use crate::sched::task::WaitQueue;
 
 /// Bytes a pipe holds.
 pub const PIPE_CAPACITY: usize = 64 * 1024;
@@ -43,7 +43,7 @@ pub fn pipe() -> (PipeWriter, PipeReader) {
 
 /// True when the running task should stop waiting (Ctrl-C for the foreground, or killed).
 fn should_stop() -> bool {
-    crate::task::killed() || crate::serial::interrupt_pending()
+    crate::sched::task::killed() || crate::drivers::serial::interrupt_pending()
 }
 
 /// How long a waiter sleeps at most before looking again (a wake is expected long before).
@@ -76,7 +76,7 @@ impl OutputStream for PipeWriter {
                 // try_lock: the check runs with interrupts off, and a preempted task may hold
                 // the lock (then do not sleep: look again with interrupts on).
                 || inner.try_lock().is_none_or(|p| p.buf.len() < PIPE_CAPACITY || !p.reader_open) || should_stop(),
-                crate::time::uptime_ns() + RECHECK_NS,
+                crate::arch::time::uptime_ns() + RECHECK_NS,
             );
         }
         Ok(())
@@ -104,7 +104,7 @@ impl InputStream for PipeReader {
             if should_stop() {
                 return Err(String::from("interrupted"));
             }
-            self.wait_readable(crate::time::uptime_ns() + RECHECK_NS);
+            self.wait_readable(crate::arch::time::uptime_ns() + RECHECK_NS);
         }
     }
 
@@ -119,7 +119,7 @@ impl InputStream for PipeReader {
             if should_stop() {
                 return true;
             }
-            if crate::time::uptime_ns() >= deadline {
+            if crate::arch::time::uptime_ns() >= deadline {
                 return false;
             }
             self.wait_readable(deadline);

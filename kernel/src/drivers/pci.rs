@@ -12,7 +12,7 @@ use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
 use virtio_drivers::transport::DeviceType;
 use x86_64::instructions::port::Port;
 
-use crate::virtio::KeelHal;
+use crate::drivers::virtio::KeelHal;
 
 /// Configuration space through I/O ports 0xCF8 (address) and 0xCFC (data).
 struct PortCam;
@@ -111,7 +111,7 @@ fn scan<C: ConfigurationAccess>(root: &mut PciRoot<C>) -> Vec<(Device, PciTransp
 
 /// Finds the machine's PCI devices; returns the virtio ones with their transports.
 pub fn virtio_devices() -> Vec<(Device, PciTransport)> {
-    let ecam = crate::acpi::get().and_then(|a| a.ecam).filter(|e| e.base + (256 << 20) <= (4 << 30));
+    let ecam = crate::arch::acpi::get().and_then(|a| a.ecam).filter(|e| e.base + (256 << 20) <= (4 << 30));
     if let Some(e) = ecam.filter(|e| e.start_bus == 0) {
         *ACCESS.lock() = "ECAM";
         // SAFETY: the MCFG table names this 256 MiB configuration window (below 4 GiB, so

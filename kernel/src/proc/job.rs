@@ -14,7 +14,7 @@ use spin::Mutex;
 use uart_16550::SerialPort;
 use x86_64::instructions::interrupts;
 
-use crate::{cpu, fs, power, task, time};
+use crate::{arch::cpu, arch::power, arch::time, fs, sched::task};
 
 /// I/O port of COM2, the job channel.
 const COM2: u16 = 0x2f8;
@@ -79,7 +79,7 @@ fn run_job(path: &str) -> i32 {
     io.stderr = Sink::stream(Box::new(JobOut(Kind::Stderr)));
     let mut full = alloc::vec![String::from("wasm")];
     full.extend(argv);
-    crate::wasm::command(&mut shell, &full, &mut io)
+    crate::proc::wasm::command(&mut shell, &full, &mut io)
 }
 
 /// Sends `data` as frames of `kind`.

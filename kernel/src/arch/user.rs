@@ -24,7 +24,7 @@ use x86_64::structures::idt::InterruptStackFrame;
 use x86_64::structures::paging::PhysFrame;
 use x86_64::{PhysAddr, VirtAddr};
 
-use crate::memory::{self, FRAMES};
+use crate::mm::memory::{self, FRAMES};
 
 const PAGE: u64 = 4096;
 /// First and last+1 PML4 slots of the user half.
@@ -285,7 +285,7 @@ keel_user_leave:
     pop rbp
     ret
     "#,
-    kernel_page_fault = sym crate::cpu::page_fault,
+    kernel_page_fault = sym crate::arch::cpu::page_fault,
 );
 
 extern "C" {

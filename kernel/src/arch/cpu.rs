@@ -13,7 +13,7 @@ use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, Pag
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::VirtAddr;
 
-use crate::serial::emergency_write;
+use crate::drivers::serial::emergency_write;
 
 /// IST slot used by the double-fault handler.
 const DOUBLE_FAULT_IST: u16 = 0;
@@ -94,7 +94,7 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
     unsafe {
         idt.double_fault.set_handler_fn(double_fault).set_stack_index(DOUBLE_FAULT_IST);
         idt.page_fault
-            .set_handler_addr(VirtAddr::new(crate::user::keel_page_fault_entry as *const () as u64))
+            .set_handler_addr(VirtAddr::new(crate::arch::user::keel_page_fault_entry as *const () as u64))
             .set_stack_index(PAGE_FAULT_IST);
     }
     idt[IRQ_TIMER].set_handler_fn(timer_interrupt);
@@ -163,7 +163,7 @@ fn ioapic_write(base: u64, reg: u32, value: u32) {
 
 /// The I/O APIC that receives `gsi` (24 pins each) and the pin: (register window, pin).
 fn ioapic_pin(gsi: u32) -> Option<(u64, u32)> {
-    crate::acpi::get()?
+    crate::arch::acpi::get()?
         .io_apics()
         .find(|io| gsi >= io.gsi_base && gsi < io.gsi_base + 24 && io.addr < (4 << 30))
         .map(|io| (io.addr, gsi - io.gsi_base))
@@ -268,11 +268,11 @@ pub fn start_lapic_timer(hz: u64, wait_ms: impl Fn(u64)) {
 }
 
 extern "x86-interrupt" fn lapic_timer_interrupt(mut frame: InterruptStackFrame) {
-    crate::time::on_tick();
-    crate::aot::tick();
+    crate::arch::time::on_tick();
+    crate::proc::aot::tick();
     // End of interrupt for the local APIC.
     lapic_write(0xb0, 0);
-    crate::task::on_tick();
+    crate::sched::task::on_tick();
     stop_killed_user(&mut frame);
 }
 
@@ -290,7 +290,7 @@ pub fn init() {
     }
     IDT.load();
     // SAFETY: the address of the TSS's rsp0 slot, a static; only `user` writes it.
-    crate::user::init(unsafe { &raw mut TSS.privilege_stack_table[0] }.cast::<u64>());
+    crate::arch::user::init(unsafe { &raw mut TSS.privilege_stack_table[0] }.cast::<u64>());
     init_local_apic();
     let mut pics = PICS.lock();
     // SAFETY: programs the 8259 PICs; vectors 32..48 have handlers in the IDT.
@@ -317,31 +317,31 @@ fn init_local_apic() {
 }
 
 extern "x86-interrupt" fn timer_interrupt(mut frame: InterruptStackFrame) {
-    crate::time::on_tick();
-    crate::aot::tick();
+    crate::arch::time::on_tick();
+    crate::proc::aot::tick();
     // SAFETY: IRQ_TIMER came from the PIC.
     unsafe { PICS.lock().notify_end_of_interrupt(IRQ_TIMER) };
     // After the end-of-interrupt: this may switch to another task.
-    crate::task::on_tick();
+    crate::sched::task::on_tick();
     stop_killed_user(&mut frame);
 }
 
 /// A native program killed (Ctrl-C, `kill`) while it computes in user mode is stopped at the
 /// next tick: it leaves user mode as if it had trapped.
 fn stop_killed_user(frame: &mut InterruptStackFrame) {
-    if frame.code_segment.0 & 3 == 3 && crate::task::killed_now() {
-        crate::user::trap_from_user(frame, crate::user::KILLED, 0, 0);
+    if frame.code_segment.0 & 3 == 3 && crate::sched::task::killed_now() {
+        crate::arch::user::trap_from_user(frame, crate::arch::user::KILLED, 0, 0);
     }
 }
 
 extern "x86-interrupt" fn com1_interrupt(_frame: InterruptStackFrame) {
-    crate::serial::on_interrupt();
+    crate::drivers::serial::on_interrupt();
     // SAFETY: IRQ_COM1 came from the PIC.
     unsafe { PICS.lock().notify_end_of_interrupt(IRQ_COM1) };
 }
 
 extern "x86-interrupt" fn com2_interrupt(_frame: InterruptStackFrame) {
-    crate::job::on_interrupt();
+    crate::proc::job::on_interrupt();
     // SAFETY: IRQ_COM2 came from the PIC.
     unsafe { PICS.lock().notify_end_of_interrupt(IRQ_COM2) };
 }
@@ -361,7 +361,7 @@ pub fn set_irq_masked(irq: u8, masked: bool) {
 }
 
 extern "x86-interrupt" fn keyboard_interrupt(_frame: InterruptStackFrame) {
-    crate::console::on_keyboard_interrupt();
+    crate::drivers::console::on_keyboard_interrupt();
     // SAFETY: IRQ_KEYBOARD came from the PIC.
     unsafe { PICS.lock().notify_end_of_interrupt(IRQ_KEYBOARD) };
 }
@@ -380,7 +380,7 @@ extern "x86-interrupt" fn spurious_slave(_frame: InterruptStackFrame) {
 fn backtrace(mut rbp: u64, out: &mut dyn Write) {
     let _ = writeln!(out, "backtrace (addr2line -e target/keel/keel.elf ADDR):");
     for _ in 0..16 {
-        if rbp == 0 || rbp % 8 != 0 || !crate::memory::is_kernel_readable(rbp, 16) {
+        if rbp == 0 || rbp % 8 != 0 || !crate::mm::memory::is_kernel_readable(rbp, 16) {
             break;
         }
         // SAFETY: `rbp` is aligned and lies in mapped kernel memory (checked above); with frame
@@ -432,12 +432,12 @@ fn fatal(name: &str, frame: &InterruptStackFrame, error: Option<u64>, extra: &st
         let _ = writeln!(out, "    {extra}");
     }
     let rbp = current_rbp();
-    if crate::memory::is_kernel_readable(rbp, 8) {
+    if crate::mm::memory::is_kernel_readable(rbp, 8) {
         // SAFETY: checked readable; [rbp] is the interrupted code's frame pointer.
         let interrupted = unsafe { *(rbp as *const u64) };
         backtrace(interrupted, &mut out);
     }
-    crate::power::halt_after_fault()
+    crate::arch::power::halt_after_fault()
 }
 
 /// Exceptions report and stop the machine, unless a native program caused them in user mode:
@@ -445,14 +445,14 @@ fn fatal(name: &str, frame: &InterruptStackFrame, error: Option<u64>, extra: &st
 macro_rules! report {
     ($fn:ident, $name:expr, $vec:expr) => {
         extern "x86-interrupt" fn $fn(mut frame: InterruptStackFrame) {
-            if !crate::user::trap_from_user(&mut frame, $vec, 0, 0) {
+            if !crate::arch::user::trap_from_user(&mut frame, $vec, 0, 0) {
                 fatal($name, &frame, None, "");
             }
         }
     };
     ($fn:ident, $name:expr, $vec:expr, error) => {
         extern "x86-interrupt" fn $fn(mut frame: InterruptStackFrame, code: u64) {
-            if !crate::user::trap_from_user(&mut frame, $vec, code, 0) {
+            if !crate::arch::user::trap_from_user(&mut frame, $vec, code, 0) {
                 fatal($name, &frame, Some(code), "");
             }
         }
@@ -460,11 +460,11 @@ macro_rules! report {
 }
 
 extern "x86-interrupt" fn divide_error(mut frame: InterruptStackFrame) {
-    if crate::user::trap_from_user(&mut frame, 0, 0, 0) {
+    if crate::arch::user::trap_from_user(&mut frame, 0, 0, 0) {
         return;
     }
     // A division by zero in compiled WASM code is the guest's trap.
-    if !crate::aot::redirect_trap(&mut frame, None) {
+    if !crate::proc::aot::redirect_trap(&mut frame, None) {
         fatal("divide error (#DE)", &frame, None, "");
     }
 }
@@ -473,11 +473,11 @@ report!(nmi, "non-maskable interrupt", 2);
 report!(overflow, "overflow (#OF)", 4);
 report!(bound_range, "bound range exceeded (#BR)", 5);
 extern "x86-interrupt" fn invalid_opcode(mut frame: InterruptStackFrame) {
-    if crate::user::trap_from_user(&mut frame, 6, 0, 0) {
+    if crate::arch::user::trap_from_user(&mut frame, 6, 0, 0) {
         return;
     }
     // `ud2` in compiled WASM code is how it traps.
-    if !crate::aot::redirect_trap(&mut frame, None) {
+    if !crate::proc::aot::redirect_trap(&mut frame, None) {
         fatal("invalid opcode (#UD)", &frame, None, "");
     }
 }
@@ -491,7 +491,7 @@ report!(alignment_check, "alignment check (#AC)", 17, error);
 report!(simd_floating_point, "SIMD floating-point exception (#XM)", 19);
 
 extern "x86-interrupt" fn breakpoint(mut frame: InterruptStackFrame) {
-    if crate::user::trap_from_user(&mut frame, 3, 0, 0) {
+    if crate::arch::user::trap_from_user(&mut frame, 3, 0, 0) {
         return;
     }
     emergency_write(format_args!("breakpoint at {:#x}\n", frame.instruction_pointer.as_u64()));
@@ -505,17 +505,17 @@ extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) ->
 pub(crate) extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageFaultErrorCode) {
     let addr = Cr2::read_raw();
     // A native program's bad access ends that program.
-    if crate::user::trap_from_user(&mut frame, 14, code.bits(), addr) {
+    if crate::arch::user::trap_from_user(&mut frame, 14, code.bits(), addr) {
         return;
     }
     // An access past a linear memory by compiled WASM code: the guest's trap.
-    if crate::aot::redirect_trap(&mut frame, Some(addr)) {
+    if crate::proc::aot::redirect_trap(&mut frame, Some(addr)) {
         return;
     }
     // No heap here: the fault may have hit while the heap lock was held.
     let mut extra = FixedBuf { data: [0; 256], len: 0 };
     let _ = write!(extra, "address {addr:#018x} ({:?})", code);
-    if let Some(what) = crate::memory::guard_page_owner(addr) {
+    if let Some(what) = crate::mm::memory::guard_page_owner(addr) {
         let _ = write!(extra, "\n    stack overflow: the address is in the guard page of {what}");
     }
     fatal("page fault (#PF)", &frame, Some(code.bits()), extra.as_str())

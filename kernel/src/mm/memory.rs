@@ -15,7 +15,7 @@ use x86_64::structures::paging::{
 };
 use x86_64::{PhysAddr, VirtAddr};
 
-use crate::boot::BootInfo;
+use crate::arch::boot::BootInfo;
 
 /// The boot stub identity-maps physical memory up to here.
 pub const IDENTITY_LIMIT: u64 = 4 << 30;

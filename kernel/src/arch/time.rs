@@ -65,7 +65,7 @@ fn pit_counts() -> bool {
 /// Starts the local APIC timer as the tick when there is no PIT (the TSC is calibrated by now).
 pub fn start_tick() {
     if LAPIC_TICK.load(Ordering::Relaxed) {
-        crate::cpu::start_lapic_timer(TICK_HZ, |ms| {
+        crate::arch::cpu::start_lapic_timer(TICK_HZ, |ms| {
             let end = uptime_ns() + ms * 1_000_000;
             while uptime_ns() < end {
                 core::hint::spin_loop();
@@ -141,7 +141,7 @@ struct Counter {
 
 /// The HPET's main counter, enabled, or None.
 fn hpet_counter() -> Option<Counter> {
-    let base = crate::acpi::get()?.hpet?;
+    let base = crate::arch::acpi::get()?.hpet?;
     HPET_BASE.store(base, Ordering::Relaxed);
     // SAFETY: the ACPI HPET table names this MMIO block (identity-mapped below 4 GiB); offset 0
     // is the capabilities register, 0x10 the configuration (bit 0 starts the counter).
@@ -168,7 +168,7 @@ static PM_TIMER_PORT: AtomicU64 = AtomicU64::new(0);
 
 /// The ACPI PM timer (3.579545 MHz, I/O port), or None.
 fn pm_timer_counter() -> Option<Counter> {
-    let (reg, wide) = crate::acpi::get()?.pm_timer?;
+    let (reg, wide) = crate::arch::acpi::get()?.pm_timer?;
     if reg.space != keel_boot::acpi::Space::Io || reg.addr > 0xffff {
         return None;
     }

@@ -15,7 +15,7 @@ use x86_64::registers::rflags::RFlags;
 use x86_64::structures::idt::InterruptStackFrame;
 use x86_64::VirtAddr;
 
-use crate::memory::{self, Access};
+use crate::mm::memory::{self, Access};
 use keel_wasm::Program;
 
 // `pub const KEY: Option<[u8; 32]>`: the key `cargo xtask build` generated for this build.
@@ -283,7 +283,7 @@ const WRITER: usize = usize::MAX;
 pub extern "C" fn wasmtime_sync_lock_acquire(lock: *mut usize) {
     let w = lock_word(lock);
     while w.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
-        crate::task::yield_now();
+        crate::sched::task::yield_now();
     }
 }
 
@@ -305,7 +305,7 @@ pub extern "C" fn wasmtime_sync_rwlock_read(lock: *mut usize) {
         {
             return;
         }
-        crate::task::yield_now();
+        crate::sched::task::yield_now();
     }
 }
 
@@ -318,7 +318,7 @@ pub extern "C" fn wasmtime_sync_rwlock_read_release(lock: *mut usize) {
 pub extern "C" fn wasmtime_sync_rwlock_write(lock: *mut usize) {
     let w = lock_word(lock);
     while w.compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed).is_err() {
-        crate::task::yield_now();
+        crate::sched::task::yield_now();
     }
 }
 

@@ -12,8 +12,8 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 use x86_64::instructions::interrupts;
 
-use crate::memory::{self, KernelStack};
-use crate::time;
+use crate::arch::time;
+use crate::mm::memory::{self, KernelStack};
 
 /// A task identifier (what `ps` shows as PID).
 pub type Pid = u64;
@@ -227,9 +227,9 @@ extern "C" fn task_start() -> ! {
         core::arch::asm!("fninit", "ldmxcsr [{0}]", in(reg) &mxcsr, options(nostack));
     }
     // No wasmtime activation yet (the globals still hold the previous task's).
-    crate::aot::tls_restore([core::ptr::null_mut(); 2]);
+    crate::proc::aot::tls_restore([core::ptr::null_mut(); 2]);
     // Nor an address space of its own.
-    crate::user::start_task();
+    crate::arch::user::start_task();
     let job = with_sched(|s| {
         let cur = s.current;
         s.tasks.get_mut(&cur).and_then(|t| t.entry.take())
@@ -523,9 +523,9 @@ fn schedule() {
     };
     let Some(((save_rsp, save_fx), load_rsp)) = switch else { return };
     // wasmtime's thread-local words belong to this task: kept on its stack while others run.
-    let tls = crate::aot::tls_save();
+    let tls = crate::proc::aot::tls_save();
     // So do its address space, user-mode kernel stack and thread pointer (native programs).
-    let user = crate::user::save();
+    let user = crate::arch::user::save();
     // SAFETY: both tasks live in boxes owned by the scheduler that are not freed while either
     // can run (dead tasks keep their box; only their stack is freed once we are off it).
     // fxsave/fxrstor use the 16-byte aligned 512-byte areas of those tasks. Interrupts are off.
@@ -535,8 +535,8 @@ fn schedule() {
         // Back on this task: restore its FPU/SSE state.
         core::arch::asm!("fxrstor64 [{0}]", in(reg) save_fx, options(nostack));
     }
-    crate::user::restore(user);
-    crate::aot::tls_restore(tls);
+    crate::arch::user::restore(user);
+    crate::proc::aot::tls_restore(tls);
 }
 
 /// One line of `ps`.

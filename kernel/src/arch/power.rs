@@ -59,9 +59,9 @@ fn enter_acpi_mode(pm1a: Register, enable: Option<(u16, u8)>) {
     }
     // SAFETY: the FADT's SMI command port and the value it gives for entering ACPI mode.
     unsafe { Port::<u8>::new(smi).write(value) };
-    let end = crate::time::uptime_ns() + 1_000_000_000;
+    let end = crate::arch::time::uptime_ns() + 1_000_000_000;
     // SAFETY: as above, polling SCI_EN.
-    while unsafe { control.read() } & 1 == 0 && crate::time::uptime_ns() < end {
+    while unsafe { control.read() } & 1 == 0 && crate::arch::time::uptime_ns() < end {
         core::hint::spin_loop();
     }
 }
@@ -69,9 +69,11 @@ fn enter_acpi_mode(pm1a: Register, enable: Option<(u16, u8)>) {
 /// ACPI S5 as the tables describe it: the sleep control register (hardware-reduced ACPI,
 /// microvm) or PM1a/PM1b control with `\_S5`'s sleep types.
 fn acpi_power_off() {
-    let Some(acpi) = crate::acpi::get() else { return };
+    let Some(acpi) = crate::arch::acpi::get() else { return };
     if let Some(reg) = acpi.sleep_control {
-        crate::serial::emergency_write(format_args!("power off: ACPI S5 through the sleep control register\n"));
+        crate::drivers::serial::emergency_write(format_args!(
+            "power off: ACPI S5 through the sleep control register\n"
+        ));
         // Without a DSDT word, S5 is conventionally sleep type 5.
         let value = acpi.s5_sleep_control_value().unwrap_or((5 << 2) | 0x20);
         write_register(reg, value.into());
@@ -79,7 +81,9 @@ fn acpi_power_off() {
     }
     if let (Some(pm1a), Some((a, b))) = (acpi.pm1a_control, acpi.s5_pm1_values()) {
         enter_acpi_mode(pm1a, acpi.acpi_enable);
-        crate::serial::emergency_write(format_args!("power off: ACPI S5 through PM1 control (\\_S5 = {a:#x})\n"));
+        crate::drivers::serial::emergency_write(format_args!(
+            "power off: ACPI S5 through PM1 control (\\_S5 = {a:#x})\n"
+        ));
         write_register(pm1a, a.into());
         if let Some(pm1b) = acpi.pm1b_control {
             write_register(pm1b, b.into());
@@ -92,7 +96,7 @@ fn acpi_power_off() {
 /// pc/q35's PM1a port; finally debug-exit.
 pub fn shutdown() -> ! {
     x86_64::instructions::interrupts::disable();
-    if crate::acpi::get().is_some() {
+    if crate::arch::acpi::get().is_some() {
         acpi_power_off();
     } else {
         // SAFETY: microvm's GED sleep-control register: SLP_TYP=5 (S5) | SLP_EN. On machines
@@ -104,7 +108,7 @@ pub fn shutdown() -> ! {
         // QEMU acts on a shutdown request asynchronously: give it a moment before the fallback.
         wait_ms(200);
     }
-    crate::serial::emergency_write(format_args!(
+    crate::drivers::serial::emergency_write(format_args!(
         "power off: the machine did not turn off; leaving through debug-exit\n"
     ));
     exit_qemu(0)
@@ -114,7 +118,7 @@ pub fn shutdown() -> ! {
 /// (pc/q35), and as a last resort a triple fault.
 pub fn reboot() -> ! {
     x86_64::instructions::interrupts::disable();
-    if let Some((reg, value)) = crate::acpi::get().and_then(|a| a.reset) {
+    if let Some((reg, value)) = crate::arch::acpi::get().and_then(|a| a.reset) {
         write_register(reg, value.into());
         wait_ms(100);
     }
@@ -146,8 +150,8 @@ pub fn halt_after_fault() -> ! {
 
 /// Busy-waits (interrupts may be off, so the TSC clock is used).
 fn wait_ms(ms: u64) {
-    let end = crate::time::uptime_ns() + ms * 1_000_000;
-    while crate::time::uptime_ns() < end {
+    let end = crate::arch::time::uptime_ns() + ms * 1_000_000;
+    while crate::arch::time::uptime_ns() < end {
         core::hint::spin_loop();
     }
 }

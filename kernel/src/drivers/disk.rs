@@ -15,14 +15,14 @@ use spin::Mutex;
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
 use virtio_drivers::transport::SomeTransport;
 
-use crate::cpu::IrqSource;
-use crate::virtio::KeelHal;
-use crate::{fs, task, time};
+use crate::arch::cpu::IrqSource;
+use crate::drivers::virtio::KeelHal;
+use crate::{arch::time, fs, sched::task};
 
 /// Block cache per mounted disk: 1/32 of RAM, from 64 blocks of 4 KiB (256 KiB) to 4096
 /// (16 MiB); half of it dirty at most.
 fn cache_blocks() -> usize {
-    let (total_pages, _) = crate::memory::frame_stats();
+    let (total_pages, _) = crate::mm::memory::frame_stats();
     (total_pages as usize / 32).clamp(64, 4096)
 }
 
@@ -57,7 +57,7 @@ fn wait(blk: &mut VirtIOBlk<KeelHal, SomeTransport<'static>>, irq: Option<IrqSou
                 task::sleep_for(task::EVENT_DISK, time::uptime_ns() + 10_000_000);
                 blk.ack_interrupt();
                 if matches!(src, IrqSource::PicLine(_)) {
-                    crate::cpu::set_device_irq_masked(src, false);
+                    crate::arch::cpu::set_device_irq_masked(src, false);
                 }
             }
             _ => core::hint::spin_loop(),
@@ -134,7 +134,7 @@ fn on_interrupt() {
     }
     for src in DISK_IRQS.try_lock().iter().flat_map(|v| v.iter()) {
         if matches!(src, IrqSource::PicLine(_)) {
-            crate::cpu::set_device_irq_masked(*src, true);
+            crate::arch::cpu::set_device_irq_masked(*src, true);
         }
     }
     task::wake_waiters(task::EVENT_DISK);
@@ -175,7 +175,7 @@ pub fn add(transport: SomeTransport<'static>, place: String, irq: Option<IrqSour
             irqs.push(src);
         }
         drop(irqs);
-        crate::cpu::route_device_irq(src, on_interrupt)
+        crate::arch::cpu::route_device_irq(src, on_interrupt)
     });
     blk.enable_interrupts();
     log::info!(

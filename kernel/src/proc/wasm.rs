@@ -13,8 +13,8 @@ use keel_wasm::cli::{EngineChoice, WasmArgs, USAGE};
 use keel_wasm::runner::{self, Interrupted, Outcome};
 use keel_wasm::{Limits, Process, Program};
 
-use crate::aot::{self, Contents};
-use crate::{fs, memory, random, time};
+use crate::proc::aot::{self, Contents};
+use crate::{arch::time, fs, mm::memory, random};
 
 /// Exit status when a program cannot be loaded.
 const STATUS_CANNOT_RUN: i32 = 126;
@@ -106,7 +106,7 @@ impl runner::Host for RunHost<'_, '_> {
         // look at Ctrl-C and the stack's timers again.
         let now = time::uptime_ns();
         let end = self.cap(deadline).map_or(now + 100_000_000, |d| d.min(now + 100_000_000));
-        crate::task::sleep_for(crate::task::EVENT_NET | crate::task::EVENT_INPUT, end);
+        crate::sched::task::sleep_for(crate::sched::task::EVENT_NET | crate::sched::task::EVENT_INPUT, end);
         if self.io.interrupted() || self.timed_out() {
             return Err(Interrupted);
         }
@@ -114,11 +114,11 @@ impl runner::Host for RunHost<'_, '_> {
     }
 
     fn stats(&mut self, memory: usize, _fuel: u64) {
-        crate::task::set_mem(memory as u64);
+        crate::sched::task::set_mem(memory as u64);
     }
 
     fn yield_now(&mut self) {
-        crate::task::yield_now();
+        crate::sched::task::yield_now();
     }
 
     fn interrupted(&mut self) -> bool {
@@ -177,7 +177,7 @@ pub fn programs_on_path(shell: &Shell) -> Vec<String> {
             for e in entries {
                 if let Some(n) = e.name.strip_suffix(".wasm") {
                     out.push(n.to_string());
-                } else if e.kind == FileType::File && crate::native::is_native(dir, &e.name) {
+                } else if e.kind == FileType::File && crate::proc::native::is_native(dir, &e.name) {
                     out.push(e.name);
                 }
             }
@@ -297,7 +297,7 @@ fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> 
     let mut args = alloc::vec![argv0];
     args.extend(a.args.iter().cloned());
     let tty = [matches!(io.stdin, Source::Terminal), io.stdout_is_terminal(), true];
-    let mut sockets = crate::netcmd::WasiSockets::default();
+    let mut sockets = crate::net::cmd::WasiSockets::default();
     let mut listeners = Vec::new();
     for (addr, port) in &a.listen {
         match sockets.listen(addr, *port) {
@@ -327,9 +327,9 @@ fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> 
         }
     };
     let mut host = RunHost { io, until: a.timeout_ns.map(|t| time::uptime_ns().saturating_add(t)) };
-    crate::task::set_engine(program.engine_name());
+    crate::sched::task::set_engine(program.engine_name());
     let outcome = runner::run_with_budget(&mut process, &mut host, a.fuel);
-    crate::task::set_engine("");
+    crate::sched::task::set_engine("");
     let timed_out = host.timed_out();
     let io = host.io;
     if process.memory_limit_hit() {
@@ -363,7 +363,7 @@ fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> 
         Outcome::Interrupted => {
             if io.output_broken() {
                 1
-            } else if crate::task::killed() && !crate::serial::interrupt_pending() {
+            } else if crate::sched::task::killed() && !crate::drivers::serial::interrupt_pending() {
                 STATUS_KILLED
             } else {
                 STATUS_INTERRUPTED

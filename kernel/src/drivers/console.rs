@@ -40,7 +40,7 @@ pub fn init(display: Option<Display>) {
         };
         let end = addr.checked_add(surface.len() as u64);
         if let (Some(painter), Some(end)) = (Painter::new(surface), end) {
-            if addr >= 0x1000 && end <= crate::memory::IDENTITY_LIMIT {
+            if addr >= 0x1000 && end <= crate::mm::memory::IDENTITY_LIMIT {
                 // SAFETY: the loader's framebuffer: `len` bytes of device memory at `addr`,
                 // identity-mapped (checked above), used by nothing else for the rest of the
                 // kernel's life, so one 'static mutable slice over it is sound.
@@ -145,5 +145,5 @@ pub fn on_keyboard_interrupt() {
             _ => return,
         },
     };
-    crate::serial::push_input(bytes);
+    crate::drivers::serial::push_input(bytes);
 }

@@ -14,7 +14,7 @@ use keel_shell::exec::{Io, Shell};
 use keel_vfs::OpenOptions;
 
 use crate::net::{self, Waited};
-use crate::{fs, time};
+use crate::{arch::time, fs};
 
 fn now_ms() -> u64 {
     time::uptime_ns() / 1_000_000
@@ -22,7 +22,7 @@ fn now_ms() -> u64 {
 
 /// Ctrl-C or kill: what stops a network command.
 fn stopped() -> bool {
-    crate::serial::interrupt_pending() || crate::task::killed()
+    crate::drivers::serial::interrupt_pending() || crate::sched::task::killed()
 }
 
 const NO_CARD: &str = "no network card (cargo xtask run gives Keel one unless --no-net)";
@@ -43,8 +43,8 @@ pub fn ip(io: &mut Io<'_>) -> i32 {
         let k = n.counters();
         let mac = c.mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")).unwrap_or_default();
         let irq = match n.irq {
-            Some(crate::cpu::IrqSource::Gsi(g)) => format!("I/O APIC GSI {g}"),
-            Some(crate::cpu::IrqSource::PicLine(l)) => format!("PIC line {l}"),
+            Some(crate::arch::cpu::IrqSource::Gsi(g)) => format!("I/O APIC GSI {g}"),
+            Some(crate::arch::cpu::IrqSource::PicLine(l)) => format!("PIC line {l}"),
             None => String::from("none (polled)"),
         };
         let taken = net::INTERRUPTS.load(core::sync::atomic::Ordering::Relaxed);

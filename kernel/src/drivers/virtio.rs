@@ -14,8 +14,8 @@ use virtio_drivers::transport::{DeviceType, SomeTransport, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 use x86_64::instructions::interrupts;
 
-use crate::cpu::IrqSource;
-use crate::memory::FRAMES;
+use crate::arch::cpu::IrqSource;
+use crate::mm::memory::FRAMES;
 
 /// microvm's virtio-mmio window: 24 transports of 512 bytes.
 const MMIO_BASE: u64 = 0xfeb0_0000;
@@ -54,7 +54,7 @@ unsafe impl Hal for KeelHal {
 
     unsafe fn mmio_phys_to_virt(paddr: PhysAddr, size: usize) -> NonNull<u8> {
         // Device memory above the boot identity map (64-bit BARs under UEFI) is mapped first.
-        if !crate::memory::map_mmio(paddr, size as u64) {
+        if !crate::mm::memory::map_mmio(paddr, size as u64) {
             log::error!("cannot map device memory at {paddr:#x}");
         }
         NonNull::new(paddr as *mut u8).unwrap_or(NonNull::dangling())
@@ -64,7 +64,7 @@ unsafe impl Hal for KeelHal {
         // Heap buffers are identity-mapped; a driver's request header on a task stack is not
         // (virtio-drivers' blocking calls keep theirs there).
         let virt = buffer.as_ptr() as *mut u8 as u64;
-        match crate::memory::virt_to_phys(virt) {
+        match crate::mm::memory::virt_to_phys(virt) {
             Some(phys) => phys,
             None => {
                 log::error!("virtio: buffer at {virt:#x} is not mapped");
@@ -123,7 +123,7 @@ pub struct Found {
 /// microvm wires its virtio-mmio slots to the second I/O APIC (GSI 24 + slot) when it has one
 /// (its default), else to GSI 5 + slot.
 fn microvm_slot_irq(slot: u64) -> IrqSource {
-    let two_ioapics = crate::acpi::get().is_some_and(|a| a.ioapics >= 2);
+    let two_ioapics = crate::arch::acpi::get().is_some_and(|a| a.ioapics >= 2);
     IrqSource::Gsi(if two_ioapics { 24 + slot as u32 } else { 5 + slot as u32 })
 }
 
@@ -154,7 +154,7 @@ fn transports(cmdline: &str) -> Vec<Found> {
         }
     }
     let before = out.len();
-    out.extend(crate::pci::virtio_devices().into_iter().map(|(d, t)| Found {
+    out.extend(crate::drivers::pci::virtio_devices().into_iter().map(|(d, t)| Found {
         place: alloc::format!("PCI {}", d.at),
         irq: d.irq_line.map(IrqSource::PicLine),
         transport: SomeTransport::from(t),
@@ -177,7 +177,7 @@ pub fn find_devices(cmdline: &str) -> Vec<(String, String, NinePTransport)> {
             continue;
         }
         if transport.device_type() == DeviceType::Block {
-            crate::disk::add(transport, place, irq);
+            crate::drivers::disk::add(transport, place, irq);
             continue;
         }
         if transport.device_type() != DeviceType::_9P {

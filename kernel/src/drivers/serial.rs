@@ -92,7 +92,7 @@ pub fn write_raw(data: &[u8]) {
                 port.send_raw(b);
             }
         }
-        crate::console::write(data);
+        crate::drivers::console::write(data);
     });
 }
 
@@ -109,7 +109,7 @@ pub fn push_input(bytes: &[u8]) {
             }
         }
         drop(input);
-        crate::task::wake_input_waiters();
+        crate::sched::task::wake_input_waiters();
     });
 }
 
@@ -139,14 +139,14 @@ fn drain_uart() {
     let full = input.len >= RING_SIZE;
     if full != PAUSED.load(Ordering::Relaxed) {
         PAUSED.store(full, Ordering::Relaxed);
-        crate::cpu::set_irq_masked(COM1_IRQ, full);
+        crate::arch::cpu::set_irq_masked(COM1_IRQ, full);
     }
 }
 
 /// Called from the COM1 interrupt.
 pub fn on_interrupt() {
     drain_uart();
-    crate::task::wake_input_waiters();
+    crate::sched::task::wake_input_waiters();
 }
 
 /// Marks whether a command runs (Ctrl-C interrupts it) or the line editor reads (Ctrl-C is a key).
@@ -184,7 +184,7 @@ pub fn read_interruptible() -> Option<u8> {
         }
         // Let other tasks run (the idle task halts the CPU when nobody needs it) until input
         // arrives: the receive interrupt wakes us; the timeout covers Ctrl-C and lost wake-ups.
-        crate::task::sleep_for_input(crate::time::uptime_ns() + 20_000_000);
+        crate::sched::task::sleep_for_input(crate::arch::time::uptime_ns() + 20_000_000);
     }
 }
 
@@ -215,7 +215,7 @@ impl Write for Console {
 #[macro_export]
 macro_rules! kprint {
     ($($arg:tt)*) => {{
-        let _ = core::fmt::Write::write_fmt(&mut $crate::serial::Console, format_args!($($arg)*));
+        let _ = core::fmt::Write::write_fmt(&mut $crate::drivers::serial::Console, format_args!($($arg)*));
     }};
 }
 
@@ -260,7 +260,7 @@ impl log::Log for Logger {
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            let ms = crate::time::uptime_ns() / 1_000_000;
+            let ms = crate::arch::time::uptime_ns() / 1_000_000;
             kprintln!("[{:>5}.{:03}] {:<5} {}", ms / 1000, ms % 1000, record.level(), record.args());
         }
     }

@@ -15,8 +15,8 @@ use keel_shell::exec::STATUS_INTERRUPTED;
 use keel_shell::{Io, Shell, Source};
 use keel_vfs::{FileType, Lookup, OpenOptions};
 
-use crate::user::{self, AddressSpace, Exit, UserRegs};
-use crate::{fs, memory, random, task, time};
+use crate::arch::user::{self, AddressSpace, Exit, UserRegs};
+use crate::{arch::time, fs, mm::memory, random, sched::task};
 
 /// Exit status when a program cannot be loaded.
 const STATUS_CANNOT_RUN: i32 = 126;
@@ -352,7 +352,7 @@ fn place(rip: u64, base: u64) -> String {
 fn stopped_status(io: &mut Io<'_>) -> i32 {
     if io.output_broken() {
         1
-    } else if task::killed() && !crate::serial::interrupt_pending() {
+    } else if task::killed() && !crate::drivers::serial::interrupt_pending() {
         STATUS_KILLED
     } else {
         STATUS_INTERRUPTED
@@ -366,7 +366,7 @@ pub fn trace_command(shell: &Shell, argv: &[String], io: &mut Io<'_>) -> i32 {
         return 2;
     };
     let cwd = keel_commands::cwd(shell);
-    let file = if prog.contains('/') { Some(prog.clone()) } else { crate::wasm::find_on_path(shell, prog) };
+    let file = if prog.contains('/') { Some(prog.clone()) } else { crate::proc::wasm::find_on_path(shell, prog) };
     let Some(file) = file.filter(|f| is_native(&cwd, f)) else {
         io.eprint(format_args!("trace: {prog}: not a native program (trace follows Linux system calls)\n"));
         return 127;

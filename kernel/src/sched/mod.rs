@@ -1,0 +1,3 @@
+//! Scheduling: tasks, the context switch, wait queues (per-CPU run queues will live here).
+
+pub(crate) mod task;
