@@ -73,9 +73,11 @@ pub struct UserRegs {
     _pad: [u64; 2],
     fx: [u8; 512],
     /// Every register must come back (after a page fault: `iretq`); else `sysret` (after a
-    /// system call, which clobbers rcx and r11 by definition).
+    /// system call, which clobbers rcx and r11 by definition). At offset 672 (the stub reads it).
     full: bool,
 }
+
+const _: () = assert!(core::mem::offset_of!(UserRegs, fx) == 160 && core::mem::offset_of!(UserRegs, full) == 672);
 
 pub const RAX: usize = 0;
 pub const RDX: usize = 3;
@@ -119,7 +121,9 @@ global_asm!(
     r#"
     .section .text.keel_user, "ax"
     .global keel_user_run
-    // keel_user_run(regs: *mut UserRegs [rdi]) -> u64: 0 after a system call, 1 after a trap.
+    // keel_user_run(regs: *mut UserRegs [rdi]) -> u64: 0 after a system call, 1 after a trap,
+    // 2 after a page fault. `regs.full` chooses how user mode is entered: sysret (after a
+    // system call, which defines rcx and r11 as clobbered) or iretq (every register back).
 keel_user_run:
     cli
     push rbp
@@ -137,6 +141,8 @@ keel_user_run:
     mov [rax], rsp
     swapgs
     fxrstor64 [rdi + 160]
+    cmp byte ptr [rdi + 672], 0
+    jne 2f
     mov rcx, [rdi + 128]
     mov r11, [rdi + 136]
     mov rax, [rdi + 0]
@@ -155,23 +161,7 @@ keel_user_run:
     mov rdi, [rdi + 40]
     sysretq
 
-    // keel_user_resume(regs): as keel_user_run, but every register comes back (iretq).
-    .global keel_user_resume
-keel_user_resume:
-    cli
-    push rbp
-    push rbx
-    push r12
-    push r13
-    push r14
-    push r15
-    push rdi
-    swapgs
-    mov qword ptr gs:[0], rsp
-    mov rax, qword ptr gs:[16]
-    mov [rax], rsp
-    swapgs
-    fxrstor64 [rdi + 160]
+2:
     push 0x1b
     push qword ptr [rdi + 56]
     push qword ptr [rdi + 136]
@@ -290,7 +280,6 @@ keel_user_leave:
 
 extern "C" {
     fn keel_user_run(regs: *mut UserRegs) -> u64;
-    fn keel_user_resume(regs: *mut UserRegs) -> u64;
     /// The page-fault vector's entry (for the IDT).
     pub fn keel_page_fault_entry();
     fn keel_syscall_entry();
@@ -342,13 +331,7 @@ pub fn init(tss_rsp0: *mut u64) {
 pub fn run(regs: &mut UserRegs) -> Exit {
     // SAFETY: `regs` is valid for the call; the stubs save and restore the callee-saved
     // registers, return with interrupts off and the user's state saved in `regs`.
-    let how = unsafe {
-        if regs.full {
-            keel_user_resume(regs)
-        } else {
-            keel_user_run(regs)
-        }
-    };
+    let how = unsafe { keel_user_run(regs) };
     regs.full = how == 2;
     let exit = match how {
         0 => Exit::Syscall,

@@ -77,6 +77,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("native::crashes_end_only_the_program", native::crashes_end_only_the_program),
     ("native::mmap_stress_gives_pages_back", native::mmap_stress_gives_pages_back),
     ("native::kill_ctrl_c_and_trace", native::kill_ctrl_c_and_trace),
+    ("native::hostile_system_calls", native::hostile_system_calls),
     ("net::fetch_files_and_run_one", net::fetch_files_and_run_one),
     ("net::fetch_failures_are_clear", net::fetch_failures_are_clear),
     ("net::https_with_a_test_ca", net::https_with_a_test_ca),

@@ -178,3 +178,24 @@ pub(super) fn kill_ctrl_c_and_trace(image: &Image) -> Result<(), String> {
     contains(&out, "not a native program")?;
     shutdown(vm)
 }
+
+pub(super) fn hostile_system_calls(image: &Image) -> Result<(), String> {
+    let mut vm = boot(image)?;
+    vm.run("mkdir /tmp/fz; cd /tmp/fz", STEP)?;
+    // Random system calls with random arguments (oops fuzz), three seeds: whatever the program
+    // does to itself, the kernel answers afterwards and gives every page back.
+    for seed in [1, 2, 3] {
+        let out = vm.run(
+            &format!("oops fuzz 20000 {seed} > /dev/null 2> /dev/null; echo status $?"),
+            Duration::from_secs(120),
+        )?;
+        check(out.contains("status "), &format!("fuzz seed {seed} ended"), &out)?;
+    }
+    vm.run("cd /", STEP)?;
+    let out = vm.run("mem", STEP)?;
+    contains(&out, "native:   0 B in pages")?;
+    let out = vm.run("hello-native after; echo alive", STEP)?;
+    contains(&out, "argv[1] = after\n")?;
+    contains(&out, "alive\n")?;
+    shutdown(vm)
+}
