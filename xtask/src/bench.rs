@@ -163,6 +163,7 @@ fn bench_image(image: &Image) -> Result<Image, String> {
     // The same CoreMark as a native program: musl, static PIE, run in user mode.
     crate::native::build_c(&coremark_sources(), &COREMARK_DEFINES, &coremark_musl())?;
     std::fs::copy(coremark_musl(), dir.join("b/coremark-native")).map_err(|e| e.to_string())?;
+    std::fs::copy(build::out_dir().join("bin/hello-native"), dir.join("b/hello-native")).map_err(|e| e.to_string())?;
     // The compiled tier's artefacts, beside their modules (bench.wasm's comes with the build).
     let pairs: Vec<(PathBuf, PathBuf)> = ["b/big-module.wasm", "b/coremark.wasm"]
         .iter()
@@ -585,7 +586,7 @@ pub fn run(args: &[String]) -> Result<i32, String> {
     // Process start: a native hello, typed to exit status.
     let mut hello_native = Vec::new();
     for _ in 0..runs {
-        hello_native.push(keel_time(&mut vm, "hello-native > /dev/null")?.0);
+        hello_native.push(keel_time(&mut vm, "/extra_files/b/hello-native > /dev/null")?.0);
     }
 
     eprintln!("bench: concurrency and I/O");

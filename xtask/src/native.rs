@@ -3,18 +3,24 @@
 //! static position-independent executables.
 //!
 //! Debian's `musl-gcc` wrapper ignores `-static-pie` (it links `Scrt1.o` and asks for an
-//! interpreter), so the C programs are linked by hand: `rcrt1.o` (which relocates the program
-//! itself), musl's `libc.a`, gcc's runtime, and no dynamic linker.
+//! interpreter), so the C programs go through `apps/native/keel-cc`, which links by hand:
+//! `rcrt1.o` (which relocates the program itself), musl's `libc.a`, gcc's runtime, and no dynamic
+//! linker.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::build::{out_dir, root, status};
 
-/// Where Debian's musl-dev puts the static library and start files.
-const MUSL_LIB: &str = "/usr/lib/x86_64-linux-musl";
-const MUSL_INCLUDE: &str = "/usr/include/x86_64-linux-musl";
 pub const RUST_TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// `apps/native/keel-cc`: gcc with musl's headers, start files and libraries for a static PIE
+/// (the one place that knows the link line; users call it too).
+fn keel_cc() -> Command {
+    let mut cc = Command::new(root().join("apps/native/keel-cc"));
+    cc.current_dir(root());
+    cc
+}
 
 /// Makes sure musl is installed (apt-get as root).
 pub fn ensure_musl() -> Result<(), String> {
@@ -22,11 +28,6 @@ pub fn ensure_musl() -> Result<(), String> {
         ("musl-tools", "/usr/bin/musl-gcc"),
         ("musl-dev", "/usr/lib/x86_64-linux-musl/rcrt1.o"),
     ])
-}
-
-fn gcc_file(name: &str) -> Result<String, String> {
-    let out = Command::new("gcc").arg(format!("-print-file-name={name}")).output().map_err(|e| format!("gcc: {e}"))?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn newer(src: &[PathBuf], out: &Path) -> bool {
@@ -42,34 +43,14 @@ pub fn build_c(sources: &[PathBuf], defines: &[&str], out: &Path) -> Result<(), 
     for src in sources {
         let obj = objdir.join(src.file_name().ok_or("bad source")?).with_extension("o");
         if newer(std::slice::from_ref(src), &obj) {
-            let mut cc = Command::new("gcc");
-            cc.current_dir(root());
-            cc.args(["-O2", "-g0", "-fPIE", "-std=gnu99", "-Wall", "-nostdinc", "-isystem", MUSL_INCLUDE])
-                .arg("-isystem")
-                .arg(gcc_file("include")?)
-                .args(defines)
-                .arg("-c")
-                .arg(src)
-                .arg("-o")
-                .arg(&obj);
+            let mut cc = keel_cc();
+            cc.args(["-O2", "-g0", "-std=gnu99", "-Wall"]).args(defines).arg("-c").arg(src).arg("-o").arg(&obj);
             status(&mut cc)?;
         }
         objects.push(obj);
     }
-    let mut ld = Command::new("gcc");
-    ld.args(["-static-pie", "-nostdlib", "-nostartfiles", "-Wl,--no-dynamic-linker", "-Wl,--gc-sections", "-s", "-o"])
-        .arg(out)
-        .arg(format!("{MUSL_LIB}/rcrt1.o"))
-        .arg(format!("{MUSL_LIB}/crti.o"))
-        .arg(gcc_file("crtbeginS.o")?)
-        .args(&objects)
-        .arg("-Wl,--start-group")
-        .arg(format!("{MUSL_LIB}/libc.a"))
-        .arg(gcc_file("libgcc.a")?)
-        .arg(gcc_file("libgcc_eh.a")?)
-        .arg("-Wl,--end-group")
-        .arg(gcc_file("crtendS.o")?)
-        .arg(format!("{MUSL_LIB}/crtn.o"));
+    let mut ld = keel_cc();
+    ld.args(["-Wl,--gc-sections", "-s", "-o"]).arg(out).args(&objects);
     status(&mut ld)
 }
 
