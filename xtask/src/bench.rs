@@ -163,7 +163,9 @@ fn bench_image(image: &Image) -> Result<Image, String> {
     // The same CoreMark as a native program: musl, static PIE, run in user mode.
     crate::native::build_c(&coremark_sources(), &COREMARK_DEFINES, &coremark_musl())?;
     std::fs::copy(coremark_musl(), dir.join("b/coremark-native")).map_err(|e| e.to_string())?;
-    std::fs::copy(build::out_dir().join("bin/hello-native"), dir.join("b/hello-native")).map_err(|e| e.to_string())?;
+    for prog in ["hello-native", "pipelat"] {
+        std::fs::copy(build::out_dir().join("bin").join(prog), dir.join("b").join(prog)).map_err(|e| e.to_string())?;
+    }
     // The compiled tier's artefacts, beside their modules (bench.wasm's comes with the build).
     let pairs: Vec<(PathBuf, PathBuf)> = ["b/big-module.wasm", "b/coremark.wasm"]
         .iter()
@@ -588,6 +590,31 @@ pub fn run(args: &[String]) -> Result<i32, String> {
     for _ in 0..runs {
         hello_native.push(keel_time(&mut vm, "/extra_files/b/hello-native > /dev/null")?.0);
     }
+    // Pipe hand-off latency: a native writer to a native reader asleep in read().
+    let pipe_median = |out: &str| -> Option<f64> { out.split("median ").nth(1)?.split(' ').next()?.parse().ok() };
+    let mut pipe_keel = Vec::new();
+    for _ in 0..runs {
+        let out = vm.run("/extra_files/b/pipelat send 200 | /extra_files/b/pipelat recv", STEP)?;
+        match pipe_median(&out) {
+            Some(us) => pipe_keel.push(us),
+            None => eprintln!("bench: warning: pipelat in Keel: {out}"),
+        }
+    }
+    let pipelat = build::out_dir().join("bin/pipelat");
+    let pipe_host: Vec<f64> = (0..runs)
+        .filter_map(|_| {
+            let cmd = format!("'{0}' send 200 | '{0}' recv", pipelat.display());
+            let out = Command::new("sh").arg("-c").arg(cmd).output().ok()?;
+            pipe_median(&String::from_utf8_lossy(&out.stdout))
+        })
+        .collect();
+    row(
+        "I/O",
+        "pipe hand-off, native writer to a reader asleep in read()".into(),
+        "us",
+        pipe_keel,
+        format!("Linux host, same binaries: {:.0} us", stats(&pipe_host).0),
+    );
 
     eprintln!("bench: concurrency and I/O");
     let (single, _) = keel_time(&mut vm, "wasm /extra_files/wasm/bench.wasm fib")?;

@@ -82,6 +82,8 @@ pub(super) fn eight_at_once_and_in_pipelines(image: &Image) -> Result<(), String
     // Native and WASM in one pipeline, both ways.
     let out = vm.run("hello-native pipe | upper", STEP)?;
     contains(&out, "ARGV[1] = PIPE\n")?;
+    let out = vm.run("pipelat send 20 | pipelat recv", STEP)?;
+    contains(&out, " us, 20 messages\n")?;
     let out = vm.run("echo one two one | rhello | wc -l", STEP)?;
     check(out.trim() == "4", "rhello's four lines counted by a WASM wc", &out)?;
     let out =
