@@ -808,7 +808,8 @@ impl Process {
             let mut done = 0u64;
             let mut buf = vec![0u8; 64 * 1024];
             while done < len {
-                let n = h.pread(&mut buf[..(len - done).min(64 * 1024) as usize], off + done).map_err(err)?;
+                let n =
+                    h.pread(&mut buf[..(len - done).min(64 * 1024) as usize], off.saturating_add(done)).map_err(err)?;
                 if n == 0 {
                     break;
                 }

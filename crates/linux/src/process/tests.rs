@@ -526,6 +526,13 @@ proptest::proptest! {
     fn random_calls_never_panic(calls in proptest::collection::vec((0u64..335, proptest::array::uniform6(proptest::prelude::any::<u64>()), 0u8..4), 1..40)) {
         let (mut p, _, mut h) = start(64 << 20);
         let buf = scratch(&mut p, &mut h);
+        // An open file (fd 3) and a directory (fd 4) for the calls to find.
+        let path = put_str(&mut h, buf, "/tmp/data");
+        let fd = call(&mut p, &mut h, nr::OPEN, &[path, abi::o::RDWR | abi::o::CREAT, 0o644]);
+        h.poke(buf + 64, &[7u8; 3000]);
+        call(&mut p, &mut h, nr::WRITE, &[fd as u64, buf + 64, 3000]);
+        let dir = put_str(&mut h, buf, "/tmp");
+        call(&mut p, &mut h, nr::OPEN, &[dir, abi::o::DIRECTORY]);
         for (n, mut a, mode) in calls {
             // Mix in plausible values: a real buffer, small fds and sizes.
             match mode {
