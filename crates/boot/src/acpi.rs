@@ -129,6 +129,9 @@ pub struct IoApic {
 /// I/O APICs kept (microvm has two; PCs one to a few).
 pub const MAX_IOAPICS: usize = 8;
 
+/// Most CPUs whose local APIC ids are kept (the count goes on past it).
+pub const MAX_CPUS: usize = 64;
+
 /// The tables' signatures, kept for `acpi` reports.
 pub const MAX_TABLES: usize = 32;
 
@@ -140,6 +143,8 @@ pub struct Acpi {
     table_count: usize,
     /// CPUs the MADT lists as enabled or able to come online.
     pub cpus: u32,
+    /// Their local APIC ids (xAPIC or x2APIC), in MADT order (the first [`MAX_CPUS`]).
+    apic_ids: [u32; MAX_CPUS],
     pub lapic_addr: u64,
     pub ioapics: u32,
     pub first_ioapic: Option<IoApic>,
@@ -219,6 +224,7 @@ impl Acpi {
             signatures: [[0; 4]; MAX_TABLES],
             table_count: 0,
             cpus: 0,
+            apic_ids: [0; MAX_CPUS],
             lapic_addr: 0xfee0_0000,
             ioapics: 0,
             first_ioapic: None,
@@ -312,6 +318,19 @@ impl Acpi {
         }
     }
 
+    /// A CPU the MADT lists (enabled, or able to come online).
+    fn add_cpu(&mut self, apic_id: u32) {
+        if let Some(slot) = self.apic_ids.get_mut(self.cpus as usize) {
+            *slot = apic_id;
+        }
+        self.cpus += 1;
+    }
+
+    /// The local APIC ids of the CPUs (the first [`MAX_CPUS`]), for bringing them up.
+    pub fn apic_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.apic_ids.iter().take((self.cpus as usize).min(MAX_CPUS)).copied()
+    }
+
     fn madt(&mut self, mem: &dyn PhysMemory, addr: u64, len: u32) {
         let mut head = [0u8; 44];
         if !mem.read(addr, &mut head) {
@@ -334,8 +353,8 @@ impl Acpi {
                 return;
             }
             match kind {
-                0 if n >= 8 && u32_at(&e, 4).unwrap_or(0) & 3 != 0 => self.cpus += 1,
-                9 if n >= 16 && u32_at(&e, 8).unwrap_or(0) & 3 != 0 => self.cpus += 1,
+                0 if n >= 8 && u32_at(&e, 4).unwrap_or(0) & 3 != 0 => self.add_cpu(u32::from(e[3])),
+                9 if n >= 16 && u32_at(&e, 8).unwrap_or(0) & 3 != 0 => self.add_cpu(u32_at(&e, 4).unwrap_or(0)),
                 1 if n >= 12 => {
                     let io = IoApic {
                         id: e[2],
@@ -570,6 +589,8 @@ mod tests {
         let acpi = Acpi::load(&mem, root).unwrap();
         assert_eq!(acpi.tables().collect::<Vec<_>>(), ["FACP", "APIC", "HPET", "MCFG"]);
         assert_eq!(acpi.cpus, 2);
+        // The disabled CPU (APIC id 1) is left out.
+        assert_eq!(acpi.apic_ids().collect::<Vec<_>>(), [0, 2]);
         assert!(acpi.legacy_pics && !acpi.hardware_reduced && acpi.i8042);
         assert_eq!(acpi.ioapics, 1);
         assert_eq!(acpi.first_ioapic, Some(IoApic { id: 0, addr: 0xfec0_0000, gsi_base: 0 }));
@@ -597,6 +618,41 @@ mod tests {
         // A corrupt root: an error, not a guess.
         mem.0[7].1[40] ^= 1;
         assert_eq!(Acpi::load(&mem, root), Err(Error::BadRoot));
+    }
+
+    #[test]
+    fn x2apic_entries_and_many_cpus() {
+        // A MADT with 70 xAPIC CPUs (ids 0..70) and one x2APIC CPU (id 300): all counted, the
+        // first MAX_CPUS ids kept.
+        let mut madt_body = Vec::new();
+        madt_body.extend_from_slice(&0xfee0_0000u32.to_le_bytes());
+        madt_body.extend_from_slice(&0u32.to_le_bytes());
+        for id in 0..70u8 {
+            madt_body.extend_from_slice(&[0, 8, id, id, 1, 0, 0, 0]);
+        }
+        let mut x2 = std::vec![9u8, 16, 0, 0];
+        x2.extend_from_slice(&300u32.to_le_bytes());
+        x2.extend_from_slice(&1u32.to_le_bytes());
+        x2.extend_from_slice(&70u32.to_le_bytes());
+        madt_body.extend_from_slice(&x2);
+        let madt = table(b"APIC", 1, &madt_body);
+        let rsdt = table(b"RSDT", 1, &0x3000u32.to_le_bytes());
+        let mem = Mem(std::vec![(0x3000, madt), (0x6000, rsdt)]);
+        let acpi = Acpi::load(&mem, Root { revision: 0, rsdt: 0x6000, xsdt: None }).unwrap();
+        assert_eq!(acpi.cpus, 71);
+        let ids: Vec<u32> = acpi.apic_ids().collect();
+        assert_eq!(ids.len(), MAX_CPUS);
+        assert_eq!(ids[..3], [0, 1, 2]);
+        // With fewer than MAX_CPUS the x2APIC id is there.
+        let mut small = Vec::new();
+        small.extend_from_slice(&0xfee0_0000u32.to_le_bytes());
+        small.extend_from_slice(&0u32.to_le_bytes());
+        small.extend_from_slice(&[0, 8, 0, 0, 1, 0, 0, 0]);
+        small.extend_from_slice(&x2);
+        let mem =
+            Mem(std::vec![(0x3000, table(b"APIC", 1, &small)), (0x6000, table(b"RSDT", 1, &0x3000u32.to_le_bytes()))]);
+        let acpi = Acpi::load(&mem, Root { revision: 0, rsdt: 0x6000, xsdt: None }).unwrap();
+        assert_eq!(acpi.apic_ids().collect::<Vec<_>>(), [0, 300]);
     }
 
     #[test]
