@@ -6,7 +6,6 @@
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
-use alloc::vec::Vec;
 use core::arch::x86_64::{__cpuid, __cpuid_count, CpuidResult};
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -16,6 +15,7 @@ use x86_64::structures::idt::InterruptStackFrame;
 use x86_64::VirtAddr;
 
 use crate::mm::memory::{self, Access};
+use crate::proc::Contents;
 use keel_wasm::Program;
 
 // `pub const KEY: Option<[u8; 32]>`: the key `cargo xtask build` generated for this build.
@@ -391,23 +391,6 @@ pub fn tick() {
 /// Whether `bytes` look like an artefact (rather than a WASM module).
 pub fn is_artefact(bytes: &[u8]) -> bool {
     bytes.starts_with(&keel_artefact::MAGIC)
-}
-
-/// A file's contents: borrowed in place when they can never change (the boot archive), else
-/// a copy.
-pub enum Contents {
-    Immutable(&'static [u8]),
-    Copied(Vec<u8>),
-}
-
-impl core::ops::Deref for Contents {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Contents::Immutable(b) => b,
-            Contents::Copied(v) => v,
-        }
-    }
 }
 
 /// Artefacts in immutable memory whose seal (and module match) was checked: (artefact address,

@@ -7,23 +7,15 @@
 
 use alloc::format;
 use alloc::string::String;
-use alloc::vec::Vec;
 
 use keel_linux::abi::{self, errno};
 use keel_linux::process::{Fault, Host, Outcome, Process, Setup, Stop};
-use keel_shell::exec::STATUS_INTERRUPTED;
 use keel_shell::{Io, Shell, Source};
-use keel_vfs::{FileType, Lookup, OpenOptions};
+use keel_vfs::{FileType, OpenOptions};
 
 use crate::arch::user::{self, AddressSpace, Exit, UserRegs};
+use crate::proc::{default_memory_limit, read_program, stopped_status, STATUS_CANNOT_RUN};
 use crate::{arch::time, fs, mm::memory, random, sched::task};
-
-/// Exit status when a program cannot be loaded.
-const STATUS_CANNOT_RUN: i32 = 126;
-/// Exit status of a killed program (128 + SIGTERM).
-const STATUS_KILLED: i32 = 143;
-/// Largest executable accepted.
-const MAX_IMAGE: u64 = 256 << 20;
 
 /// True if `path` (from `cwd`) is an ELF file.
 pub fn is_native(cwd: &str, path: &str) -> bool {
@@ -153,12 +145,6 @@ impl Host for NativeHost<'_, '_> {
     }
 }
 
-/// The memory limit of a native program: as for WASM guests, 256 MiB or half the free memory.
-fn memory_limit() -> u64 {
-    let (_, free) = memory::frame_stats();
-    (free * 4096 / 2).min(256 << 20)
-}
-
 /// The signal for an exception vector.
 fn signal_of(vector: u64) -> i32 {
     match vector {
@@ -198,42 +184,10 @@ pub fn run(shell: &Shell, file: &str, argv: &[String], io: &mut Io<'_>, trace: b
     let cwd = keel_commands::cwd(shell);
     let vfs = fs::vfs();
     let name = argv.first().cloned().unwrap_or_else(|| String::from(file));
-    let node = match vfs.resolve(&cwd, file, Lookup::FOLLOW) {
-        Ok(n) => n,
-        Err(e) => {
-            io.eprint(format_args!("{name}: {e}\n"));
-            return 127;
-        }
-    };
-    match node.stat() {
-        Ok(s) if s.size > MAX_IMAGE => {
-            io.eprint(format_args!("{name}: too large ({} MiB)\n", s.size >> 20));
-            return STATUS_CANNOT_RUN;
-        }
-        Ok(s) if s.kind != FileType::File => {
-            io.eprint(format_args!("{name}: not a regular file\n"));
-            return STATUS_CANNOT_RUN;
-        }
-        Err(e) => {
-            io.eprint(format_args!("{name}: {e}\n"));
-            return STATUS_CANNOT_RUN;
-        }
-        Ok(_) => {}
-    }
     // The boot archive's files are read in place; others are copied for the load only.
-    let mut copied = Vec::new();
-    let image: &[u8] = match node.fs.immutable_contents(node.ino) {
-        Some(bytes) => bytes,
-        None => match keel_commands::read_file(vfs, &cwd, file) {
-            Ok(b) => {
-                copied = b;
-                &copied
-            }
-            Err(e) => {
-                io.eprint(format_args!("{name}: {e}\n"));
-                return STATUS_CANNOT_RUN;
-            }
-        },
+    let (exe, contents) = match read_program(&cwd, file, &name, io) {
+        Ok(p) => p,
+        Err(status) => return status,
     };
     let Some(space) = AddressSpace::new() else {
         io.eprint(format_args!("{name}: out of memory\n"));
@@ -242,24 +196,16 @@ pub fn run(shell: &Shell, file: &str, argv: &[String], io: &mut Io<'_>, trace: b
     space.activate();
     let mut host = NativeHost { space, io, cpu_at_start: task::cpu_ns() };
     let env = shell.environment();
-    let setup = Setup {
-        vfs,
-        exe: node.path.clone(),
-        argv,
-        env: &env,
-        cwd,
-        pid: task::current_pid(),
-        limit: memory_limit(),
-        trace,
-    };
-    let (mut process, start) = match Process::load(setup, image, &mut host) {
+    let setup =
+        Setup { vfs, exe, argv, env: &env, cwd, pid: task::current_pid(), limit: default_memory_limit(), trace };
+    let (mut process, start) = match Process::load(setup, &contents, &mut host) {
         Ok(p) => p,
         Err(e) => {
             host.io.eprint(format_args!("{name}: {e}\n"));
             return STATUS_CANNOT_RUN;
         }
     };
-    drop(core::mem::take(&mut copied));
+    drop(contents);
     task::set_engine("native");
     let mut regs = UserRegs::new(start.entry, start.rsp);
     let status = loop {
@@ -296,35 +242,18 @@ pub fn run(shell: &Shell, file: &str, argv: &[String], io: &mut Io<'_>, trace: b
                     }
                     Fault::Denied => {
                         let what = format!("{} {addr:#x} ({})", describe(14, error), process.describe_fault(addr));
-                        host.io.eprint(format_args!(
-                            "{name}: killed by SIGSEGV: {what} at rip {rip:#x}{}\n",
-                            place(rip, start.base)
-                        ));
-                        break 128 + abi::SIGSEGV;
+                        break killed(host.io, &name, abi::SIGSEGV, &what, rip, start.base);
                     }
                     Fault::NoMemory => {
-                        host.io.eprint(format_args!(
-                            "{name}: killed by SIGKILL: out of memory (touching {addr:#x}) at rip {rip:#x}{}\n",
-                            place(rip, start.base)
-                        ));
-                        break 128 + abi::SIGKILL;
+                        let what = format!("out of memory (touching {addr:#x})");
+                        break killed(host.io, &name, abi::SIGKILL, &what, rip, start.base);
                     }
                 }
             }
             Exit::Trap(t) if t.vector == user::KILLED => break stopped_status(host.io),
+            // Page faults come as `PageFault`: this is any other exception.
             Exit::Trap(t) => {
-                let sig = signal_of(t.vector);
-                let mut what = describe(t.vector, t.error);
-                if t.vector == 14 {
-                    what = format!("{what} {:#x} ({})", t.addr, process.describe_fault(t.addr));
-                }
-                host.io.eprint(format_args!(
-                    "{name}: killed by {}: {what} at rip {:#x}{}\n",
-                    abi::signal_name(sig),
-                    t.rip,
-                    place(t.rip, start.base)
-                ));
-                break 128 + sig;
+                break killed(host.io, &name, signal_of(t.vector), &describe(t.vector, t.error), t.rip, start.base)
             }
         }
     };
@@ -339,24 +268,16 @@ pub fn run(shell: &Shell, file: &str, argv: &[String], io: &mut Io<'_>, trace: b
     status
 }
 
-/// Where `rip` is in the program image, for reports.
-fn place(rip: u64, base: u64) -> String {
-    if rip >= base && rip - base < keel_linux::elf::MAX_SPAN {
+/// Reports a program ended by `sig` (what happened, where: `rip` and its offset in the image
+/// loaded at `base`) and returns its status, 128 + `sig`.
+fn killed(io: &mut Io<'_>, name: &str, sig: i32, what: &str, rip: u64, base: u64) -> i32 {
+    let place = if rip >= base && rip - base < keel_linux::elf::MAX_SPAN {
         format!(" (image+{:#x})", rip - base)
     } else {
         String::new()
-    }
-}
-
-/// The status of a program stopped from outside: Ctrl-C or a kill.
-fn stopped_status(io: &mut Io<'_>) -> i32 {
-    if io.output_broken() {
-        1
-    } else if task::killed() && !crate::drivers::serial::interrupt_pending() {
-        STATUS_KILLED
-    } else {
-        STATUS_INTERRUPTED
-    }
+    };
+    io.eprint(format_args!("{name}: killed by {}: {what} at rip {rip:#x}{place}\n", abi::signal_name(sig)));
+    128 + sig
 }
 
 /// `trace PROGRAM [ARGS...]`: runs a native program showing each system call and its result.

@@ -5,7 +5,6 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use keel_shell::exec::STATUS_INTERRUPTED;
 use keel_shell::{Io, Shell, Source};
 use keel_vfs::{FileType, Lookup};
 use keel_wasi::{Config, Preopen, System, WasiCtx};
@@ -13,19 +12,14 @@ use keel_wasm::cli::{EngineChoice, WasmArgs, USAGE};
 use keel_wasm::runner::{self, Interrupted, Outcome};
 use keel_wasm::{Limits, Process, Program};
 
-use crate::proc::aot::{self, Contents};
+use crate::proc::aot;
+use crate::proc::{default_memory_limit, read_program, stopped_status, Contents, STATUS_CANNOT_RUN};
 use crate::{arch::time, fs, mm::memory, random};
 
-/// Exit status when a program cannot be loaded.
-const STATUS_CANNOT_RUN: i32 = 126;
 /// Exit status after a trap (as wasmtime: 128 + SIGABRT).
 const STATUS_TRAP: i32 = 134;
 /// Exit status after `--timeout` (as coreutils' `timeout`).
 const STATUS_TIMED_OUT: i32 = 124;
-/// Exit status of a killed program (128 + SIGTERM).
-const STATUS_KILLED: i32 = 143;
-/// Largest module (or artefact) file accepted.
-const MAX_MODULE: u64 = 256 << 20;
 
 struct KernelSystem;
 
@@ -130,12 +124,6 @@ impl runner::Host for RunHost<'_, '_> {
     }
 }
 
-/// The default memory limit: 256 MiB, or half of the free memory if that is less.
-fn default_memory_limit() -> usize {
-    let (_, free) = memory::frame_stats();
-    ((free * 4096 / 2) as usize).min(256 << 20)
-}
-
 /// `wasm ARGS...`
 pub fn command(shell: &mut Shell, argv: &[String], io: &mut Io<'_>) -> i32 {
     let parsed = match WasmArgs::parse(&argv[1..]) {
@@ -196,31 +184,9 @@ pub fn run_by_name(shell: &mut Shell, file: String, argv: &[String], io: &mut Io
     run_named(shell, args, name, io)
 }
 
-/// Reads a module (or artefact) file whole — in place when it can never change (the boot
-/// archive); Err: the status, after saying why.
+/// Reads a module (or artefact) file whole; Err: the status, after saying why.
 fn read_module(cwd: &str, file: &str, io: &mut Io<'_>) -> Result<Contents, i32> {
-    let vfs = fs::vfs();
-    match vfs.resolve(cwd, file, Lookup::FOLLOW).and_then(|n| n.stat().map(|s| (n, s))) {
-        Ok((_, s)) if s.kind == FileType::Dir => {
-            io.eprint(format_args!("wasm: {file}: is a directory\n"));
-            Err(STATUS_CANNOT_RUN)
-        }
-        Ok((_, s)) if s.size > MAX_MODULE => {
-            io.eprint(format_args!("wasm: {file}: too large ({} MiB)\n", s.size >> 20));
-            Err(STATUS_CANNOT_RUN)
-        }
-        Ok((node, _)) => match node.fs.immutable_contents(node.ino) {
-            Some(bytes) => Ok(Contents::Immutable(bytes)),
-            None => keel_commands::read_file(vfs, cwd, file).map(Contents::Copied).map_err(|e| {
-                io.eprint(format_args!("wasm: {file}: {e}\n"));
-                STATUS_CANNOT_RUN
-            }),
-        },
-        Err(e) => {
-            io.eprint(format_args!("wasm: {file}: {e}\n"));
-            Err(127)
-        }
-    }
+    read_program(cwd, file, &format!("wasm: {file}"), io).map(|(_, contents)| contents)
 }
 
 /// The engine for `bytes` (FILE's contents): the compiled tier when asked for or when FILE has an
@@ -317,7 +283,7 @@ fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> 
         }
     };
     wasi.set_sockets(Box::new(sockets));
-    let max_memory = a.max_memory.unwrap_or_else(default_memory_limit);
+    let max_memory = a.max_memory.unwrap_or_else(|| default_memory_limit() as usize);
     let limits = Limits { max_memory, available: Some(memory::available_for_guests), ..Limits::default() };
     let mut process = match Process::new(&program, wasi, limits) {
         Ok(p) => p,
@@ -360,14 +326,6 @@ fn run_named(shell: &mut Shell, a: WasmArgs, argv0: String, io: &mut Io<'_>) -> 
             io.eprint(format_args!("wasm: {file}: timed out after {secs} s (--timeout)\n"));
             STATUS_TIMED_OUT
         }
-        Outcome::Interrupted => {
-            if io.output_broken() {
-                1
-            } else if crate::sched::task::killed() && !crate::drivers::serial::interrupt_pending() {
-                STATUS_KILLED
-            } else {
-                STATUS_INTERRUPTED
-            }
-        }
+        Outcome::Interrupted => stopped_status(io),
     }
 }
