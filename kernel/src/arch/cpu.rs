@@ -330,7 +330,7 @@ extern "x86-interrupt" fn timer_interrupt(mut frame: InterruptStackFrame) {
 /// next tick: it leaves user mode as if it had trapped.
 fn stop_killed_user(frame: &mut InterruptStackFrame) {
     if frame.code_segment.0 & 3 == 3 && crate::sched::task::killed_now() {
-        crate::arch::user::trap_from_user(frame, crate::arch::user::KILLED, 0, 0);
+        crate::arch::user::trap_from_user(frame, crate::arch::user::KILLED, 0);
     }
 }
 
@@ -445,14 +445,14 @@ fn fatal(name: &str, frame: &InterruptStackFrame, error: Option<u64>, extra: &st
 macro_rules! report {
     ($fn:ident, $name:expr, $vec:expr) => {
         extern "x86-interrupt" fn $fn(mut frame: InterruptStackFrame) {
-            if !crate::arch::user::trap_from_user(&mut frame, $vec, 0, 0) {
+            if !crate::arch::user::trap_from_user(&mut frame, $vec, 0) {
                 fatal($name, &frame, None, "");
             }
         }
     };
     ($fn:ident, $name:expr, $vec:expr, error) => {
         extern "x86-interrupt" fn $fn(mut frame: InterruptStackFrame, code: u64) {
-            if !crate::arch::user::trap_from_user(&mut frame, $vec, code, 0) {
+            if !crate::arch::user::trap_from_user(&mut frame, $vec, code) {
                 fatal($name, &frame, Some(code), "");
             }
         }
@@ -460,7 +460,7 @@ macro_rules! report {
 }
 
 extern "x86-interrupt" fn divide_error(mut frame: InterruptStackFrame) {
-    if crate::arch::user::trap_from_user(&mut frame, 0, 0, 0) {
+    if crate::arch::user::trap_from_user(&mut frame, 0, 0) {
         return;
     }
     // A division by zero in compiled WASM code is the guest's trap.
@@ -473,7 +473,7 @@ report!(nmi, "non-maskable interrupt", 2);
 report!(overflow, "overflow (#OF)", 4);
 report!(bound_range, "bound range exceeded (#BR)", 5);
 extern "x86-interrupt" fn invalid_opcode(mut frame: InterruptStackFrame) {
-    if crate::arch::user::trap_from_user(&mut frame, 6, 0, 0) {
+    if crate::arch::user::trap_from_user(&mut frame, 6, 0) {
         return;
     }
     // `ud2` in compiled WASM code is how it traps.
@@ -491,7 +491,7 @@ report!(alignment_check, "alignment check (#AC)", 17, error);
 report!(simd_floating_point, "SIMD floating-point exception (#XM)", 19);
 
 extern "x86-interrupt" fn breakpoint(mut frame: InterruptStackFrame) {
-    if crate::arch::user::trap_from_user(&mut frame, 3, 0, 0) {
+    if crate::arch::user::trap_from_user(&mut frame, 3, 0) {
         return;
     }
     emergency_write(format_args!("breakpoint at {:#x}\n", frame.instruction_pointer.as_u64()));
@@ -503,11 +503,8 @@ extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) ->
 
 /// The kernel's page faults (user-mode ones go to `user` first: `keel_page_fault_entry`).
 pub(crate) extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageFaultErrorCode) {
+    // User-mode page faults never get here: `user`'s entry stub takes them.
     let addr = Cr2::read_raw();
-    // A native program's bad access ends that program.
-    if crate::arch::user::trap_from_user(&mut frame, 14, code.bits(), addr) {
-        return;
-    }
     // An access past a linear memory by compiled WASM code: the guest's trap.
     if crate::proc::aot::redirect_trap(&mut frame, Some(addr)) {
         return;

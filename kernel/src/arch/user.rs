@@ -2,8 +2,10 @@
 //!
 //! Running user code is a function call: [`run`] enters ring 3 with the registers in a
 //! [`UserRegs`] and returns when the program makes a system call ([`Exit::Syscall`], registers
-//! saved back) or when it faults or is killed ([`Exit::Trap`]: the exception handler turns the
-//! interrupted user frame into a return from `run`). Timer and device interrupts in ring 3 are
+//! saved back), takes a page fault ([`Exit::PageFault`]: its own entry stub saves every register,
+//! so the program can go on once the page is there), or meets any other exception or a kill
+//! ([`Exit::Trap`]: the exception handler turns the interrupted user frame into a return from
+//! `run`). Timer and device interrupts in ring 3 are
 //! taken on the task's kernel stack (TSS `rsp0`) and return to the program as usual, so the
 //! process is preempted like any task.
 //!
@@ -14,7 +16,7 @@
 //! physical frames, after the process's map said the range is valid.
 
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use x86_64::instructions::interrupts;
 use x86_64::registers::control::{Cr3, Cr3Flags, Cr4, Cr4Flags};
@@ -47,14 +49,12 @@ struct PerCpu {
 static mut PERCPU: PerCpu =
     PerCpu { kernel_rsp: 0, user_rsp: 0, tss_rsp0: core::ptr::null_mut(), fault_error: 0, fault_addr: 0 };
 
-/// What ended the last trip to user mode when it was not a system call.
+/// What ended the last trip to user mode when it was neither a system call nor a page fault.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Trap {
     /// Exception vector, or [`KILLED`].
     pub vector: u64,
     pub error: u64,
-    /// The faulting address (page faults).
-    pub addr: u64,
     pub rip: u64,
 }
 
@@ -63,7 +63,7 @@ pub const KILLED: u64 = 0x100;
 
 /// The last trap; written by an exception handler with interrupts off and read by `run` right
 /// after, before interrupts are on again (one CPU per task at a time).
-static LAST_TRAP: spin::Mutex<Trap> = spin::Mutex::new(Trap { vector: 0, error: 0, addr: 0, rip: 0 });
+static LAST_TRAP: spin::Mutex<Trap> = spin::Mutex::new(Trap { vector: 0, error: 0, rip: 0 });
 
 /// A program's registers: general-purpose, instruction pointer, flags, and the FPU/SSE state.
 #[repr(C, align(16))]
@@ -246,11 +246,11 @@ keel_syscall_entry:
     mov [rdi + 64], r8
     mov [rdi + 72], r9
     mov [rdi + 80], r10
-    mov [rdi + 88], r11
     mov [rdi + 96], r12
     mov [rdi + 104], r13
     mov [rdi + 112], r14
     mov [rdi + 120], r15
+    // syscall put the user's rip in rcx and its flags in r11 (their own values are gone).
     mov [rdi + 136], r11
     pop rax
     mov [rdi + 40], rax
@@ -287,7 +287,7 @@ extern "C" {
 }
 
 /// True once [`init`] enabled `syscall`.
-static READY: AtomicU64 = AtomicU64::new(0);
+static READY: AtomicBool = AtomicBool::new(false);
 
 /// Enables `syscall`/`sysret`, SMEP and SMAP where the CPU has them, and the per-CPU block.
 pub fn init(tss_rsp0: *mut u64) {
@@ -324,7 +324,7 @@ pub fn init(tss_rsp0: *mut u64) {
         if leaf7.ebx & (1 << 7) != 0 { "on" } else { "absent" },
         if leaf7.ebx & (1 << 20) != 0 { "on" } else { "absent" }
     );
-    READY.store(1, Ordering::Relaxed);
+    READY.store(true, Ordering::Relaxed);
 }
 
 /// Runs the program until its next system call or trap.
@@ -345,11 +345,11 @@ pub fn run(regs: &mut UserRegs) -> Exit {
 
 /// Called by exception handlers (and the timer, for a kill) with the interrupted frame: if it
 /// was user code, records the trap and makes the handler "return" from [`run`] instead.
-pub fn trap_from_user(frame: &mut InterruptStackFrame, vector: u64, error: u64, addr: u64) -> bool {
+pub fn trap_from_user(frame: &mut InterruptStackFrame, vector: u64, error: u64) -> bool {
     if frame.code_segment.0 & 3 != 3 {
         return false;
     }
-    *LAST_TRAP.lock() = Trap { vector, error, addr, rip: frame.instruction_pointer.as_u64() };
+    *LAST_TRAP.lock() = Trap { vector, error, rip: frame.instruction_pointer.as_u64() };
     // SAFETY: the frame came from ring 3 of a task inside `run`, whose saved frame is at
     // PERCPU.kernel_rsp; the handler's iretq resumes `keel_user_trap_return` in ring 0 on that
     // stack with interrupts off, which returns from `run`.
@@ -385,7 +385,7 @@ pub fn save() -> Saved {
 
 /// Puts a task's state back when it runs again.
 pub fn restore(s: Saved) {
-    if READY.load(Ordering::Relaxed) == 0 {
+    if !READY.load(Ordering::Relaxed) {
         return;
     }
     switch_cr3(s.cr3);
