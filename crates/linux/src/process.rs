@@ -539,7 +539,6 @@ impl Process {
             File::Node { handle, .. } if handle.stat().is_ok_and(|s| s.kind == FileType::Dir) => {
                 Ok(handle.node().path.clone())
             }
-            File::Node { .. } => Err(-ENOTDIR),
             _ => Err(-ENOTDIR),
         }
     }
@@ -1521,14 +1520,11 @@ impl Process {
                 0
             }
             nr::FUTEX => {
-                // One thread: nobody else can wake a waiter, and no lock is ever contended.
+                // One thread: nobody else could wake a waiter (and no lock is ever contended), so
+                // a wait answers EAGAIN at once, after checking its word is readable (EFAULT).
                 let op = a[1] & 0x7f;
                 if op == 0 || op == 9 {
-                    let val = self.read_mem(host, a[0], 4)?;
-                    let cur = u32::from_le_bytes([val[0], val[1], val[2], val[3]]);
-                    if cur != a[2] as u32 {
-                        return Err(Call::Errno(-EAGAIN));
-                    }
+                    self.read_mem(host, a[0], 4)?;
                     return Err(Call::Errno(-EAGAIN));
                 }
                 0
