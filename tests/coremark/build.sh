@@ -2,7 +2,7 @@
 # Builds CoreMark (vendored here from github.com/eembc/coremark at d5fad6b, its POSIX port) for
 # WASI with Debian bookworm's clang 14 + wasi-libc. CI uses the committed coremark.wasm; the
 # bench builds the native build for the same sources itself (`native` below).
-# Usage: build.sh [wasm|native OUT]
+# Usage: build.sh [wasm|native OUT|musl OUT] (musl: a static PIE for Keel's native programs)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 srcs="core_list_join.c core_main.c core_matrix.c core_state.c core_util.c posix/core_portme.c"
@@ -11,4 +11,5 @@ cd "$here"
 case "${1:-wasm}" in
     wasm) clang --target=wasm32-wasi $flags -D_WASI_EMULATED_PROCESS_CLOCKS -o coremark.wasm $srcs -lwasi-emulated-process-clocks ;;
     native) gcc $flags -o "$2" $srcs -lrt ;;
+    musl) "$here/../../apps/native/keel-cc" $flags -o "$2" $srcs ;;
 esac

@@ -161,7 +161,7 @@ fn bench_image(image: &Image) -> Result<Image, String> {
     std::fs::write(dir.join("b/data-32MiB.bin"), data).map_err(|e| e.to_string())?;
     std::fs::copy(coremark_wasm(), dir.join("b/coremark.wasm")).map_err(|e| e.to_string())?;
     // The same CoreMark as a native program: musl, static PIE, run in user mode.
-    crate::native::build_c(&coremark_sources(), &COREMARK_DEFINES, &coremark_musl())?;
+    build::status(Command::new(build::root().join("tests/coremark/build.sh")).arg("musl").arg(coremark_musl()))?;
     std::fs::copy(coremark_musl(), dir.join("b/coremark-native")).map_err(|e| e.to_string())?;
     for prog in ["hello-native", "pipelat"] {
         std::fs::copy(build::out_dir().join("bin").join(prog), dir.join("b").join(prog)).map_err(|e| e.to_string())?;
@@ -175,28 +175,6 @@ fn bench_image(image: &Image) -> Result<Image, String> {
     let tar = build::out_dir().join("bench.tar");
     build::pack(&dir, Some(&build::out_dir().join("wasm")), &tar)?;
     Ok(Image { kernel: image.kernel.clone(), initrd: tar })
-}
-
-/// CoreMark's build flags (as tests/coremark/build.sh).
-const COREMARK_DEFINES: [&str; 10] = [
-    "-DFLAGS_STR=\"-O2\"",
-    "-DPERFORMANCE_RUN=1",
-    "-DUSE_CLOCK=0",
-    "-DHAS_TIME_H=1",
-    "-DMULTITHREAD=1",
-    "-DUSE_PTHREAD=0",
-    "-DUSE_FORK=0",
-    "-DUSE_SOCKET=0",
-    "-Itests/coremark",
-    "-Itests/coremark/posix",
-];
-
-fn coremark_sources() -> Vec<PathBuf> {
-    let d = build::root().join("tests/coremark");
-    ["core_list_join.c", "core_main.c", "core_matrix.c", "core_state.c", "core_util.c", "posix/core_portme.c"]
-        .iter()
-        .map(|f| d.join(f))
-        .collect()
 }
 
 /// CoreMark built against musl as a static PIE (a Keel native program; runs on Linux too).

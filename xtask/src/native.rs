@@ -36,7 +36,7 @@ fn newer(src: &[PathBuf], out: &Path) -> bool {
 }
 
 /// Compiles and links C sources into one static PIE.
-pub fn build_c(sources: &[PathBuf], defines: &[&str], out: &Path) -> Result<(), String> {
+fn build_c(sources: &[PathBuf], defines: &[&str], out: &Path) -> Result<(), String> {
     let objdir = out_dir().join("native-obj").join(out.file_name().and_then(|n| n.to_str()).unwrap_or("prog"));
     std::fs::create_dir_all(&objdir).map_err(|e| format!("{}: {e}", objdir.display()))?;
     let mut objects = Vec::new();
