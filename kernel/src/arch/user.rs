@@ -438,10 +438,7 @@ pub fn user_pages() -> u64 {
 }
 
 fn alloc_frame() -> Option<u64> {
-    let page = interrupts::without_interrupts(|| FRAMES.lock().allocate(1, 1).ok())?;
-    let phys = page * PAGE;
-    // SAFETY: a fresh frame below the identity limit, ours alone.
-    unsafe { core::ptr::write_bytes(phys as *mut u8, 0, PAGE as usize) };
+    let phys = memory::zeroed_frame()?;
     USER_PAGES.fetch_add(1, Ordering::Relaxed);
     Some(phys)
 }

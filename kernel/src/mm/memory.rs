@@ -295,14 +295,20 @@ pub fn frame_stats() -> (u64, u64) {
 
 struct PageTableFrames;
 
+/// A fresh frame from the page allocator, zeroed (page tables and memory handed to programs
+/// must not show what was there before): its physical address, identity-mapped.
+pub fn zeroed_frame() -> Option<u64> {
+    let page = interrupts::without_interrupts(|| FRAMES.lock().allocate(1, 1).ok())?;
+    let addr = page * PAGE_SIZE;
+    // SAFETY: the frame is identity-mapped and now ours alone.
+    unsafe { core::ptr::write_bytes(addr as *mut u8, 0, PAGE_SIZE as usize) };
+    Some(addr)
+}
+
 // SAFETY: returns unused, zeroed frames from the page allocator.
 unsafe impl FrameAllocator<Size4KiB> for PageTableFrames {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        let page = interrupts::without_interrupts(|| FRAMES.lock().allocate(1, 1).ok())?;
-        let addr = page * PAGE_SIZE;
-        // SAFETY: the frame is identity-mapped and now ours; page tables must start zeroed.
-        unsafe { core::ptr::write_bytes(addr as *mut u8, 0, PAGE_SIZE as usize) };
-        PhysFrame::from_start_address(PhysAddr::new(addr)).ok()
+        PhysFrame::from_start_address(PhysAddr::new(zeroed_frame()?)).ok()
     }
 }
 
@@ -574,10 +580,8 @@ pub fn vm_protect(addr: u64, bytes: u64, access: Access) -> bool {
                         }
                     }
                     (None, _) => {
-                        let Ok(frame_no) = FRAMES.lock().allocate(1, 1) else { return false };
-                        let phys = frame_no * PAGE_SIZE;
-                        // SAFETY: the frame is identity-mapped and fresh from the allocator.
-                        unsafe { core::ptr::write_bytes(phys as *mut u8, 0, PAGE_SIZE as usize) };
+                        let Some(phys) = zeroed_frame() else { return false };
+                        let frame_no = phys / PAGE_SIZE;
                         let frame = PhysFrame::containing_address(PhysAddr::new(phys));
                         // SAFETY: the page lies in a reservation of the region and is unmapped;
                         // the frame is ours alone.
