@@ -20,7 +20,7 @@ mod shell;
 
 use core::panic::PanicInfo;
 
-use arch::{acpi, boot, cpu, power, time};
+use arch::{acpi, boot, cpu, power, smp, time};
 use drivers::{console, disk, serial, virtio};
 use mm::memory;
 use proc::job;
@@ -100,6 +100,7 @@ pub extern "C" fn kernel_main(boot_data: u32, loader: u32) -> ! {
     shell::set_boot_info(&info);
     // Everything the boot loader left in low memory has been copied by now.
     memory::unmap_null_guard();
+    smp::prepare(&info);
     let Some(stack) = memory::alloc_stack(SHELL_STACK_PAGES, "the shell") else {
         panic!("cannot allocate the shell's stack");
     };
@@ -124,19 +125,37 @@ extern "C" fn shell_entry() -> ! {
     let cmdline = shell::boot_cmdline();
     if let Some(path) = job::job_path(&cmdline) {
         task::init("job");
+        start_cpus(&cmdline);
         net::start();
         disk::mount_at_boot();
         job::run(path)
     }
     task::init("shell");
+    start_cpus(&cmdline);
     net::start();
     disk::mount_at_boot();
     shell::run()
 }
 
+/// Starts the other CPUs (all the machine has, or `cpus=N` on the command line), once the
+/// scheduler they join exists.
+fn start_cpus(cmdline: &str) {
+    let wanted = cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("cpus=")?.parse::<usize>().ok())
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let t0 = time::uptime_ns();
+    let n = smp::start_aps(wanted);
+    if n > 1 {
+        log::info!("SMP: {n} CPUs online (started in {} ms)", (time::uptime_ns() - t0) / 1_000_000);
+    }
+}
+
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
     interrupts::disable();
+    smp::stop_others();
     serial::emergency_write(format_args!("\n!!! KERNEL PANIC: {info}\n"));
     power::halt_after_fault()
 }

@@ -289,7 +289,20 @@ impl Host for KernelHost {
         Some(match argv[0].as_str() {
             "help" => help(shell, &args, io),
             "uptime" => {
-                io.print(format_args!("up {}\n", Human(time::uptime_ns())));
+                let up = time::uptime_ns();
+                io.print(format_args!("up {}\n", Human(up)));
+                let cpus = crate::sched::task::cpus();
+                if cpus.len() > 1 {
+                    for (i, c) in cpus.iter().enumerate() {
+                        io.print(format_args!(
+                            "cpu{i}: busy {:>3}% ({}), {} waiting{}\n",
+                            c.busy_ns.saturating_mul(100) / up.max(1),
+                            Human(c.busy_ns),
+                            c.queued,
+                            if c.running != 0 { format!(", running pid {}", c.running) } else { String::new() }
+                        ));
+                    }
+                }
                 0
             }
             "date" => {
@@ -427,7 +440,8 @@ impl Host for KernelHost {
             }
             "crash" => crash(&args, io),
             "ps" => {
-                let mut out = String::from("  PID STATE      CPU       MEM  ENGINE    COMMAND\n");
+                // ON: the CPU a task runs on or last ran on (`*`: pinned there).
+                let mut out = String::from("  PID STATE     ON     CPU       MEM  ENGINE    COMMAND\n");
                 for t in crate::sched::task::list() {
                     let state = match t.state {
                         crate::sched::task::State::Running => "running",
@@ -437,10 +451,12 @@ impl Host for KernelHost {
                     };
                     let mem = if t.mem_bytes > 0 { Bytes(t.mem_bytes).to_string() } else { String::from("-") };
                     let engine = if t.engine.is_empty() { "-" } else { t.engine };
+                    let on = format!("{}{}", t.cpu, if t.pinned.is_some() { "*" } else { "" });
                     out.push_str(&format!(
-                        "{:>5} {:<8} {:>7}.{:02}s {:>9}  {:<8}  {}\n",
+                        "{:>5} {:<8} {:>3} {:>4}.{:02}s {:>9}  {:<8}  {}\n",
                         t.pid,
                         state,
+                        on,
                         t.cpu_ns / 1_000_000_000,
                         t.cpu_ns / 10_000_000 % 100,
                         mem,

@@ -50,6 +50,7 @@ commands:
 run options:
   --gui                 open a QEMU window (machine q35) instead of the serial console only
   --mem SIZE            guest memory, e.g. 512M, 2G (default 512M)
+  --cpus N              virtual CPUs (default: the host's cores, at most 8)
   --accel auto|kvm|tcg  accelerator (default auto: KVM only with kvm_intel/kvm_amd loaded)
   --machine microvm|q35 machine type (default microvm; --gui and --boot image imply q35)
   --boot pvh|image      pvh (default): QEMU loads the kernel directly (-kernel); image: build
@@ -103,7 +104,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String]) -> Result<i32, String> {
-    let mut opts = qemu::Options::default();
+    let mut opts = qemu::Options { cpus: qemu::default_cpus(), ..qemu::Options::default() };
     let mut compile = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -111,6 +112,11 @@ fn run(args: &[String]) -> Result<i32, String> {
         match a.as_str() {
             "--gui" => opts.gui = true,
             "--mem" => opts.mem = value("--mem")?,
+            "--cpus" => {
+                let v = value("--cpus")?;
+                opts.cpus =
+                    v.parse().ok().filter(|n| (1..=8).contains(n)).ok_or(format!("--cpus {v}: expected 1 to 8"))?;
+            }
             "--accel" => opts.accel = value("--accel")?.parse()?,
             "--machine" => opts.machine = Some(value("--machine")?),
             "--append" => opts.append = value("--append")?,

@@ -173,6 +173,8 @@ pub struct Options {
     pub firmware: Firmware,
     pub gui: bool,
     pub mem: String,
+    /// Virtual CPUs (`-smp`); 1 unless asked.
+    pub cpus: usize,
     pub accel: Accel,
     pub machine: Option<String>,
     pub append: String,
@@ -213,6 +215,7 @@ impl Default for Options {
             firmware: Firmware::Bios,
             gui: false,
             mem: "512M".into(),
+            cpus: 1,
             accel: Accel::Auto,
             machine: None,
             append: String::new(),
@@ -221,6 +224,11 @@ impl Default for Options {
             disks: Vec::new(),
         }
     }
+}
+
+/// The default CPU count for `cargo xtask run`: the host's cores, at most 8 (Keel's limit).
+pub fn default_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8)
 }
 
 /// True when a hardware KVM module is loaded. `/dev/kvm` alone is not enough: on our machines
@@ -244,7 +252,13 @@ pub fn accel_name(opts: &Options) -> &'static str {
 pub fn command(image: &Image, opts: &Options) -> Command {
     let machine = machine_name(opts);
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-M", &machine, "-m", &opts.mem, "-accel", accel_name(opts)]);
+    cmd.args(["-M", &machine, "-m", &opts.mem]);
+    // Each virtual CPU on its own host thread (multi-threaded TCG; KVM is always so).
+    let accel = match accel_name(opts) {
+        "tcg" if opts.cpus > 1 => "tcg,thread=multi",
+        other => other,
+    };
+    cmd.args(["-accel", accel, "-smp", &opts.cpus.max(1).to_string()]);
     cmd.args(["-no-user-config", "-nodefaults"]);
     cmd.args(["-cpu", "qemu64,+rdrand,+ssse3,+sse4.1,+sse4.2,+popcnt,+smep,+smap"]);
     let pvh = opts.boot == Boot::Pvh;

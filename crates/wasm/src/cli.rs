@@ -57,13 +57,15 @@ pub struct WasmArgs {
     pub engine: EngineChoice,
     /// `--tcplisten ADDR:PORT`: listening sockets given to the program (fds 3, 4, ...).
     pub listen: Vec<(String, u16)>,
+    /// `--cpu N`: the program runs on CPU N only (as `taskset`; for benchmarks).
+    pub cpu: Option<usize>,
     pub file: String,
     pub args: Vec<String>,
 }
 
 /// Usage text.
 pub const USAGE: &str =
-    "usage: wasm [--engine auto|interp|compiled] [--dir HOST[::GUEST]]... [--env NAME=VALUE]... [--tcplisten ADDR:PORT]... [--fuel N] [--max-memory SIZE] [--timeout SECS] [--argv0 NAME] FILE [ARGS...]";
+    "usage: wasm [--engine auto|interp|compiled] [--dir HOST[::GUEST]]... [--env NAME=VALUE]... [--tcplisten ADDR:PORT]... [--fuel N] [--max-memory SIZE] [--timeout SECS] [--cpu N] [--argv0 NAME] FILE [ARGS...]";
 
 /// Parses a size such as `4096`, `64K`, `16M`, `1G` (binary units).
 pub fn parse_size(s: &str) -> Option<usize> {
@@ -156,6 +158,10 @@ impl WasmArgs {
                     a.listen.push((addr.to_string(), port));
                 }
                 "--engine" => a.engine = EngineChoice::parse(&value()?)?,
+                "--cpu" => {
+                    let v = value()?;
+                    a.cpu = Some(v.parse().map_err(|_| format!("--cpu {v}: not a CPU number"))?);
+                }
                 "--timeout" => {
                     let v = value()?;
                     let secs: f64 = v.parse().map_err(|_| format!("--timeout {v}: not a number of seconds"))?;
@@ -201,6 +207,8 @@ mod tests {
             "--argv0",
             "prog",
             "--timeout=1.5",
+            "--cpu",
+            "1",
             "--tcplisten",
             "0.0.0.0:8080",
             "--engine=interp",
@@ -218,6 +226,7 @@ mod tests {
         assert_eq!(a.timeout_ns, Some(1_500_000_000));
         assert_eq!(a.listen, [("0.0.0.0".to_string(), 8080)]);
         assert_eq!(a.engine, EngineChoice::Interp);
+        assert_eq!(a.cpu, Some(1));
         assert_eq!(WasmArgs::parse(&v(&["--engine", "compiled", "p"])).unwrap().engine, EngineChoice::Compiled);
         assert_eq!(WasmArgs::parse(&v(&["p"])).unwrap().engine, EngineChoice::Auto);
         assert_eq!(a.args, v(&["--dir", "x"]));

@@ -2,6 +2,7 @@
 //! the legacy PIC for timer and serial interrupts.
 
 use core::fmt::Write;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use pic8259::ChainedPics;
 use spin::{Lazy, Mutex};
@@ -19,6 +20,9 @@ use crate::drivers::serial::emergency_write;
 const DOUBLE_FAULT_IST: u16 = 0;
 /// IST slot used by the page-fault handler, so a stack overflow can still be reported.
 const PAGE_FAULT_IST: u16 = 1;
+/// IST slot of the NMI handler: an NMI (TLB shootdown) can arrive in the two instructions of
+/// the `syscall` entry that still run on the user's stack.
+const NMI_IST: u16 = 2;
 const IST_STACK_SIZE: usize = 32 * 1024;
 
 /// First vector of the remapped PIC interrupts.
@@ -33,13 +37,14 @@ struct Stack([u8; IST_STACK_SIZE]);
 
 static mut DOUBLE_FAULT_STACK: Stack = Stack([0; IST_STACK_SIZE]);
 static mut PAGE_FAULT_STACK: Stack = Stack([0; IST_STACK_SIZE]);
+static mut NMI_STACK: Stack = Stack([0; IST_STACK_SIZE]);
 
 fn stack_top(stack: *const Stack) -> VirtAddr {
     VirtAddr::from_ptr(stack) + IST_STACK_SIZE as u64
 }
 
-/// The TSS: IST stacks, and `rsp0`, the stack an interrupt from user mode lands on (the
-/// running task's, set by `user` at every switch).
+/// The boot CPU's TSS: IST stacks, and `rsp0`, the stack an interrupt from user mode lands on
+/// (the running task's, set by `user` at every switch). Other CPUs get theirs in [`init_ap`].
 static mut TSS: TaskStateSegment = TaskStateSegment::new();
 
 struct Selectors {
@@ -54,18 +59,24 @@ static GDT: Lazy<(GlobalDescriptorTable, Selectors)> = Lazy::new(|| {
         let t = &raw mut TSS;
         (*t).interrupt_stack_table[DOUBLE_FAULT_IST as usize] = stack_top(&raw const DOUBLE_FAULT_STACK);
         (*t).interrupt_stack_table[PAGE_FAULT_IST as usize] = stack_top(&raw const PAGE_FAULT_STACK);
+        (*t).interrupt_stack_table[NMI_IST as usize] = stack_top(&raw const NMI_STACK);
         t
     };
+    // SAFETY: the TSS is a static that lives as long as the GDT.
+    gdt_with(unsafe { Descriptor::tss_segment_unchecked(tss) })
+});
+
+/// A GDT laid out as every CPU's: kernel code and data, user data and code (`sysret` wants user
+/// data right before user code: 0x18 and 0x20, RPL 3: 0x1b and 0x23), then the CPU's TSS.
+fn gdt_with(tss: Descriptor) -> (GlobalDescriptorTable, Selectors) {
     let mut gdt = GlobalDescriptorTable::new();
     let code = gdt.append(Descriptor::kernel_code_segment());
     let data = gdt.append(Descriptor::kernel_data_segment());
-    // `sysret` wants user data right before user code (0x18 and 0x20, RPL 3: 0x1b and 0x23).
     gdt.append(Descriptor::user_data_segment());
     gdt.append(Descriptor::user_code_segment());
-    // SAFETY: the TSS is a static that lives as long as the GDT.
-    let tss = gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss) });
+    let tss = gdt.append(tss);
     (gdt, Selectors { code, data, tss })
-});
+}
 
 pub static PICS: Mutex<ChainedPics> =
     // SAFETY: the offsets 32..48 do not overlap the CPU exception vectors.
@@ -75,7 +86,6 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
     let mut idt = InterruptDescriptorTable::new();
     idt.divide_error.set_handler_fn(divide_error);
     idt.debug.set_handler_fn(debug);
-    idt.non_maskable_interrupt.set_handler_fn(nmi);
     idt.breakpoint.set_handler_fn(breakpoint);
     idt.overflow.set_handler_fn(overflow);
     idt.bound_range_exceeded.set_handler_fn(bound_range);
@@ -93,6 +103,7 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
     // user-mode ones itself (`user`).
     unsafe {
         idt.double_fault.set_handler_fn(double_fault).set_stack_index(DOUBLE_FAULT_IST);
+        idt.non_maskable_interrupt.set_handler_fn(nmi).set_stack_index(NMI_IST);
         idt.page_fault
             .set_handler_addr(VirtAddr::new(crate::arch::user::keel_page_fault_entry as *const () as u64))
             .set_stack_index(PAGE_FAULT_IST);
@@ -106,6 +117,7 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
     }
     idt[PIC_OFFSET + 7].set_handler_fn(spurious_master);
     idt[LAPIC_TIMER_VECTOR].set_handler_fn(lapic_timer_interrupt);
+    idt[RESCHEDULE_VECTOR].set_handler_fn(reschedule_interrupt);
     idt[DEVICE_VECTOR].set_handler_fn(ioapic_device_interrupt);
     // PIC lines PCI devices are commonly routed to (the firmware's choice): a device that
     // registers one gets its interrupts; otherwise they count as spurious.
@@ -117,8 +129,10 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
     idt
 });
 
-/// Vector of the local APIC timer (the tick on machines without a PIT).
+/// Vector of the local APIC timer (the tick on the other CPUs, and on machines without a PIT).
 const LAPIC_TIMER_VECTOR: u8 = 0x40;
+/// Vector of the IPI that tells an idle CPU it was given a task.
+pub const RESCHEDULE_VECTOR: u8 = 0x41;
 /// Vector of the device interrupt routed through an I/O APIC.
 const DEVICE_VECTOR: u8 = 0x50;
 
@@ -241,39 +255,126 @@ extern "x86-interrupt" fn pic_device_interrupt<const LINE: u8>(_frame: Interrupt
     unsafe { PICS.lock().notify_end_of_interrupt(PIC_OFFSET + LINE) };
 }
 
-fn lapic_write(reg: u64, value: u32) {
+pub(crate) fn lapic_write(reg: u64, value: u32) {
     // SAFETY: the LAPIC's MMIO page is identity-mapped; these are architectural registers.
     unsafe { core::ptr::write_volatile((LAPIC_BASE + reg) as *mut u32, value) };
 }
 
-fn lapic_read(reg: u64) -> u32 {
+pub(crate) fn lapic_read(reg: u64) -> u32 {
     // SAFETY: as in lapic_write.
     unsafe { core::ptr::read_volatile((LAPIC_BASE + reg) as *const u32) }
 }
 
-/// Starts the local APIC timer, periodic at `hz`: its rate is measured once against the
-/// (already calibrated) clock over 10 ms, with `wait_ms`.
+/// Local APIC timer counts per tick, measured once (every CPU's timer runs at the same rate).
+static LAPIC_PER_TICK: AtomicU32 = AtomicU32::new(0);
+
+/// Starts this CPU's local APIC timer, periodic at `hz`: its rate is measured once against the
+/// (already calibrated) clock over 10 ms, with `wait_ms`; later CPUs reuse the measure.
 pub fn start_lapic_timer(hz: u64, wait_ms: impl Fn(u64)) {
-    // Divide by 16, masked, one-shot from the top: count down for 10 ms.
+    // Divide by 16.
     lapic_write(0x3e0, 0x3);
-    lapic_write(0x320, 1 << 16);
-    lapic_write(0x380, u32::MAX);
-    wait_ms(10);
-    let counted = u64::from(u32::MAX - lapic_read(0x390));
-    let per_tick = (counted * 100 / hz).clamp(1, u64::from(u32::MAX)) as u32;
+    let mut per_tick = LAPIC_PER_TICK.load(Ordering::Relaxed);
+    if per_tick == 0 {
+        // Masked, one-shot from the top: count down for 10 ms.
+        lapic_write(0x320, 1 << 16);
+        lapic_write(0x380, u32::MAX);
+        wait_ms(10);
+        let counted = u64::from(u32::MAX - lapic_read(0x390));
+        per_tick = (counted * 100 / hz).clamp(1, u64::from(u32::MAX)) as u32;
+        LAPIC_PER_TICK.store(per_tick, Ordering::Relaxed);
+        log::info!("tick: local APIC timer, {} counts per tick", per_tick);
+    }
     // Periodic, unmasked.
     lapic_write(0x320, u32::from(LAPIC_TIMER_VECTOR) | (1 << 17));
     lapic_write(0x380, per_tick);
-    log::info!("tick: local APIC timer, {} counts per tick", per_tick);
+}
+
+/// Starts an AP's tick: its local APIC timer at the boot CPU's rate.
+pub fn start_ap_timer() {
+    start_lapic_timer(crate::arch::time::TICK_HZ, |ms| {
+        let end = crate::arch::time::uptime_ns() + ms * 1_000_000;
+        while crate::arch::time::uptime_ns() < end {
+            core::hint::spin_loop();
+        }
+    });
 }
 
 extern "x86-interrupt" fn lapic_timer_interrupt(mut frame: InterruptStackFrame) {
-    crate::arch::time::on_tick();
-    crate::proc::aot::tick();
+    // The clock's tick count and wasmtime's epoch advance on one CPU only.
+    if crate::arch::smp::cpu() == 0 {
+        crate::arch::time::on_tick();
+        crate::proc::aot::tick();
+    }
     // End of interrupt for the local APIC.
     lapic_write(0xb0, 0);
     crate::sched::task::on_tick();
     stop_killed_user(&mut frame);
+}
+
+extern "x86-interrupt" fn reschedule_interrupt(_frame: InterruptStackFrame) {
+    lapic_write(0xb0, 0);
+    crate::sched::task::on_reschedule();
+}
+
+extern "x86-interrupt" fn nmi(mut frame: InterruptStackFrame) {
+    if crate::arch::smp::on_nmi() {
+        return;
+    }
+    if !crate::arch::user::trap_from_user(&mut frame, 2, 0) {
+        fatal("non-maskable interrupt", &frame, None, "");
+    }
+}
+
+/// This CPU's local APIC id.
+pub fn lapic_id() -> u32 {
+    lapic_read(0x20) >> 24
+}
+
+/// Sends an inter-processor interrupt: `low` is the ICR's low word (vector, delivery mode,
+/// level), to the CPU with local APIC id `apic`.
+pub fn send_ipi(apic: u32, low: u32) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // Wait until the previous IPI left (delivery status).
+        while lapic_read(0x300) & (1 << 12) != 0 {
+            core::hint::spin_loop();
+        }
+        lapic_write(0x310, apic << 24);
+        lapic_write(0x300, low);
+    });
+}
+
+/// Sets up an AP: its own GDT with its own TSS and IST stacks (kept for good), the shared IDT,
+/// its per-CPU block and system-call registers, its local APIC (LINT0 masked: the PICs talk to
+/// the boot CPU only).
+pub fn init_ap(index: usize) {
+    use alloc::boxed::Box;
+    let mut tss = Box::new(TaskStateSegment::new());
+    for ist in [DOUBLE_FAULT_IST, PAGE_FAULT_IST, NMI_IST] {
+        let stack: &'static mut [u8] = Box::leak(alloc::vec![0u8; IST_STACK_SIZE].into_boxed_slice());
+        let top = (stack.as_ptr() as u64 + IST_STACK_SIZE as u64) & !15;
+        tss.interrupt_stack_table[ist as usize] = VirtAddr::new(top);
+    }
+    let tss: &'static mut TaskStateSegment = Box::leak(tss);
+    let rsp0 = (&raw mut tss.privilege_stack_table[0]).cast::<u64>();
+    // SAFETY: the TSS is leaked: it lives as long as the GDT (forever).
+    let (gdt, sel) = gdt_with(unsafe { Descriptor::tss_segment_unchecked(tss) });
+    let (gdt, sel): &'static (GlobalDescriptorTable, Selectors) = Box::leak(Box::new((gdt, sel)));
+    gdt.load();
+    // SAFETY: the selectors come from the GDT just loaded.
+    unsafe {
+        CS::set_reg(sel.code);
+        DS::set_reg(sel.data);
+        ES::set_reg(sel.data);
+        SS::set_reg(sel.data);
+        load_tss(sel.tss);
+    }
+    IDT.load();
+    crate::arch::user::init_cpu(index, rsp0);
+    // Spurious vector 0xff, enabled; LINT0 masked, LINT1 NMI; timer masked until started.
+    lapic_write(0xf0, 0x1ff);
+    lapic_write(0x350, 1 << 16);
+    lapic_write(0x360, 0x400);
+    lapic_write(0x320, 1 << 16);
 }
 
 /// Loads the GDT, TSS and IDT and starts the PIC with the timer and COM1 unmasked.
@@ -290,7 +391,7 @@ pub fn init() {
     }
     IDT.load();
     // SAFETY: the address of the TSS's rsp0 slot, a static; only `user` writes it.
-    crate::arch::user::init(unsafe { &raw mut TSS.privilege_stack_table[0] }.cast::<u64>());
+    crate::arch::user::init_cpu(0, unsafe { &raw mut TSS.privilege_stack_table[0] }.cast::<u64>());
     init_local_apic();
     let mut pics = PICS.lock();
     // SAFETY: programs the 8259 PICs; vectors 32..48 have handlers in the IDT.
@@ -419,6 +520,7 @@ impl Write for Report {
 /// Prints a full exception report and stops the machine.
 fn fatal(name: &str, frame: &InterruptStackFrame, error: Option<u64>, extra: &str) -> ! {
     x86_64::instructions::interrupts::disable();
+    crate::arch::smp::stop_others();
     let mut out = Report;
     let _ = writeln!(out, "\n!!! KERNEL EXCEPTION: {name}");
     let _ = writeln!(out, "    rip    {:#018x}", frame.instruction_pointer.as_u64());
@@ -469,7 +571,6 @@ extern "x86-interrupt" fn divide_error(mut frame: InterruptStackFrame) {
     }
 }
 report!(debug, "debug (#DB)", 1);
-report!(nmi, "non-maskable interrupt", 2);
 report!(overflow, "overflow (#OF)", 4);
 report!(bound_range, "bound range exceeded (#BR)", 5);
 extern "x86-interrupt" fn invalid_opcode(mut frame: InterruptStackFrame) {

@@ -18,6 +18,7 @@
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use keel_sched::MAX_CPUS;
 use x86_64::instructions::interrupts;
 use x86_64::registers::control::{Cr3, Cr3Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags, FsBase, KernelGsBase, LStar, Msr, SFMask};
@@ -32,7 +33,9 @@ const PAGE: u64 = 4096;
 /// First and last+1 PML4 slots of the user half.
 const USER_SLOTS: core::ops::Range<usize> = 128..256;
 
-/// Per-CPU words the `syscall` entry reaches through `gs` (`swapgs`).
+/// Per-CPU words the `syscall` entry reaches through `gs` (`swapgs`): one block per CPU, whose
+/// address is the CPU's `KERNEL_GS_BASE` (outside the entry stubs' `swapgs` pairs, so Rust code
+/// finds its CPU there too: [`cpu_index`]).
 #[repr(C)]
 struct PerCpu {
     /// The kernel stack pointer of the task in user mode (where `run` saved its frame).
@@ -46,8 +49,25 @@ struct PerCpu {
     fault_addr: u64,
 }
 
-static mut PERCPU: PerCpu =
-    PerCpu { kernel_rsp: 0, user_rsp: 0, tss_rsp0: core::ptr::null_mut(), fault_error: 0, fault_addr: 0 };
+static mut PERCPU: [PerCpu; MAX_CPUS] =
+    [const { PerCpu { kernel_rsp: 0, user_rsp: 0, tss_rsp0: core::ptr::null_mut(), fault_error: 0, fault_addr: 0 } };
+        MAX_CPUS];
+
+/// The index of the CPU this runs on (0 before [`init_cpu`]).
+pub fn cpu_index() -> usize {
+    let base = (&raw const PERCPU) as u64;
+    let p = KernelGsBase::read().as_u64();
+    if p < base {
+        return 0;
+    }
+    (((p - base) / core::mem::size_of::<PerCpu>() as u64) as usize).min(MAX_CPUS - 1)
+}
+
+/// This CPU's block. Only this CPU uses it, with interrupts off.
+fn percpu() -> *mut PerCpu {
+    // SAFETY: an index below MAX_CPUS into the static array.
+    unsafe { (&raw mut PERCPU).cast::<PerCpu>().add(cpu_index()) }
+}
 
 /// What ended the last trip to user mode when it was neither a system call nor a page fault.
 #[derive(Clone, Copy, Debug, Default)]
@@ -61,9 +81,10 @@ pub struct Trap {
 /// `Trap::vector` when the task was killed while in user mode (Ctrl-C, `kill`).
 pub const KILLED: u64 = 0x100;
 
-/// The last trap; written by an exception handler with interrupts off and read by `run` right
-/// after, before interrupts are on again (one CPU per task at a time).
-static LAST_TRAP: spin::Mutex<Trap> = spin::Mutex::new(Trap { vector: 0, error: 0, rip: 0 });
+/// Each CPU's last trap; written by an exception handler with interrupts off and read by `run`
+/// right after on the same CPU, before interrupts are on again.
+static LAST_TRAP: [spin::Mutex<Trap>; MAX_CPUS] =
+    [const { spin::Mutex::new(Trap { vector: 0, error: 0, rip: 0 }) }; MAX_CPUS];
 
 /// A program's registers: general-purpose, instruction pointer, flags, and the FPU/SSE state.
 #[repr(C, align(16))]
@@ -289,12 +310,14 @@ extern "C" {
 /// True once [`init`] enabled `syscall`.
 static READY: AtomicBool = AtomicBool::new(false);
 
-/// Enables `syscall`/`sysret`, SMEP and SMAP where the CPU has them, and the per-CPU block.
-pub fn init(tss_rsp0: *mut u64) {
-    // SAFETY: called once at boot before any task runs; the pointer is the TSS's rsp0 slot,
-    // which lives as long as the kernel.
+/// Enables `syscall`/`sysret`, SMEP and SMAP where the CPU has them, and the CPU's per-CPU
+/// block (`index`: 0 for the boot CPU).
+pub fn init_cpu(index: usize, tss_rsp0: *mut u64) {
+    let index = index.min(MAX_CPUS - 1);
+    // SAFETY: called once per CPU as it starts, before it runs any task; the pointer is that
+    // CPU's TSS's rsp0 slot, which lives as long as the kernel; the block is that CPU's alone.
     unsafe {
-        let p = &raw mut PERCPU;
+        let p = (&raw mut PERCPU).cast::<PerCpu>().add(index);
         (*p).tss_rsp0 = tss_rsp0;
         KernelGsBase::write(VirtAddr::new(p as u64));
     }
@@ -319,6 +342,9 @@ pub fn init(tss_rsp0: *mut u64) {
     }
     // SAFETY: the kernel never executes user pages nor touches user memory directly.
     unsafe { Cr4::update(|f| f.insert(cr4)) };
+    if index != 0 {
+        return;
+    }
     log::info!(
         "user mode: syscall ready, SMEP {}, SMAP {}",
         if leaf7.ebx & (1 << 7) != 0 { "on" } else { "absent" },
@@ -336,8 +362,8 @@ pub fn run(regs: &mut UserRegs) -> Exit {
     let exit = match how {
         0 => Exit::Syscall,
         // SAFETY: written by the entry stub just now, with interrupts still off.
-        2 => unsafe { Exit::PageFault { addr: PERCPU.fault_addr, error: PERCPU.fault_error } },
-        _ => Exit::Trap(*LAST_TRAP.lock()),
+        2 => unsafe { Exit::PageFault { addr: (*percpu()).fault_addr, error: (*percpu()).fault_error } },
+        _ => Exit::Trap(*LAST_TRAP[cpu_index()].lock()),
     };
     interrupts::enable();
     exit
@@ -349,12 +375,12 @@ pub fn trap_from_user(frame: &mut InterruptStackFrame, vector: u64, error: u64) 
     if frame.code_segment.0 & 3 != 3 {
         return false;
     }
-    *LAST_TRAP.lock() = Trap { vector, error, rip: frame.instruction_pointer.as_u64() };
+    *LAST_TRAP[cpu_index()].lock() = Trap { vector, error, rip: frame.instruction_pointer.as_u64() };
     // SAFETY: the frame came from ring 3 of a task inside `run`, whose saved frame is at
-    // PERCPU.kernel_rsp; the handler's iretq resumes `keel_user_trap_return` in ring 0 on that
-    // stack with interrupts off, which returns from `run`.
+    // this CPU's kernel_rsp; the handler's iretq resumes `keel_user_trap_return` in ring 0 on
+    // that stack with interrupts off, which returns from `run`.
     unsafe {
-        let kernel_rsp = PERCPU.kernel_rsp;
+        let kernel_rsp = (*percpu()).kernel_rsp;
         frame.as_mut().update(|f| {
             f.instruction_pointer = VirtAddr::new(keel_user_trap_return as *const () as u64);
             f.code_segment = x86_64::structures::gdt::SegmentSelector(0x08);
@@ -378,8 +404,8 @@ pub struct Saved {
 /// Reads this task's state before switching away.
 pub fn save() -> Saved {
     let (frame, _) = Cr3::read();
-    // SAFETY: PERCPU is only changed with interrupts off by the task that runs (as here).
-    let kernel_rsp = unsafe { PERCPU.kernel_rsp };
+    // SAFETY: the block is only changed with interrupts off by the task that runs (as here).
+    let kernel_rsp = unsafe { (*percpu()).kernel_rsp };
     Saved { cr3: frame.start_address().as_u64(), kernel_rsp, fs_base: FsBase::read().as_u64() }
 }
 
@@ -391,7 +417,7 @@ pub fn restore(s: Saved) {
     switch_cr3(s.cr3);
     // SAFETY: interrupts are off (the scheduler); the TSS slot is valid (init).
     unsafe {
-        let p = &raw mut PERCPU;
+        let p = percpu();
         (*p).kernel_rsp = s.kernel_rsp;
         if !(*p).tss_rsp0.is_null() {
             *(*p).tss_rsp0 = s.kernel_rsp;

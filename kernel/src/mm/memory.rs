@@ -420,6 +420,9 @@ impl Drop for KernelStack {
                 }
             }
         });
+        // Other CPUs that ran the task may still cache the stack's pages: not before they
+        // forgot them do the frames go back (and the slot to the next stack).
+        crate::arch::smp::shootdown(self.bottom, self.pages * PAGE_SIZE);
         let _ = interrupts::without_interrupts(|| FRAMES.lock().free(self.frames, self.pages));
         interrupts::without_interrupts(|| {
             let mut stacks = STACKS.lock();
@@ -559,6 +562,9 @@ pub fn vm_protect(addr: u64, bytes: u64, access: Access) -> bool {
     let mut done = 0;
     while done < pages {
         let n = (pages - done).min(VM_BATCH);
+        // Frames unmapped in this batch: freed once no CPU caches them any more.
+        let mut unmapped: alloc::vec::Vec<u64> = alloc::vec::Vec::with_capacity(n as usize);
+        let mut narrowed = false;
         let ok = with_mapper(|m| {
             for i in done..done + n {
                 let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr + i * PAGE_SIZE));
@@ -569,9 +575,10 @@ pub fn vm_protect(addr: u64, bytes: u64, access: Access) -> bool {
                         if let Ok((_, flush)) = m.unmap(page) {
                             flush.flush();
                         }
-                        let _ = FRAMES.lock().free(frame.start_address().as_u64() / PAGE_SIZE, 1);
+                        unmapped.push(frame.start_address().as_u64() / PAGE_SIZE);
                     }
                     (Some(_), _) => {
+                        narrowed = true;
                         // SAFETY: the page belongs to a reservation of the region; only its
                         // access changes, as wasmtime asked.
                         match unsafe { m.update_flags(page, access.flags()) } {
@@ -596,6 +603,15 @@ pub fn vm_protect(addr: u64, bytes: u64, access: Access) -> bool {
                 }
             }
             true
+        });
+        if !unmapped.is_empty() || narrowed {
+            crate::arch::smp::shootdown(addr + done * PAGE_SIZE, n * PAGE_SIZE);
+        }
+        interrupts::without_interrupts(|| {
+            let mut frames = FRAMES.lock();
+            for f in unmapped {
+                let _ = frames.free(f, 1);
+            }
         });
         if !ok {
             return false;

@@ -14,38 +14,48 @@ use x86_64::registers::rflags::RFlags;
 use x86_64::structures::idt::InterruptStackFrame;
 use x86_64::VirtAddr;
 
+use crate::arch::smp;
 use crate::mm::memory::{self, Access};
 use crate::proc::Contents;
+use keel_sched::MAX_CPUS;
 use keel_wasm::Program;
+use x86_64::instructions::interrupts::without_interrupts;
 
 // `pub const KEY: Option<[u8; 32]>`: the key `cargo xtask build` generated for this build.
 include!(concat!(env!("OUT_DIR"), "/aot_key.rs"));
 
-static TLS: [AtomicPtr<u8>; 2] = [AtomicPtr::new(core::ptr::null_mut()), AtomicPtr::new(core::ptr::null_mut())];
+/// wasmtime's thread-local words, per CPU: those of the task each CPU runs (saved and restored
+/// with the task at every switch).
+static TLS: [[AtomicPtr<u8>; 2]; MAX_CPUS] =
+    [const { [AtomicPtr::new(core::ptr::null_mut()), AtomicPtr::new(core::ptr::null_mut())] }; MAX_CPUS];
 
-/// wasmtime's thread-local words: which activation of the runtime is current.
+/// wasmtime's thread-local words: which activation of the runtime is current. Read with
+/// interrupts off, so the task cannot move to another CPU between finding its CPU and reading.
 #[no_mangle]
 pub extern "C" fn wasmtime_tls_get(slot: usize) -> *mut u8 {
-    TLS.get(slot).map_or(core::ptr::null_mut(), |t| t.load(Ordering::Relaxed))
+    without_interrupts(|| TLS[smp::cpu()].get(slot).map_or(core::ptr::null_mut(), |t| t.load(Ordering::Relaxed)))
 }
 
 #[no_mangle]
 pub extern "C" fn wasmtime_tls_set(slot: usize, ptr: *mut u8) {
-    if let Some(t) = TLS.get(slot) {
-        t.store(ptr, Ordering::Relaxed);
-    }
+    without_interrupts(|| {
+        if let Some(t) = TLS[smp::cpu()].get(slot) {
+            t.store(ptr, Ordering::Relaxed);
+        }
+    })
 }
 
-/// The current task's words, saved across a task switch (one CPU: the globals are the running
-/// task's).
+/// The current task's words, saved across a task switch (interrupts are off).
 pub fn tls_save() -> [*mut u8; 2] {
-    [TLS[0].load(Ordering::Relaxed), TLS[1].load(Ordering::Relaxed)]
+    let tls = &TLS[smp::cpu()];
+    [tls[0].load(Ordering::Relaxed), tls[1].load(Ordering::Relaxed)]
 }
 
-/// Puts back what [`tls_save`] returned (or nulls, for a task's start).
+/// Puts back what [`tls_save`] returned (or nulls, for a task's start); interrupts are off.
 pub fn tls_restore(words: [*mut u8; 2]) {
-    TLS[0].store(words[0], Ordering::Relaxed);
-    TLS[1].store(words[1], Ordering::Relaxed);
+    let tls = &TLS[smp::cpu()];
+    tls[0].store(words[0], Ordering::Relaxed);
+    tls[1].store(words[1], Ordering::Relaxed);
 }
 
 /// wasmtime's mappings: reservations in the kernel's compiled-tier region (`memory::VM_REGION`),
@@ -200,8 +210,9 @@ type TrapHandler = extern "C" fn(pc: usize, fp: usize, has_faulting_addr: bool, 
 
 static TRAP_HANDLER: AtomicUsize = AtomicUsize::new(0);
 /// The fault being handed over: instruction pointer, faulting address (or NO_ADDRESS).
-static PENDING_PC: AtomicUsize = AtomicUsize::new(0);
-static PENDING_ADDR: AtomicUsize = AtomicUsize::new(0);
+/// Per CPU: written by the exception handler, read by the trap entry before interrupts are on.
+static PENDING_PC: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+static PENDING_ADDR: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
 const NO_ADDRESS: usize = usize::MAX;
 
 #[no_mangle]
@@ -230,8 +241,9 @@ extern "C" {
 
 /// Runs on the guest's stack after a fault in compiled code.
 extern "C" fn keel_wasm_trap(fp: usize) -> ! {
-    let pc = PENDING_PC.load(Ordering::Relaxed);
-    let addr = PENDING_ADDR.load(Ordering::Relaxed);
+    let cpu = smp::cpu();
+    let pc = PENDING_PC[cpu].load(Ordering::Relaxed);
+    let addr = PENDING_ADDR[cpu].load(Ordering::Relaxed);
     // Read before interrupts come back (another task could fault next).
     x86_64::instructions::interrupts::enable();
     let handler = TRAP_HANDLER.load(Ordering::Acquire);
@@ -251,8 +263,9 @@ pub fn redirect_trap(frame: &mut InterruptStackFrame, faulting_addr: Option<u64>
     if !memory::is_vm_region(rip) || TRAP_HANDLER.load(Ordering::Acquire) == 0 {
         return false;
     }
-    PENDING_PC.store(rip as usize, Ordering::Relaxed);
-    PENDING_ADDR.store(faulting_addr.map_or(NO_ADDRESS, |a| a as usize), Ordering::Relaxed);
+    let cpu = smp::cpu();
+    PENDING_PC[cpu].store(rip as usize, Ordering::Relaxed);
+    PENDING_ADDR[cpu].store(faulting_addr.map_or(NO_ADDRESS, |a| a as usize), Ordering::Relaxed);
     let entry = keel_wasm_trap_entry as *const () as u64;
     // SAFETY: the interrupted code is compiled WASM on a task's stack; it resumes at the trap
     // entry, below its own stack pointer (past a red zone), with interrupts off until the entry

@@ -133,6 +133,12 @@ pub fn command(shell: &mut Shell, argv: &[String], io: &mut Io<'_>) -> i32 {
             return 2;
         }
     };
+    if let Some(cpu) = parsed.cpu {
+        if !crate::sched::task::pin_current(Some(cpu)) {
+            io.eprint(format_args!("wasm: --cpu {cpu}: no such CPU ({} online)\n", crate::arch::smp::online()));
+            return 2;
+        }
+    }
     let name = parsed.argv0.clone().unwrap_or_else(|| parsed.file.clone());
     run_named(shell, parsed, name, io)
 }

@@ -1,18 +1,27 @@
-//! Tasks and the scheduler: kernel threads with their own guarded stacks, switched round-robin by
-//! the timer (preemptive, 10 ms slices) or when they block, sleep or yield. The FPU/SSE state is
-//! saved and restored per task. When nothing is ready the idle task halts the CPU.
+//! Tasks and the scheduler: kernel threads with their own guarded stacks, on every CPU. Each CPU
+//! has a run queue (policy in `keel-sched`: where a task that becomes ready waits, what an idle
+//! CPU steals); the timer preempts (10 ms slices), tasks block on [`WaitQueue`]s, sleep or yield.
+//! An idle CPU halts in its idle task until an interrupt, or the IPI a waker sends when it gives
+//! that CPU a task. The FPU/SSE state is saved and restored per task.
+//!
+//! One lock (`SCHED`, always taken with interrupts off) guards every task's state and the
+//! queues. It is held *across* the switch: the CPU that switches away from a task releases it
+//! only on the next task's stack, so no other CPU can pick up a task whose registers are still
+//! being saved. Lock order (see `sched/README.md`): a wait queue's lock, then `SCHED`; the
+//! shootdown lock and the page-frame lock may be taken under `SCHED`, never the reverse.
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use keel_sched::RunQueues;
 use spin::Mutex;
 use x86_64::instructions::interrupts;
 
-use crate::arch::time;
+use crate::arch::{smp, time};
 use crate::mm::memory::{self, KernelStack};
 
 /// A task identifier (what `ps` shows as PID).
@@ -26,6 +35,7 @@ pub const SLICE_TICKS: u64 = 1;
 /// What a task is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
+    /// Wants a CPU (or was woken while still on one, before it switched away).
     Ready,
     Running,
     /// Sleeping until this monotonic time (ns).
@@ -37,11 +47,13 @@ pub enum State {
 #[repr(C, align(16))]
 struct FxArea([u8; 512]);
 
-/// A task that may be moved to the scheduler. Keel runs on one CPU and a task's closure only ever
-/// runs on that task, so `Send` is not needed between tasks.
+/// A task's body, moved once into its task and run there (on whichever CPU runs the task).
 struct Job(Box<dyn FnOnce() -> i32>);
 
-// SAFETY: single CPU; the closure is moved once into its task and only run there.
+// SAFETY: the closure is moved once into its task and only run there. What it captures is
+// shared with the spawner only through kernel objects that lock (pipes, files, streams); the
+// shell's `Rc`-counted output sinks are cloned before the spawn and dropped by one side at a
+// time (sched/README.md lists this as a known limit).
 unsafe impl Send for Job {}
 
 struct Task {
@@ -62,6 +74,35 @@ struct Task {
     exit_status: Option<i32>,
     /// Events that end the task's sleep early ([`EVENT_INPUT`], [`EVENT_NET`]).
     waits_for: u8,
+    /// The CPU it runs on, or last ran on.
+    cpu: usize,
+    /// Runs only on this CPU (idle tasks; `wasm --cpu N`).
+    pinned: Option<usize>,
+    /// A CPU runs it now: its registers are live there, not saved in `rsp`/`fx`.
+    on_cpu: bool,
+}
+
+impl Task {
+    fn new(pid: Pid, name: &str, state: State, cpu: usize) -> Box<Task> {
+        Box::new(Task {
+            pid,
+            name: String::from(name),
+            state,
+            rsp: 0,
+            fx: Box::new(FxArea([0; 512])),
+            stack: None,
+            entry: None,
+            cpu_ns: 0,
+            kill: AtomicBool::new(false),
+            mem_bytes: AtomicU64::new(0),
+            engine: "",
+            exit_status: None,
+            waits_for: 0,
+            cpu,
+            pinned: None,
+            on_cpu: false,
+        })
+    }
 }
 
 /// Keyboard or serial input arrived.
@@ -71,25 +112,33 @@ pub const EVENT_NET: u8 = 2;
 /// A disk completed a request.
 pub const EVENT_DISK: u8 = 4;
 
-/// Events raised while the scheduler's lock was taken (so the waiters could not be woken then):
-/// the next timer tick wakes them.
-static PENDING_EVENTS: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 /// Events raised since a sleeper last looked: a task about to sleep for one of them does not
-/// (it happened between its last check and its sleep).
+/// (it happened between its last check and its sleep). Read and cleared under `SCHED`.
 static RAISED: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// What one CPU is doing.
+#[derive(Clone, Copy)]
+struct Cpu {
+    current: Pid,
+    idle: Pid,
+    /// When the running slice began (uptime ns).
+    slice_start: u64,
+    /// Ticks into the slice.
+    ticks: u64,
+    /// Time spent running tasks other than the idle task (ns).
+    busy_ns: u64,
+}
 
 struct Scheduler {
     tasks: BTreeMap<Pid, Box<Task>>,
-    ready: VecDeque<Pid>,
-    current: Pid,
+    queues: RunQueues<Pid>,
+    cpus: Vec<Cpu>,
     next_pid: Pid,
-    slice_start_tsc_ns: u64,
-    /// Dead tasks whose stacks can be freed once we are off them.
+    /// Dead tasks whose stacks can be freed once no CPU runs on them.
     reap: Vec<Pid>,
 }
 
 static SCHED: Mutex<Option<Scheduler>> = Mutex::new(None);
-static SLICE_TICK: AtomicU64 = AtomicU64::new(0);
 static STARTED: AtomicBool = AtomicBool::new(false);
 
 global_asm!(
@@ -133,43 +182,90 @@ fn with_sched<R>(f: impl FnOnce(&mut Scheduler) -> R) -> Option<R> {
     interrupts::without_interrupts(|| SCHED.lock().as_mut().map(f))
 }
 
-/// Turns the running boot code into task 1 and starts the idle task; the timer then preempts.
+impl Scheduler {
+    fn cpu(&self, cpu: usize) -> &Cpu {
+        &self.cpus[cpu.min(self.cpus.len() - 1)]
+    }
+
+    fn current(&self) -> Pid {
+        self.cpu(smp::cpu()).current
+    }
+
+    /// Makes a sleeping task ready and queues it where the policy says, waking that CPU if it
+    /// idles. A task still on its CPU (woken between deciding to sleep and switching away) is
+    /// only marked: its CPU sees it is ready and keeps it.
+    fn wake(&mut self, pid: Pid) {
+        let Some(t) = self.tasks.get_mut(&pid) else { return };
+        if !matches!(t.state, State::Sleeping(_)) {
+            return;
+        }
+        t.state = State::Ready;
+        t.waits_for = 0;
+        if t.on_cpu {
+            return;
+        }
+        let (last, pinned) = (t.cpu, t.pinned);
+        self.enqueue(pid, last, pinned);
+    }
+
+    /// Queues a ready task that no CPU runs.
+    fn enqueue(&mut self, pid: Pid, last: usize, pinned: Option<usize>) {
+        let target = self.queues.place(last, pinned);
+        self.queues.push(target, pid);
+        if let Some(c) = self.cpus.get(target) {
+            if c.current == c.idle {
+                smp::kick(target);
+            }
+        }
+    }
+}
+
+/// Turns the running boot code into task 1 and starts the boot CPU's idle task; the timer then
+/// preempts.
 pub fn init(name: &str) {
-    let me = Box::new(Task {
-        pid: 1,
-        name: String::from(name),
-        state: State::Running,
-        rsp: 0,
-        fx: Box::new(FxArea([0; 512])),
-        stack: None,
-        entry: None,
-        cpu_ns: 0,
-        kill: AtomicBool::new(false),
-        mem_bytes: AtomicU64::new(0),
-        engine: "",
-        exit_status: None,
-        waits_for: 0,
-    });
+    let mut me = Task::new(1, name, State::Running, 0);
+    me.on_cpu = true;
     let mut tasks = BTreeMap::new();
     tasks.insert(1, me);
     interrupts::without_interrupts(|| {
+        let mut queues = RunQueues::new(1);
+        queues.set_busy(0, true);
         *SCHED.lock() = Some(Scheduler {
             tasks,
-            ready: VecDeque::new(),
-            current: 1,
+            queues,
+            cpus: alloc::vec![Cpu { current: 1, idle: 0, slice_start: time::uptime_ns(), ticks: 0, busy_ns: 0 }],
             next_pid: 2,
-            slice_start_tsc_ns: time::uptime_ns(),
             reap: Vec::new(),
         });
     });
-    if spawn("idle", Box::new(idle_loop)).is_none() {
+    let Some(idle) = spawn_on("idle", Box::new(|| idle_loop()), Some(0), false) else {
         panic!("cannot start the idle task");
-    }
+    };
+    with_sched(|s| s.cpus[0].idle = idle);
     STARTED.store(true, Ordering::SeqCst);
 }
 
+/// Makes the code running on a newly started CPU its idle task (called by the CPU itself, with
+/// interrupts off, before it takes part).
+pub fn init_ap(cpu: usize) {
+    with_sched(|s| {
+        let pid = s.next_pid;
+        s.next_pid += 1;
+        let mut t = Task::new(pid, "idle", State::Running, cpu);
+        t.pinned = Some(cpu);
+        t.on_cpu = true;
+        s.tasks.insert(pid, t);
+        while s.cpus.len() <= cpu {
+            s.cpus.push(Cpu { current: pid, idle: pid, slice_start: time::uptime_ns(), ticks: 0, busy_ns: 0 });
+        }
+        s.cpus[cpu] = Cpu { current: pid, idle: pid, slice_start: time::uptime_ns(), ticks: 0, busy_ns: 0 };
+        s.queues.set_cpus(s.cpus.len());
+        s.queues.set_busy(cpu, false);
+    });
+}
+
 /// The idle task: halts until an interrupt, then lets others run.
-fn idle_loop() -> i32 {
+pub fn idle_loop() -> ! {
     loop {
         interrupts::enable_and_hlt();
         yield_now();
@@ -179,6 +275,10 @@ fn idle_loop() -> i32 {
 /// Starts a task running `f`; the task ends with the status `f` returns (everything `f` owns is
 /// dropped first). Returns its pid, or None when memory for its stack is missing.
 pub fn spawn(name: &str, f: Box<dyn FnOnce() -> i32>) -> Option<Pid> {
+    spawn_on(name, f, None, true)
+}
+
+fn spawn_on(name: &str, f: Box<dyn FnOnce() -> i32>, pinned: Option<usize>, queue: bool) -> Option<Pid> {
     let stack = memory::alloc_stack(STACK_PAGES, "a task")?;
     // Initial frame for keel_switch: six callee-saved registers, then the return address.
     let top = stack.top;
@@ -196,30 +296,25 @@ pub fn spawn(name: &str, f: Box<dyn FnOnce() -> i32>) -> Option<Pid> {
     with_sched(|s| {
         let pid = s.next_pid;
         s.next_pid += 1;
-        s.tasks.insert(
-            pid,
-            Box::new(Task {
-                pid,
-                name: String::from(name),
-                state: State::Ready,
-                rsp: frame,
-                fx: Box::new(FxArea([0; 512])),
-                stack: Some(stack),
-                entry: Some(Job(f)),
-                cpu_ns: 0,
-                kill: AtomicBool::new(false),
-                mem_bytes: AtomicU64::new(0),
-                engine: "",
-                exit_status: None,
-                waits_for: 0,
-            }),
-        );
-        s.ready.push_back(pid);
+        let here = smp::cpu();
+        let mut t = Task::new(pid, name, State::Ready, pinned.unwrap_or(here));
+        t.rsp = frame;
+        t.stack = Some(stack);
+        t.entry = Some(Job(f));
+        t.pinned = pinned;
+        s.tasks.insert(pid, t);
+        if queue {
+            s.enqueue(pid, here, pinned);
+        }
         pid
     })
 }
 
 extern "C" fn task_start() -> ! {
+    // The CPU that switched here still holds the scheduler's lock (see `schedule`).
+    // SAFETY: this task was started by `schedule`, which leaves SCHED locked across the switch
+    // for the task it switches to; nothing else holds it.
+    unsafe { SCHED.force_unlock() };
     // A new task starts with clean FPU state and interrupts on.
     // SAFETY: fninit resets x87 state; ldmxcsr loads the default SSE control word.
     unsafe {
@@ -231,7 +326,7 @@ extern "C" fn task_start() -> ! {
     // Nor an address space of its own.
     crate::arch::user::start_task();
     let job = with_sched(|s| {
-        let cur = s.current;
+        let cur = s.current();
         s.tasks.get_mut(&cur).and_then(|t| t.entry.take())
     })
     .flatten();
@@ -248,7 +343,7 @@ extern "C" fn task_start() -> ! {
 pub fn exit(status: i32) -> ! {
     interrupts::disable();
     with_sched(|s| {
-        let cur = s.current;
+        let cur = s.current();
         if let Some(t) = s.tasks.get_mut(&cur) {
             t.state = State::Dead;
             t.exit_status = Some(status);
@@ -266,12 +361,12 @@ fn unreachable_halt() -> ! {
     }
 }
 
-/// Gives the CPU to the next ready task (if any).
 /// True once the scheduler runs (tasks can sleep).
 pub fn started() -> bool {
     STARTED.load(Ordering::Relaxed)
 }
 
+/// Gives the CPU to the next ready task (if any).
 pub fn yield_now() {
     interrupts::without_interrupts(schedule);
 }
@@ -280,7 +375,7 @@ pub fn yield_now() {
 pub fn sleep_until(until: u64) {
     interrupts::without_interrupts(|| {
         with_sched(|s| {
-            let cur = s.current;
+            let cur = s.current();
             if let Some(t) = s.tasks.get_mut(&cur) {
                 t.state = State::Sleeping(until);
             }
@@ -297,25 +392,29 @@ pub fn sleep_for_input(until: u64) {
 /// Sleeps until `until` or until one of `events` happens, whichever is first.
 pub fn sleep_for(events: u8, until: u64) {
     interrupts::without_interrupts(|| {
-        if RAISED.fetch_and(!events, Ordering::Relaxed) & events != 0 {
-            return;
-        }
-        with_sched(|s| {
-            let cur = s.current;
+        // Under the lock: an event raised after this look finds the task asleep and wakes it.
+        let sleeps = with_sched(|s| {
+            if RAISED.fetch_and(!events, Ordering::SeqCst) & events != 0 {
+                return false;
+            }
+            let cur = s.current();
             if let Some(t) = s.tasks.get_mut(&cur) {
                 t.state = State::Sleeping(until);
                 t.waits_for = events;
             }
+            true
         });
-        schedule();
+        if sleeps == Some(true) {
+            schedule();
+        }
     });
 }
 
 /// Tasks waiting for one thing (a pipe's data or room, a task's end). A waiter sleeps until a
 /// waker makes exactly the queued tasks ready, until its deadline, until it is killed, or (as it
-/// also waits for input) until a key such as Ctrl-C arrives. The condition is checked and the
-/// task put to sleep with interrupts off, so on one CPU no wake can fall between the two; with
-/// more CPUs the queue's lock will have to be held across both.
+/// also waits for input) until a key such as Ctrl-C arrives. The queue's lock is held from the
+/// check of the condition until the task is marked asleep and queued, so a waker on another
+/// CPU (which changes the condition, then calls [`WaitQueue::wake_all`]) cannot slip between.
 pub struct WaitQueue {
     waiters: Mutex<Vec<Pid>>,
 }
@@ -330,11 +429,12 @@ impl WaitQueue {
     /// interrupts off: it must not spin on a lock a preempted task may hold (use try_lock).
     pub fn wait(&self, ready: impl Fn() -> bool, until: u64) {
         interrupts::without_interrupts(|| {
+            let mut waiters = self.waiters.lock();
             if ready() {
                 return;
             }
             let Some(cur) = with_sched(|s| {
-                let cur = s.current;
+                let cur = s.current();
                 let t = s.tasks.get_mut(&cur)?;
                 if t.kill.load(Ordering::SeqCst) {
                     return None;
@@ -346,7 +446,8 @@ impl WaitQueue {
             .flatten() else {
                 return;
             };
-            self.waiters.lock().push(cur);
+            waiters.push(cur);
+            drop(waiters);
             schedule();
             self.waiters.lock().retain(|p| *p != cur);
         })
@@ -360,13 +461,7 @@ impl WaitQueue {
         }
         with_sched(|s| {
             for p in pids {
-                if let Some(t) = s.tasks.get_mut(&p) {
-                    if let State::Sleeping(_) = t.state {
-                        t.state = State::Ready;
-                        t.waits_for = 0;
-                        s.ready.push_back(p);
-                    }
-                }
+                s.wake(p);
             }
         });
     }
@@ -385,30 +480,22 @@ pub fn wake_input_waiters() {
     wake_waiters(EVENT_INPUT)
 }
 
-/// Makes the tasks sleeping for any of `events` ready to run (callable from interrupts; if the
-/// scheduler is busy, the next tick does it).
+/// Makes the tasks sleeping for any of `events` ready to run (callable from interrupts: every
+/// holder of the scheduler's lock has interrupts off, so it is never held by the code this
+/// interrupt stopped).
 pub fn wake_waiters(events: u8) {
-    RAISED.fetch_or(events, Ordering::Relaxed);
-    let Some(mut guard) = SCHED.try_lock() else {
-        PENDING_EVENTS.fetch_or(events, Ordering::Relaxed);
-        return;
-    };
-    let Some(s) = guard.as_mut() else { return };
-    wake_in(s, events);
-}
-
-fn wake_in(s: &mut Scheduler, events: u8) {
-    let mut woke = Vec::new();
-    for t in s.tasks.values_mut() {
-        if t.waits_for & events != 0 {
-            t.waits_for = 0;
-            if let State::Sleeping(_) = t.state {
-                t.state = State::Ready;
-                woke.push(t.pid);
+    interrupts::without_interrupts(|| {
+        let mut guard = SCHED.lock();
+        RAISED.fetch_or(events, Ordering::SeqCst);
+        let Some(s) = guard.as_mut() else { return };
+        let woke: Vec<Pid> = s.tasks.values().filter(|t| t.waits_for & events != 0).map(|t| t.pid).collect();
+        for p in woke {
+            if let Some(t) = s.tasks.get_mut(&p) {
+                t.waits_for = 0;
             }
+            s.wake(p);
         }
-    }
-    s.ready.extend(woke);
+    })
 }
 
 /// Sleeps for `ms` milliseconds.
@@ -416,123 +503,147 @@ pub fn sleep_ms(ms: u64) {
     sleep_until(time::uptime_ns() + ms * 1_000_000);
 }
 
-/// Called by the timer interrupt (after end-of-interrupt): wakes sleepers, and every slice
-/// switches to another ready task.
+/// Called by the timer interrupt on each CPU (after end-of-interrupt): wakes sleepers whose
+/// time came, and every slice switches to another ready task of this CPU.
 pub fn on_tick() {
     if !STARTED.load(Ordering::Relaxed) {
         return;
     }
     let now = time::uptime_ns();
-    let Some(mut guard) = SCHED.try_lock() else { return };
-    let Some(s) = guard.as_mut() else { return };
-    let pending = PENDING_EVENTS.swap(0, Ordering::Relaxed);
-    if pending != 0 {
-        wake_in(s, pending);
-    }
-    let mut woke = Vec::new();
-    for t in s.tasks.values_mut() {
-        if let State::Sleeping(until) = t.state {
-            if now >= until {
-                t.state = State::Ready;
-                t.waits_for = 0;
-                woke.push(t.pid);
-            }
+    let slice_over = {
+        let mut guard = SCHED.lock();
+        let Some(s) = guard.as_mut() else { return };
+        let due: Vec<Pid> =
+            s.tasks.values().filter(|t| matches!(t.state, State::Sleeping(u) if now >= u)).map(|t| t.pid).collect();
+        for p in due {
+            s.wake(p);
         }
-    }
-    s.ready.extend(woke);
-    drop(guard);
-    if SLICE_TICK.fetch_add(1, Ordering::Relaxed) + 1 >= SLICE_TICKS {
-        SLICE_TICK.store(0, Ordering::Relaxed);
+        let cpu = smp::cpu();
+        match s.cpus.get_mut(cpu) {
+            Some(c) => {
+                c.ticks += 1;
+                if c.ticks >= SLICE_TICKS {
+                    c.ticks = 0;
+                    true
+                } else {
+                    false
+                }
+            }
+            None => false,
+        }
+    };
+    if slice_over {
         schedule();
     }
 }
 
-/// Picks the next task and switches to it. Interrupts must be off.
+/// Called by the reschedule IPI: an idle CPU was given a task.
+pub fn on_reschedule() {
+    let idle = with_sched(|s| {
+        let c = s.cpu(smp::cpu());
+        c.current == c.idle
+    });
+    if idle == Some(true) {
+        schedule();
+    }
+}
+
+/// Picks the next task for this CPU and switches to it. Interrupts must be off.
 fn schedule() {
     let now = time::uptime_ns();
-    let switch = {
-        let mut guard = SCHED.lock();
-        let Some(s) = guard.as_mut() else { return };
-        let cur = s.current;
-        // Free the stacks of dead tasks we are not running on.
-        let dead: Vec<Pid> = s.reap.iter().copied().filter(|p| *p != cur).collect();
-        s.reap.retain(|p| *p == cur);
-        for p in dead {
-            if let Some(t) = s.tasks.get_mut(&p) {
-                t.stack = None;
-            }
+    let cpu = smp::cpu();
+    let mut guard = SCHED.lock();
+    let Some(s) = guard.as_mut() else { return };
+    if cpu >= s.cpus.len() {
+        return;
+    }
+    // Free the stacks of dead tasks no CPU runs on.
+    let dead: Vec<Pid> = s.reap.iter().copied().filter(|p| s.tasks.get(p).is_none_or(|t| !t.on_cpu)).collect();
+    s.reap.retain(|p| !dead.contains(p));
+    for p in dead {
+        if let Some(t) = s.tasks.get_mut(&p) {
+            t.stack = None;
         }
-        let elapsed = now.saturating_sub(s.slice_start_tsc_ns);
-        s.slice_start_tsc_ns = now;
-        let cur_state = s.tasks.get(&cur).map(|t| t.state);
-        if let Some(t) = s.tasks.get_mut(&cur) {
-            t.cpu_ns += elapsed;
-            if t.state == State::Running {
-                t.state = State::Ready;
-            }
-        }
-        // Round robin; the idle task (pid 2) only when nobody else can run.
-        let mut next = None;
-        let mut saw_idle = false;
-        for _ in 0..s.ready.len() {
-            let Some(p) = s.ready.pop_front() else { break };
-            if s.tasks.get(&p).map(|t| t.state) != Some(State::Ready) {
-                continue;
-            }
-            if p == 2 {
-                saw_idle = true;
-                continue;
-            }
-            next = Some(p);
-            break;
-        }
-        if saw_idle {
-            s.ready.push_back(2);
-        }
-        let next = match next {
-            Some(n) => n,
-            None if cur_state == Some(State::Running) => {
-                // Nobody else wants the CPU: keep going.
-                if let Some(t) = s.tasks.get_mut(&cur) {
-                    t.state = State::Running;
-                }
-                return;
-            }
-            None => 2,
-        };
-        if next == cur {
+    }
+    let Cpu { current: cur, idle, slice_start, .. } = s.cpus[cpu];
+    let elapsed = now.saturating_sub(slice_start);
+    s.cpus[cpu].slice_start = now;
+    if cur != idle {
+        s.cpus[cpu].busy_ns += elapsed;
+    }
+    let cur_state = s.tasks.get(&cur).map(|t| t.state);
+    if let Some(t) = s.tasks.get_mut(&cur) {
+        t.cpu_ns += elapsed;
+    }
+    // The current task can go on unless it sleeps or ended (woken early: Ready), or was pinned
+    // to another CPU (it then waits in that CPU's queue).
+    let runnable = matches!(cur_state, Some(State::Running | State::Ready)) && cur != idle;
+    let moves_to = s.tasks.get(&cur).and_then(|t| t.pinned).filter(|c| *c != cpu && runnable);
+    let next = if runnable && moves_to.is_none() {
+        s.queues.pick_own(cpu)
+    } else {
+        let tasks = &s.tasks;
+        s.queues
+            .pick_or_steal(cpu, |p| tasks.get(&p).is_some_and(|t| t.pinned.is_none_or(|c| c == cpu)))
+            .map(|(p, _)| p)
+    };
+    let next = match next {
+        Some(n) => n,
+        None if (runnable && moves_to.is_none()) || cur == idle => {
+            // Nobody else wants this CPU: keep going.
             if let Some(t) = s.tasks.get_mut(&cur) {
                 t.state = State::Running;
             }
             return;
         }
-        if cur_state == Some(State::Running) {
-            s.ready.push_back(cur);
-        }
-        s.ready.retain(|p| *p != next);
-        if let Some(t) = s.tasks.get_mut(&next) {
-            t.state = State::Running;
-        }
-        s.current = next;
-        let save = s.tasks.get_mut(&cur).map(|t| (&mut t.rsp as *mut u64, &mut *t.fx as *mut FxArea));
-        let load = s.tasks.get(&next).map(|t| t.rsp);
-        match (save, load) {
-            (Some(save), Some(load)) => Some((save, load)),
-            _ => None,
-        }
+        None => idle,
     };
-    let Some(((save_rsp, save_fx), load_rsp)) = switch else { return };
+    if runnable {
+        if let Some(t) = s.tasks.get_mut(&cur) {
+            t.state = State::Ready;
+        }
+        match moves_to {
+            Some(other) => {
+                s.queues.push(other, cur);
+                if s.cpus.get(other).is_some_and(|c| c.current == c.idle) {
+                    smp::kick(other);
+                }
+            }
+            None => s.queues.push(cpu, cur),
+        }
+    }
+    if let Some(t) = s.tasks.get_mut(&cur) {
+        t.on_cpu = false;
+        if cur == idle {
+            t.state = State::Ready;
+        }
+    }
+    if let Some(t) = s.tasks.get_mut(&next) {
+        t.state = State::Running;
+        t.on_cpu = true;
+        t.cpu = cpu;
+    }
+    s.cpus[cpu].current = next;
+    s.cpus[cpu].ticks = 0;
+    s.queues.set_busy(cpu, next != idle);
+    let save = s.tasks.get_mut(&cur).map(|t| (&mut t.rsp as *mut u64, &mut *t.fx as *mut FxArea));
+    let load = s.tasks.get(&next).map(|t| t.rsp);
+    let (Some((save_rsp, save_fx)), Some(load_rsp)) = (save, load) else { return };
     // wasmtime's thread-local words belong to this task: kept on its stack while others run.
     let tls = crate::proc::aot::tls_save();
     // So do its address space, user-mode kernel stack and thread pointer (native programs).
     let user = crate::arch::user::save();
+    // The lock stays held across the switch: released on the next task's stack, once this
+    // task's registers are saved (another CPU may pick it up from the queue right after).
+    core::mem::forget(guard);
     // SAFETY: both tasks live in boxes owned by the scheduler that are not freed while either
-    // can run (dead tasks keep their box; only their stack is freed once we are off it).
+    // can run (dead tasks keep their box; only their stack is freed once no CPU is on it).
     // fxsave/fxrstor use the 16-byte aligned 512-byte areas of those tasks. Interrupts are off.
     unsafe {
         core::arch::asm!("fxsave64 [{0}]", in(reg) save_fx, options(nostack));
         keel_switch(save_rsp, load_rsp);
-        // Back on this task: restore its FPU/SSE state.
+        // Back on this task (maybe on another CPU): the CPU that switched here holds SCHED.
+        SCHED.force_unlock();
         core::arch::asm!("fxrstor64 [{0}]", in(reg) save_fx, options(nostack));
     }
     crate::arch::user::restore(user);
@@ -547,6 +658,9 @@ pub struct TaskInfo {
     pub cpu_ns: u64,
     pub mem_bytes: u64,
     pub engine: &'static str,
+    /// The CPU it runs on or last ran on.
+    pub cpu: usize,
+    pub pinned: Option<usize>,
 }
 
 /// Every live task.
@@ -562,60 +676,106 @@ pub fn list() -> Vec<TaskInfo> {
                 cpu_ns: t.cpu_ns,
                 mem_bytes: t.mem_bytes.load(Ordering::Relaxed),
                 engine: t.engine,
+                cpu: t.cpu,
+                pinned: t.pinned,
             })
             .collect()
     })
     .unwrap_or_default()
 }
 
+/// One CPU's figures: the time it spent running tasks (not idling) and how many wait for it.
+pub struct CpuInfo {
+    pub busy_ns: u64,
+    pub queued: usize,
+    pub running: Pid,
+}
+
+/// Every CPU's figures.
+pub fn cpus() -> Vec<CpuInfo> {
+    let now = time::uptime_ns();
+    with_sched(|s| {
+        s.cpus
+            .iter()
+            .enumerate()
+            .map(|(i, c)| CpuInfo {
+                busy_ns: c.busy_ns + if c.current != c.idle { now.saturating_sub(c.slice_start) } else { 0 },
+                queued: s.queues.queued(i),
+                running: if c.current == c.idle { 0 } else { c.current },
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Pins the current task to `cpu` (None: any CPU) and moves it there now. False if there is
+/// no such CPU.
+pub fn pin_current(cpu: Option<usize>) -> bool {
+    if cpu.is_some_and(|c| c >= smp::online()) {
+        return false;
+    }
+    with_sched(|s| {
+        let cur = s.current();
+        if let Some(t) = s.tasks.get_mut(&cur) {
+            t.pinned = cpu;
+        }
+    });
+    // `schedule` moves a task pinned elsewhere to its CPU's queue.
+    if let Some(c) = cpu {
+        while smp::cpu() != c {
+            yield_now();
+        }
+    }
+    true
+}
+
 /// Asks a task to end. Returns false if there is no such (live) task.
 pub fn kill(pid: Pid) -> bool {
-    with_sched(|s| match s.tasks.get(&pid) {
-        Some(t) if t.state != State::Dead && pid > 2 => {
-            t.kill.store(true, Ordering::SeqCst);
-            if let State::Sleeping(_) = t.state {
-                // Wake it so it notices.
-                if let Some(t) = s.tasks.get_mut(&pid) {
-                    t.state = State::Ready;
-                }
-                s.ready.push_back(pid);
-            }
-            true
+    with_sched(|s| {
+        // Neither the first task (the shell) nor an idle task.
+        let alive = s.tasks.get(&pid).is_some_and(|t| t.state != State::Dead && !s.cpus.iter().any(|c| c.idle == pid));
+        if !alive || pid == 1 {
+            return false;
         }
-        _ => false,
+        if let Some(t) = s.tasks.get(&pid) {
+            t.kill.store(true, Ordering::SeqCst);
+        }
+        // Wake it so it notices.
+        s.wake(pid);
+        true
     })
     .unwrap_or(false)
 }
 
-/// Like [`killed`], from an interrupt handler: false if the scheduler is busy right now.
+/// Like [`killed`], from an interrupt handler.
 pub fn killed_now() -> bool {
-    let Some(guard) = SCHED.try_lock() else { return false };
-    guard.as_ref().and_then(|s| s.tasks.get(&s.current)).is_some_and(|t| t.kill.load(Ordering::SeqCst))
+    killed()
 }
 
 /// The running task's pid.
 pub fn current_pid() -> Pid {
-    with_sched(|s| s.current).unwrap_or(1)
+    with_sched(|s| s.current()).unwrap_or(1)
 }
 
 /// CPU time the current task has used, including its running slice.
 pub fn cpu_ns() -> u64 {
     with_sched(|s| {
-        let run = time::uptime_ns().saturating_sub(s.slice_start_tsc_ns);
-        s.tasks.get(&s.current).map_or(0, |t| t.cpu_ns + run)
+        let c = s.cpu(smp::cpu());
+        let run = time::uptime_ns().saturating_sub(c.slice_start);
+        s.tasks.get(&c.current).map_or(0, |t| t.cpu_ns + run)
     })
     .unwrap_or(0)
 }
 
 /// True when the current task was asked to end.
 pub fn killed() -> bool {
-    with_sched(|s| s.tasks.get(&s.current).is_some_and(|t| t.kill.load(Ordering::SeqCst))).unwrap_or(false)
+    with_sched(|s| s.tasks.get(&s.current()).is_some_and(|t| t.kill.load(Ordering::SeqCst))).unwrap_or(false)
 }
 
 /// Records which engine runs the current task's WASM program ("" when it ends), for `ps`.
 pub fn set_engine(engine: &'static str) {
     with_sched(|s| {
-        let cur = s.current;
+        let cur = s.current();
         if let Some(t) = s.tasks.get_mut(&cur) {
             t.engine = engine;
         }
@@ -625,7 +785,7 @@ pub fn set_engine(engine: &'static str) {
 /// Records how much memory the current task uses (for `ps`).
 pub fn set_mem(bytes: u64) {
     with_sched(|s| {
-        if let Some(t) = s.tasks.get(&s.current) {
+        if let Some(t) = s.tasks.get(&s.current()) {
             t.mem_bytes.store(bytes, Ordering::Relaxed);
         }
     });
@@ -635,9 +795,9 @@ pub fn set_mem(bytes: u64) {
 pub fn try_reap(pid: Pid) -> Option<Option<i32>> {
     with_sched(|s| match s.tasks.get(&pid) {
         None => Some(None),
-        // A dead task's stack can go as soon as we are not running on it (the scheduler frees
-        // it at the next switch otherwise): the waiter reaps it at once.
-        Some(t) if t.state == State::Dead && pid != s.current => {
+        // A dead task's stack can go as soon as no CPU runs on it (the scheduler frees it at
+        // the next switch otherwise): the waiter reaps it at once.
+        Some(t) if t.state == State::Dead && !t.on_cpu => {
             let st = t.exit_status;
             s.reap.retain(|p| *p != pid);
             s.tasks.remove(&pid);

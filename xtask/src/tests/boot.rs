@@ -56,7 +56,8 @@ pub(super) fn screen_console_and_keyboard(image: &Image) -> Result<(), String> {
 
 pub(super) fn uptime_advances(image: &Image) -> Result<(), String> {
     let mut vm = boot(image)?;
-    let parse = |s: &str| -> Option<f64> { s.trim().strip_prefix("up ")?.strip_suffix('s')?.parse().ok() };
+    let parse =
+        |s: &str| -> Option<f64> { s.lines().next()?.trim().strip_prefix("up ")?.strip_suffix('s')?.parse().ok() };
     let a = vm.run("uptime", STEP)?;
     let t1 = parse(&a).ok_or(format!("uptime format: {a:?}"))?;
     vm.run("sleep 0.3", STEP)?;
