@@ -45,6 +45,10 @@ commands:
                         of random keys on the console (--compiled: the modules on the
                         compiled tier); --minutes: soak, rounds with new seeds
                         until M minutes are up; failing inputs go to target/fuzz/crashes
+  stress [--minutes M] [--cpus N]
+                        SMP soak on one boot (default 5 minutes, 4 CPUs): start/kill races,
+                        pipelines and parallel programs round after round, memory and tasks
+                        checked after each
   setup                 install what the build needs (pinned toolchain, QEMU)
 
 run options:
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
         Some("lint") => build::lint().map(|_| 0),
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => tests::fuzz_command(&args[1..]),
+        Some("stress") => stress(&args[1..]),
         Some("setup") => build::setup().map(|_| 0),
         Some("relay") => qemu::relay(&args[1..]),
         Some("disk") => disk::command(&args[1..]),
@@ -101,6 +106,25 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn stress(args: &[String]) -> Result<i32, String> {
+    let (mut minutes, mut cpus) = (5.0, 4);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let v = it.next().ok_or(format!("{a} needs a value"))?;
+        match a.as_str() {
+            "--minutes" => minutes = v.parse().map_err(|_| format!("--minutes {v}: not a number"))?,
+            "--cpus" => {
+                cpus = v.parse().ok().filter(|n| (2..=8).contains(n)).ok_or(format!("--cpus {v}: expected 2 to 8"))?
+            }
+            other => return Err(format!("stress: unknown option {other}")),
+        }
+    }
+    let image = build::build_all()?;
+    tests::smp::stress(&image, minutes, cpus)?;
+    println!("stress: passed");
+    Ok(0)
 }
 
 fn run(args: &[String]) -> Result<i32, String> {

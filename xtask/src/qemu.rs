@@ -319,6 +319,10 @@ pub fn command(image: &Image, opts: &Options) -> Command {
         cmd.args(["-display", "none"]);
     }
     cmd.args(&opts.extra);
+    // For debugging by hand, e.g. KEEL_QEMU_EXTRA="-monitor unix:/tmp/mon,server,nowait".
+    if let Ok(extra) = std::env::var("KEEL_QEMU_EXTRA") {
+        cmd.args(extra.split_whitespace());
+    }
     cmd
 }
 

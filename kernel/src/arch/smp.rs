@@ -264,6 +264,12 @@ pub fn shootdown(start: u64, len: u64) {
     if n < 2 || len == 0 {
         return;
     }
+    // Interrupts off while the lock is held: the timer may switch tasks, and the scheduler
+    // frees dead tasks' stacks, which shoots down too.
+    interrupts::without_interrupts(|| shootdown_locked(n, start, len));
+}
+
+fn shootdown_locked(n: usize, start: u64, len: u64) {
     let _one_at_a_time = SHOOTDOWN.lock();
     SD_START.store(start, Ordering::Relaxed);
     SD_PAGES.store(len.div_ceil(4096), Ordering::Relaxed);

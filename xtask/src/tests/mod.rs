@@ -16,6 +16,7 @@ pub(crate) mod net;
 mod programs;
 mod share;
 mod shell;
+pub(crate) mod smp;
 mod wasm;
 
 use std::process::Command;
@@ -78,6 +79,10 @@ const TESTS: &[(&str, TestFn)] = &[
     ("native::mmap_stress_gives_pages_back", native::mmap_stress_gives_pages_back),
     ("native::kill_ctrl_c_and_trace", native::kill_ctrl_c_and_trace),
     ("native::hostile_system_calls", native::hostile_system_calls),
+    ("smp::every_cpu_computes", smp::every_cpu_computes),
+    ("smp::twenty_programs_on_four_cpus", smp::twenty_programs_on_four_cpus),
+    ("smp::pipelines_across_cpus", smp::pipelines_across_cpus),
+    ("smp::kill_races_exit_across_cpus", smp::kill_races_exit_across_cpus),
     ("net::fetch_files_and_run_one", net::fetch_files_and_run_one),
     ("net::fetch_failures_are_clear", net::fetch_failures_are_clear),
     ("net::https_with_a_test_ca", net::https_with_a_test_ca),
