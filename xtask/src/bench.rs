@@ -605,6 +605,28 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         vec![4.0 * single / four],
         format!("1 alone {single:.0} ms, 4 together {four:.0} ms"),
     );
+    // The same program typed alone and as the first of three in one line (the "two speeds"
+    // once seen on one CPU): the program's own timing of each run.
+    let fib_ms = |out: &str| -> Vec<f64> {
+        out.lines()
+            .filter_map(|l| l.strip_prefix("RESULT fib 832040 ")?.trim().strip_suffix("ms")?.parse().ok())
+            .collect()
+    };
+    const FIB_INTERP: &str = "wasm --engine interp /extra_files/wasm/bench.wasm fib";
+    let mut alone = Vec::new();
+    let mut in_three = Vec::new();
+    for _ in 0..runs.max(3) {
+        alone.extend(fib_ms(&vm.run(FIB_INTERP, STEP)?));
+        in_three.extend(fib_ms(&vm.run(&format!("{FIB_INTERP}; {FIB_INTERP}; {FIB_INTERP}"), STEP)?));
+    }
+    let (alone_ms, three_ms) = (stats(&alone).0, stats(&in_three).0);
+    row(
+        "concurrency",
+        "1 CPU: a program typed alone vs inside `f; f; f` (time ratio)".into(),
+        "x",
+        vec![alone_ms / three_ms],
+        format!("interpreted fib: alone {alone_ms:.0} ms, in three {three_ms:.0} ms (medians); goal <= 1.05"),
+    );
     let mut reads = Vec::new();
     let mut writes = Vec::new();
     for _ in 0..runs {
@@ -642,6 +664,44 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         pipes.push(keel_time(&mut vm, "source /tmp/pipes.sh")?.0 / 50.0 * 1000.0);
     }
     row("I/O", "a 9-stage pipeline of built-ins, one line".into(), "us", pipes, "8 hand-offs, 9 tasks".into());
+    shutdown(vm);
+
+    // Two CPUs: parallel speed-up, one guest alone against the 1-CPU figure above, pipe
+    // hand-off between CPUs.
+    eprintln!("bench: SMP (2 CPUs)");
+    let mut vm = Vm::boot(&img, &Options { cpus: 2, ..Options::default() })?;
+    vm.wait_for(PROMPT, Duration::from_secs(60))?;
+    let mut alone2 = Vec::new();
+    let mut speedups = Vec::new();
+    for _ in 0..runs.max(3) {
+        let one = fib_ms(&vm.run(FIB_INTERP, STEP)?);
+        alone2.extend(&one);
+        let (two, _) = keel_time(&mut vm, &format!("{FIB_INTERP} > /dev/null & {FIB_INTERP} > /dev/null & wait"))?;
+        if let Some(one) = one.first() {
+            speedups.push(2.0 * one / two);
+        }
+    }
+    row(
+        "smp",
+        "2 CPUs: 2 CPU-bound guests, speed-up vs one after the other".into(),
+        "x",
+        speedups,
+        "interpreted fib; goal >= 1.8".into(),
+    );
+    let alone2_ms = stats(&alone2).0;
+    row(
+        "smp",
+        "2 CPUs: one guest alone, time vs 1-CPU Keel".into(),
+        "x",
+        vec![alone2_ms / alone_ms],
+        format!("{alone2_ms:.0} ms vs {alone_ms:.0} ms; goal <= 1.0"),
+    );
+    let mut pipe2 = Vec::new();
+    for _ in 0..runs {
+        let out = vm.run("/extra_files/b/pipelat send 200 | /extra_files/b/pipelat recv", STEP)?;
+        pipe2.extend(pipe_median(&out));
+    }
+    row("smp", "2 CPUs: pipe hand-off, native writer to a sleeping reader".into(), "us", pipe2, "goal <= 100 us".into());
     shutdown(vm);
 
     // Idle guests that fit in 256 MiB.
