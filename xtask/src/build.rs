@@ -242,11 +242,21 @@ pub fn setup() -> Result<(), String> {
     Ok(())
 }
 
-/// Builds the kernel (release) and copies it to target/keel/keel.elf.
+/// Builds the kernel (release) and copies it to target/keel/keel.elf (with the lock-order
+/// checks when KEEL_LOCK_ORDER=1 is set: `kernel/src/sched/README.md`).
 pub fn build_kernel() -> Result<PathBuf, String> {
+    let checked = std::env::var("KEEL_LOCK_ORDER").is_ok_and(|v| v == "1");
+    build_kernel_as(if checked { &["lock-order"] } else { &[] }, "keel.elf")
+}
+
+/// Builds the kernel with `features` and copies it to target/keel/NAME.
+pub fn build_kernel_as(features: &[&str], name: &str) -> Result<PathBuf, String> {
     ensure_toolchain()?;
     let mut cargo = kernel_cargo()?;
     cargo.args(["build", "--release", "--locked"]);
+    if !features.is_empty() {
+        cargo.args(["--features", &features.join(",")]);
+    }
     // The key the kernel checks artefacts with (baked into the image by kernel/build.rs).
     cargo.env("KEEL_AOT_KEY", crate::aot::key_hex()?);
     if quiet() {
@@ -256,7 +266,7 @@ pub fn build_kernel() -> Result<PathBuf, String> {
     let built = root().join("kernel/target/x86_64-keel/release/keel");
     let out = out_dir();
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let dest = out.join("keel.elf");
+    let dest = out.join(name);
     std::fs::copy(&built, &dest).map_err(|e| format!("copy {}: {e}", built.display()))?;
     Ok(dest)
 }

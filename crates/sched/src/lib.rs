@@ -7,6 +7,8 @@
 
 extern crate alloc;
 
+pub mod lockorder;
+
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 

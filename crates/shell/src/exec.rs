@@ -6,11 +6,11 @@
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
-use alloc::rc::Rc;
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::cell::RefCell;
 use core::fmt;
+use spin::Mutex;
 
 use crate::parse::{self, AndOr, Command, Connector, Part, RedirKind, Target, Word};
 
@@ -83,9 +83,9 @@ pub enum Sink {
     /// The console.
     Terminal,
     /// Collected in memory for the next pipe stage.
-    Buffer(Rc<RefCell<PipeBuffer>>),
+    Buffer(Arc<Mutex<PipeBuffer>>),
     /// Streamed into a file.
-    Stream(Rc<RefCell<StreamState>>),
+    Stream(Arc<Mutex<StreamState>>),
     /// Discarded.
     Null,
 }
@@ -93,19 +93,23 @@ pub enum Sink {
 impl Sink {
     /// A sink that streams into `stream` (a file or a pipe).
     pub fn stream(stream: Box<dyn OutputStream>) -> Sink {
-        Sink::Stream(Rc::new(RefCell::new(StreamState { stream, error: None })))
+        // Atomic count and a lock: the kernel hands sinks to tasks that run on other CPUs. The
+        // streams themselves are not `Send` by type (kernel pipes, files), but are kernel
+        // objects safe to use from any CPU.
+        #[allow(clippy::arc_with_non_send_sync)]
+        Sink::Stream(Arc::new(Mutex::new(StreamState { stream, error: None })))
     }
 
-    fn buffer() -> (Sink, Rc<RefCell<PipeBuffer>>) {
-        let b = Rc::new(RefCell::new(PipeBuffer { data: Vec::new(), full: false }));
+    fn buffer() -> (Sink, Arc<Mutex<PipeBuffer>>) {
+        let b = Arc::new(Mutex::new(PipeBuffer { data: Vec::new(), full: false }));
         (Sink::Buffer(b.clone()), b)
     }
 
     /// True once writing can no longer succeed (pipe full, file error).
     fn broken(&self) -> bool {
         match self {
-            Sink::Buffer(b) => b.borrow().full,
-            Sink::Stream(s) => s.borrow().error.is_some(),
+            Sink::Buffer(b) => b.lock().full,
+            Sink::Stream(s) => s.lock().error.is_some(),
             _ => false,
         }
     }
@@ -140,7 +144,7 @@ impl<'a> Io<'a> {
         match sink {
             Sink::Terminal => self.term.write(data),
             Sink::Buffer(b) => {
-                let mut b = b.borrow_mut();
+                let mut b = b.lock();
                 // Memory may run out before the limit: that also ends the stage, never the kernel.
                 if b.full || b.data.len() + data.len() > PIPE_LIMIT || b.data.try_reserve(data.len()).is_err() {
                     b.full = true;
@@ -149,7 +153,7 @@ impl<'a> Io<'a> {
                 }
             }
             Sink::Stream(s) => {
-                let mut s = s.borrow_mut();
+                let mut s = s.lock();
                 if s.error.is_none() {
                     if let Err(e) = s.stream.write(data) {
                         s.error = Some(e);
@@ -410,7 +414,7 @@ impl Shell {
                 let io = Io { stdin, stdout, stderr: Sink::Terminal, term: &mut *term };
                 self.status = self.run_command(cmd, host, io);
                 if let Some(b) = captured {
-                    let mut b = b.borrow_mut();
+                    let mut b = b.lock();
                     if b.full {
                         let msg = format!(
                             "keel: pipe buffer full ({} MiB): output of stage {} truncated\n",
@@ -440,7 +444,7 @@ impl Shell {
             .collect();
 
         // Redirections, left to right. Output files are streamed into as the command writes.
-        let mut outputs: Vec<(String, Rc<RefCell<StreamState>>)> = Vec::new();
+        let mut outputs: Vec<(String, Arc<Mutex<StreamState>>)> = Vec::new();
         for r in &cmd.redirects {
             let sink_ref = |io: &mut Io<'_>, fd: u32, s: Sink| {
                 if fd == 2 {
@@ -488,7 +492,8 @@ impl Shell {
                                     return 1;
                                 }
                             };
-                            let state = Rc::new(RefCell::new(StreamState { stream, error: None }));
+                            #[allow(clippy::arc_with_non_send_sync)] // as in `Sink::stream`
+                            let state = Arc::new(Mutex::new(StreamState { stream, error: None }));
                             sink_ref(&mut io, r.fd, Sink::Stream(state.clone()));
                             outputs.push((path, state));
                         }
@@ -513,7 +518,7 @@ impl Shell {
         };
 
         for (path, state) in outputs {
-            if let Some(e) = state.borrow_mut().error.take() {
+            if let Some(e) = state.lock().error.take() {
                 io.term.write(format!("keel: {path}: {e}\n").as_bytes());
                 return if status == 0 { 1 } else { status };
             }
@@ -700,6 +705,8 @@ impl Shell {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::rc::Rc;
+    use core::cell::RefCell;
 
     #[derive(Default)]
     struct Term {

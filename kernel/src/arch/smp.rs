@@ -14,6 +14,7 @@ use x86_64::instructions::interrupts;
 
 use crate::arch::boot::BootInfo;
 use crate::arch::{cpu, time};
+use crate::sched::lock::{Ordered, Rank};
 
 /// Physical address of the trapoline: page-aligned below 1 MiB (the SIPI vector is its page
 /// number), above the unmapped null guard, in memory the firmware marks usable.
@@ -244,7 +245,7 @@ pub fn kick(cpu: usize) {
 
 // ---- TLB shootdown ----
 
-static SHOOTDOWN: spin::Mutex<()> = spin::Mutex::new(());
+static SHOOTDOWN: Ordered<()> = Ordered::new(Rank::Shootdown, ());
 static SD_START: AtomicU64 = AtomicU64::new(0);
 static SD_PAGES: AtomicU64 = AtomicU64::new(0);
 /// CPUs that have not flushed yet.

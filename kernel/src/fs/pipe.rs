@@ -7,8 +7,8 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::sync::Arc;
 
+use crate::sched::lock::{Ordered, Rank};
 use keel_shell::exec::{InputStream, OutputStream};
-use spin::Mutex;
 
 use crate::sched::task::WaitQueue;
 
@@ -23,7 +23,7 @@ struct Inner {
 
 /// The buffer and the tasks waiting on it (at most the reader and the writer).
 struct Shared {
-    inner: Mutex<Inner>,
+    inner: Ordered<Inner>,
     queue: WaitQueue,
 }
 
@@ -35,7 +35,10 @@ pub struct PipeReader(Arc<Shared>);
 /// A new pipe.
 pub fn pipe() -> (PipeWriter, PipeReader) {
     let shared = Arc::new(Shared {
-        inner: Mutex::new(Inner { buf: VecDeque::with_capacity(PIPE_CAPACITY), reader_open: true, writer_open: true }),
+        inner: Ordered::new(
+            Rank::Pipe,
+            Inner { buf: VecDeque::with_capacity(PIPE_CAPACITY), reader_open: true, writer_open: true },
+        ),
         queue: WaitQueue::new(),
     });
     (PipeWriter(shared.clone()), PipeReader(shared))

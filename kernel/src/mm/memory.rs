@@ -16,6 +16,7 @@ use x86_64::structures::paging::{
 use x86_64::{PhysAddr, VirtAddr};
 
 use crate::arch::boot::BootInfo;
+use crate::sched::lock::{Ordered, Rank};
 
 /// The boot stub identity-maps physical memory up to here.
 pub const IDENTITY_LIMIT: u64 = 4 << 30;
@@ -28,7 +29,7 @@ const HEAP_GROW_MIN: usize = 2 << 20;
 const INITIAL_HEAP: usize = 1 << 20;
 
 /// Free physical pages. Never held while allocating from the heap.
-pub static FRAMES: Mutex<PageAllocator<4096>> = Mutex::new(PageAllocator::new());
+pub static FRAMES: Ordered<PageAllocator<4096>> = Ordered::new(Rank::Frames, PageAllocator::new());
 
 extern "C" {
     static __kernel_start: u8;
@@ -312,7 +313,7 @@ unsafe impl FrameAllocator<Size4KiB> for PageTableFrames {
     }
 }
 
-static PAGE_TABLES: Mutex<()> = Mutex::new(());
+static PAGE_TABLES: Ordered<()> = Ordered::new(Rank::PageTables, ());
 
 /// The kernel's own PML4 (the boot stub's): kernel mappings are made there, and every process's
 /// address space shares its tables outside the user half.
@@ -365,7 +366,7 @@ pub struct KernelStack {
 
 const MAX_STACKS: usize = 256;
 /// Live stacks: (guard page address, name) for fault reports.
-static STACKS: Mutex<[(u64, u64, &str); MAX_STACKS]> = Mutex::new([(0, 0, ""); MAX_STACKS]);
+static STACKS: Ordered<[(u64, u64, &str); MAX_STACKS]> = Ordered::new(Rank::Stacks, [(0, 0, ""); MAX_STACKS]);
 static NEXT_STACK_SLOT: AtomicU64 = AtomicU64::new(0);
 
 /// Allocates a stack of `pages` pages with a guard page, in the stack region.
@@ -408,7 +409,7 @@ pub fn alloc_stack(pages: u64, name: &'static str) -> Option<KernelStack> {
 }
 
 /// Address-space slots of freed stacks.
-static FREE_SLOTS: Mutex<alloc::vec::Vec<u64>> = Mutex::new(alloc::vec::Vec::new());
+static FREE_SLOTS: Ordered<alloc::vec::Vec<u64>> = Ordered::new(Rank::FreeSlots, alloc::vec::Vec::new());
 
 impl Drop for KernelStack {
     fn drop(&mut self) {
@@ -492,7 +493,7 @@ pub const VM_REGION_SIZE: u64 = 1 << 44;
 const VM_BATCH: u64 = 256;
 
 /// Free address ranges of the region, in pages (set up at the first reservation).
-static VM_SPACE: Mutex<Option<PageAllocator<1024>>> = Mutex::new(None);
+static VM_SPACE: Ordered<Option<PageAllocator<1024>>> = Ordered::new(Rank::VmSpace, None);
 
 /// How reserved pages may be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

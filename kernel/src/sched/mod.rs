@@ -1,3 +1,5 @@
-//! Scheduling: tasks, the context switch, wait queues (per-CPU run queues will live here).
+//! Scheduling: tasks, the context switch, per-CPU run queues (policy in `keel-sched`), wait
+//! queues, and the kernel's ordered locks. `README.md` here holds the lock order.
 
+pub(crate) mod lock;
 pub(crate) mod task;

@@ -17,8 +17,8 @@ use alloc::vec::Vec;
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::sched::lock::{self, Ordered, Rank};
 use keel_sched::RunQueues;
-use spin::Mutex;
 use x86_64::instructions::interrupts;
 
 use crate::arch::{smp, time};
@@ -138,7 +138,7 @@ struct Scheduler {
     reap: Vec<Pid>,
 }
 
-static SCHED: Mutex<Option<Scheduler>> = Mutex::new(None);
+static SCHED: Ordered<Option<Scheduler>> = Ordered::new(Rank::Sched, None);
 static STARTED: AtomicBool = AtomicBool::new(false);
 
 global_asm!(
@@ -312,6 +312,8 @@ fn spawn_on(name: &str, f: Box<dyn FnOnce() -> i32>, pinned: Option<usize>, queu
 
 extern "C" fn task_start() -> ! {
     // The CPU that switched here still holds the scheduler's lock (see `schedule`).
+    // A new task holds no lock but the scheduler's, which it lets go now.
+    lock::restore(0);
     // SAFETY: this task was started by `schedule`, which leaves SCHED locked across the switch
     // for the task it switches to; nothing else holds it.
     unsafe { SCHED.force_unlock() };
@@ -416,12 +418,12 @@ pub fn sleep_for(events: u8, until: u64) {
 /// check of the condition until the task is marked asleep and queued, so a waker on another
 /// CPU (which changes the condition, then calls [`WaitQueue::wake_all`]) cannot slip between.
 pub struct WaitQueue {
-    waiters: Mutex<Vec<Pid>>,
+    waiters: Ordered<Vec<Pid>>,
 }
 
 impl WaitQueue {
     pub const fn new() -> WaitQueue {
-        WaitQueue { waiters: Mutex::new(Vec::new()) }
+        WaitQueue { waiters: Ordered::new(Rank::WaitQueue, Vec::new()) }
     }
 
     /// Returns at once if `ready()`; else sleeps until woken, `until` (uptime ns), a kill or
@@ -633,6 +635,8 @@ fn schedule() {
     let tls = crate::proc::aot::tls_save();
     // So do its address space, user-mode kernel stack and thread pointer (native programs).
     let user = crate::arch::user::save();
+    // And so does the set of ordered locks it holds (the scheduler's among them).
+    let held = lock::save();
     // The lock stays held across the switch: released on the next task's stack, once this
     // task's registers are saved (another CPU may pick it up from the queue right after).
     core::mem::forget(guard);
@@ -643,6 +647,7 @@ fn schedule() {
         core::arch::asm!("fxsave64 [{0}]", in(reg) save_fx, options(nostack));
         keel_switch(save_rsp, load_rsp);
         // Back on this task (maybe on another CPU): the CPU that switched here holds SCHED.
+        lock::restore(held);
         SCHED.force_unlock();
         core::arch::asm!("fxrstor64 [{0}]", in(reg) save_fx, options(nostack));
     }

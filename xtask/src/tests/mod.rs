@@ -83,6 +83,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("smp::twenty_programs_on_four_cpus", smp::twenty_programs_on_four_cpus),
     ("smp::pipelines_across_cpus", smp::pipelines_across_cpus),
     ("smp::kill_races_exit_across_cpus", smp::kill_races_exit_across_cpus),
+    ("smp::lock_order_checked", smp::lock_order_checked),
     ("net::fetch_files_and_run_one", net::fetch_files_and_run_one),
     ("net::fetch_failures_are_clear", net::fetch_failures_are_clear),
     ("net::https_with_a_test_ca", net::https_with_a_test_ca),
