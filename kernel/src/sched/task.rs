@@ -50,10 +50,9 @@ struct FxArea([u8; 512]);
 /// A task's body, moved once into its task and run there (on whichever CPU runs the task).
 struct Job(Box<dyn FnOnce() -> i32>);
 
-// SAFETY: the closure is moved once into its task and only run there. What it captures is
-// shared with the spawner only through kernel objects that lock (pipes, files, streams); the
-// shell's `Rc`-counted output sinks are cloned before the spawn and dropped by one side at a
-// time (sched/README.md lists this as a known limit).
+// SAFETY: the closure is moved once into its task and only run there, on whichever CPU. What
+// it captures is shared with the spawner only through objects that count atomically and lock
+// (the shell's output sinks are `Arc<Mutex>`, pipes, files, the VFS).
 unsafe impl Send for Job {}
 
 struct Task {

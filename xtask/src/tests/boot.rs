@@ -16,9 +16,12 @@ pub(super) fn boot_to_prompt(image: &Image) -> Result<(), String> {
 }
 
 pub(super) fn q35_boots_too(image: &Image) -> Result<(), String> {
-    let mut vm = boot_with(image, &Options { machine: Some("q35".into()), ..Options::default() })?;
+    let mut vm = boot_with(image, &Options { machine: Some("q35".into()), cpus: 2, ..Options::default() })?;
+    contains(&vm.output(), "SMP: 2 CPUs online")?;
     let out = vm.run("echo on q35", STEP)?;
     check(out == "on q35\n", "echo on q35", &out)?;
+    let out = vm.run("wasm --cpu 1 /extra_files/wasm/hello.wasm", STEP)?;
+    contains(&out, "Hello, world!")?;
     shutdown(vm)
 }
 

@@ -78,8 +78,8 @@ pub(super) fn image_boots_under_uefi(image: &Image) -> Result<(), String> {
     image_boots(image, Firmware::Uefi, "uefi")
 }
 
-/// The bootable image on q35 through `firmware`: a program, a share over virtio-pci, the shell
-/// on the framebuffer with the keyboard, ACPI power-off.
+/// The bootable image on q35 through `firmware`, with 2 CPUs: both started, a program, a share
+/// over virtio-pci, the shell on the framebuffer with the keyboard, ACPI power-off.
 fn image_boots(image: &Image, firmware: Firmware, name: &str) -> Result<(), String> {
     let iso = image_for(image, &format!("test-{name}"))?;
     let dir = shared_folder(name)?;
@@ -89,10 +89,15 @@ fn image_boots(image: &Image, firmware: Firmware, name: &str) -> Result<(), Stri
         firmware,
         shares: vec![(dir.clone(), "/host".into(), false)],
         extra: vec!["-vga".into(), "std".into(), "-monitor".into(), format!("unix:{},server,nowait", sock.display())],
+        cpus: 2,
         ..Options::default()
     };
     let mut vm = boot_image(image, opts)?;
     contains(&vm.output(), "screen: framebuffer console")?;
+    // The firmware parked the second CPU; Keel started it again from its own trampoline.
+    contains(&vm.output(), "SMP: 2 CPUs online")?;
+    let out = vm.run("wasm --cpu 1 /extra_files/wasm/hello.wasm", STEP)?;
+    contains(&out, "Hello, world!")?;
     works_like_a_pc(&mut vm, &dir)?;
     screen_shows_the_shell(&mut vm, &sock, name)?;
     acpi_power_off(vm)
