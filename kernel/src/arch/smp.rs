@@ -251,6 +251,8 @@ static SD_PAGES: AtomicU64 = AtomicU64::new(0);
 /// CPUs that have not flushed yet.
 static SD_LEFT: AtomicUsize = AtomicUsize::new(0);
 static SD_ACTIVE: AtomicBool = AtomicBool::new(false);
+/// An address space to leave (0: none), with the shootdown.
+static SD_ABANDON: AtomicU64 = AtomicU64::new(0);
 /// Set when the kernel stops on a fault: an NMI then halts the CPU it reaches.
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
@@ -267,11 +269,22 @@ pub fn shootdown(start: u64, len: u64) {
     }
     // Interrupts off while the lock is held: the timer may switch tasks, and the scheduler
     // frees dead tasks' stacks, which shoots down too.
-    interrupts::without_interrupts(|| shootdown_locked(n, start, len));
+    interrupts::without_interrupts(|| shootdown_locked(n, start, len, 0));
 }
 
-fn shootdown_locked(n: usize, start: u64, len: u64) {
+/// Takes the address space `pml4` (about to be freed) off every other CPU that still has it
+/// loaded (lazily, under a kernel task: `user::OWN_CR3`). Returns once none has.
+pub fn abandon_address_space(pml4: u64) {
+    let n = online();
+    if n < 2 {
+        return;
+    }
+    interrupts::without_interrupts(|| shootdown_locked(n, 0, 0, pml4));
+}
+
+fn shootdown_locked(n: usize, start: u64, len: u64, abandon: u64) {
     let _one_at_a_time = SHOOTDOWN.lock();
+    SD_ABANDON.store(abandon, Ordering::SeqCst);
     SD_START.store(start, Ordering::Relaxed);
     SD_PAGES.store(len.div_ceil(4096), Ordering::Relaxed);
     SD_LEFT.store(n - 1, Ordering::SeqCst);
@@ -290,6 +303,7 @@ fn shootdown_locked(n: usize, start: u64, len: u64) {
         core::hint::spin_loop();
     }
     SD_ACTIVE.store(false, Ordering::SeqCst);
+    SD_ABANDON.store(0, Ordering::SeqCst);
 }
 
 /// Called by the NMI handler: true if the NMI was a shootdown (done now) or a stop.
@@ -299,6 +313,10 @@ pub fn on_nmi() -> bool {
     }
     if !SD_ACTIVE.load(Ordering::SeqCst) {
         return false;
+    }
+    let abandon = SD_ABANDON.load(Ordering::SeqCst);
+    if abandon != 0 {
+        crate::arch::user::abandon(abandon);
     }
     let start = SD_START.load(Ordering::Relaxed);
     let pages = SD_PAGES.load(Ordering::Relaxed);

@@ -392,21 +392,31 @@ pub fn trap_from_user(frame: &mut InterruptStackFrame, vector: u64, error: u64) 
     true
 }
 
+/// Per CPU: the address space of the task it runs (its PML4), 0 for a kernel task. A kernel
+/// task keeps whatever `cr3` is loaded (lazily: the kernel half is the same in every address
+/// space), so switching between a program and the idle task or back costs no `cr3` write — and
+/// no TLB flush, which under emulation means no soft-TLB refill. An address space being freed
+/// is first taken off every CPU that still holds it (`smp::abandon_address_space`).
+static OWN_CR3: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
 /// The per-task part of the CPU's user-mode state, kept on the task's stack while it is
 /// switched out.
 #[derive(Clone, Copy)]
 pub struct Saved {
+    /// The task's own address space (0: a kernel task).
     cr3: u64,
+    /// The CPU it was switched out on.
+    cpu: usize,
     kernel_rsp: u64,
     fs_base: u64,
 }
 
 /// Reads this task's state before switching away.
 pub fn save() -> Saved {
-    let (frame, _) = Cr3::read();
+    let cpu = cpu_index();
     // SAFETY: the block is only changed with interrupts off by the task that runs (as here).
     let kernel_rsp = unsafe { (*percpu()).kernel_rsp };
-    Saved { cr3: frame.start_address().as_u64(), kernel_rsp, fs_base: FsBase::read().as_u64() }
+    Saved { cr3: OWN_CR3[cpu].load(Ordering::Relaxed), cpu, kernel_rsp, fs_base: FsBase::read().as_u64() }
 }
 
 /// Puts a task's state back when it runs again.
@@ -414,7 +424,17 @@ pub fn restore(s: Saved) {
     if !READY.load(Ordering::Relaxed) {
         return;
     }
-    switch_cr3(s.cr3);
+    let cpu = cpu_index();
+    OWN_CR3[cpu].store(s.cr3, Ordering::Relaxed);
+    if s.cr3 != 0 {
+        // Still loaded here from before: valid only if the task last ran on this CPU (else it
+        // may have changed its mappings elsewhere, and this CPU's TLB is stale).
+        if s.cpu == cpu {
+            switch_cr3(s.cr3);
+        } else {
+            load_cr3(s.cr3);
+        }
+    }
     // SAFETY: interrupts are off (the scheduler); the TSS slot is valid (init).
     unsafe {
         let p = percpu();
@@ -426,9 +446,26 @@ pub fn restore(s: Saved) {
     FsBase::write(VirtAddr::new(s.fs_base));
 }
 
-/// A new task starts in the kernel's address space.
+/// A new task starts as a kernel task (on whatever address space is loaded).
 pub fn start_task() {
-    switch_cr3(memory::kernel_pml4());
+    OWN_CR3[cpu_index()].store(0, Ordering::Relaxed);
+}
+
+/// Called by `smp` on every CPU when the address space `pml4` is about to be freed: if this
+/// CPU still has it loaded (lazily, running a kernel task), it moves to the kernel's own.
+pub fn abandon(pml4: u64) {
+    if Cr3::read().0.start_address().as_u64() == pml4 {
+        load_cr3(memory::kernel_pml4());
+    }
+}
+
+/// Writes `cr3` even if it holds `pml4` already (the write flushes this CPU's TLB).
+fn load_cr3(pml4: u64) {
+    if let Ok(frame) = PhysFrame::from_start_address(PhysAddr::new(pml4)) {
+        // SAFETY: `pml4` is the kernel's or a live process's table, both mapping the whole
+        // kernel identically.
+        unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+    }
 }
 
 fn switch_cr3(pml4: u64) {
@@ -500,7 +537,10 @@ impl AddressSpace {
 
     /// Makes this the address space of the running task.
     pub fn activate(&self) {
-        interrupts::without_interrupts(|| switch_cr3(self.pml4));
+        interrupts::without_interrupts(|| {
+            switch_cr3(self.pml4);
+            OWN_CR3[cpu_index()].store(self.pml4, Ordering::Relaxed);
+        });
     }
 
     fn active(&self) -> bool {
@@ -666,12 +706,18 @@ impl AddressSpace {
 
 impl Drop for AddressSpace {
     fn drop(&mut self) {
-        // Leave this address space before freeing it.
+        // Leave this address space before freeing it, here and on every CPU that still has it
+        // loaded lazily.
         interrupts::without_interrupts(|| {
+            let own = &OWN_CR3[cpu_index()];
+            if own.load(Ordering::Relaxed) == self.pml4 {
+                own.store(0, Ordering::Relaxed);
+            }
             if self.active() {
                 switch_cr3(memory::kernel_pml4());
             }
         });
+        crate::arch::smp::abandon_address_space(self.pml4);
         // SAFETY: walks this space's own user-half tables (identity-mapped) and frees every
         // frame they hold, then the tables; the kernel half is shared and left alone.
         unsafe {

@@ -353,12 +353,13 @@ pub fn exit(status: i32) -> ! {
     });
     EXITS.wake_all();
     schedule();
-    unreachable_halt()
-}
-
-fn unreachable_halt() -> ! {
+    // Not reached: a dead task is never picked again. Should the switch not happen, keep the
+    // CPU's interrupts served and try again rather than halt it for good.
+    log::warn!("task {}: still running after its exit", current_pid());
     loop {
-        x86_64::instructions::hlt();
+        interrupts::enable_and_hlt();
+        interrupts::disable();
+        schedule();
     }
 }
 
@@ -599,6 +600,11 @@ fn schedule() {
         }
         None => idle,
     };
+    if !s.tasks.contains_key(&next) {
+        // Not expected (queues hold live tasks only): keep running what runs.
+        log::warn!("scheduler: cpu {cpu} picked task {next}, which does not exist");
+        return;
+    }
     if runnable {
         if let Some(t) = s.tasks.get_mut(&cur) {
             t.state = State::Ready;
@@ -629,7 +635,10 @@ fn schedule() {
     s.queues.set_busy(cpu, next != idle);
     let save = s.tasks.get_mut(&cur).map(|t| (&mut t.rsp as *mut u64, &mut *t.fx as *mut FxArea));
     let load = s.tasks.get(&next).map(|t| t.rsp);
-    let (Some((save_rsp, save_fx)), Some(load_rsp)) = (save, load) else { return };
+    let (Some((save_rsp, save_fx)), Some(load_rsp)) = (save, load) else {
+        log::warn!("scheduler: cpu {cpu} cannot switch from task {cur} to {next}");
+        return;
+    };
     // wasmtime's thread-local words belong to this task: kept on its stack while others run.
     let tls = crate::proc::aot::tls_save();
     // So do its address space, user-mode kernel stack and thread pointer (native programs).
