@@ -26,6 +26,9 @@ pub enum Rank {
     Stacks,
     /// Address-space slots of freed kernel stacks.
     FreeSlots,
+    /// The kernel heap (talc's own lock): it takes `Frames` to grow, so nothing allocates or
+    /// frees heap memory under `Frames`.
+    Heap,
     /// The physical page allocator.
     Frames,
 }
@@ -35,7 +38,7 @@ impl Rank {
         1 << (self as u8)
     }
 
-    const ALL: [Rank; 10] = [
+    const ALL: [Rank; 11] = [
         Rank::Jobs,
         Rank::Pipe,
         Rank::WaitQueue,
@@ -45,6 +48,7 @@ impl Rank {
         Rank::VmSpace,
         Rank::Stacks,
         Rank::FreeSlots,
+        Rank::Heap,
         Rank::Frames,
     ];
 }
@@ -115,6 +119,18 @@ mod tests {
         assert_eq!(h.acquire(Rank::Sched), Err(Violation { wanted: Rank::Sched, held: Rank::Sched }));
         // The failed acquisitions recorded nothing.
         assert_eq!(h.highest(), Some(Rank::Sched));
+    }
+
+    #[test]
+    fn freeing_heap_memory_under_the_page_allocator_is_caught() {
+        // The deadlock seen on 2 CPUs: one CPU grew the heap (Heap, then Frames) while the
+        // other dropped a Vec while holding Frames (Frames, then Heap).
+        let mut grow = Held::default();
+        grow.acquire(Rank::Heap).unwrap();
+        grow.acquire(Rank::Frames).unwrap();
+        let mut free = Held::default();
+        free.acquire(Rank::Frames).unwrap();
+        assert_eq!(free.acquire(Rank::Heap), Err(Violation { wanted: Rank::Heap, held: Rank::Frames }));
     }
 
     #[test]

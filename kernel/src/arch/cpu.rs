@@ -311,9 +311,10 @@ extern "x86-interrupt" fn lapic_timer_interrupt(mut frame: InterruptStackFrame) 
     stop_killed_user(&mut frame);
 }
 
-extern "x86-interrupt" fn reschedule_interrupt(_frame: InterruptStackFrame) {
+extern "x86-interrupt" fn reschedule_interrupt(mut frame: InterruptStackFrame) {
     lapic_write(0xb0, 0);
     crate::sched::task::on_reschedule();
+    stop_killed_user(&mut frame);
 }
 
 extern "x86-interrupt" fn nmi(mut frame: InterruptStackFrame) {
@@ -358,17 +359,8 @@ pub fn init_ap(index: usize) {
     let rsp0 = (&raw mut tss.privilege_stack_table[0]).cast::<u64>();
     // SAFETY: the TSS is leaked: it lives as long as the GDT (forever).
     let (gdt, sel) = gdt_with(unsafe { Descriptor::tss_segment_unchecked(tss) });
-    let (gdt, sel): &'static (GlobalDescriptorTable, Selectors) = Box::leak(Box::new((gdt, sel)));
-    gdt.load();
-    // SAFETY: the selectors come from the GDT just loaded.
-    unsafe {
-        CS::set_reg(sel.code);
-        DS::set_reg(sel.data);
-        ES::set_reg(sel.data);
-        SS::set_reg(sel.data);
-        load_tss(sel.tss);
-    }
-    IDT.load();
+    let tables: &'static (GlobalDescriptorTable, Selectors) = Box::leak(Box::new((gdt, sel)));
+    load_tables(tables);
     crate::arch::user::init_cpu(index, rsp0);
     // Spurious vector 0xff, enabled; LINT0 masked, LINT1 NMI; timer masked until started.
     lapic_write(0xf0, 0x1ff);
@@ -377,9 +369,8 @@ pub fn init_ap(index: usize) {
     lapic_write(0x320, 1 << 16);
 }
 
-/// Loads the GDT, TSS and IDT and starts the PIC with the timer and COM1 unmasked.
-pub fn init() {
-    let (gdt, sel) = &*GDT;
+/// Loads a CPU's GDT (its segments and TSS) and the shared IDT.
+fn load_tables((gdt, sel): &'static (GlobalDescriptorTable, Selectors)) {
     gdt.load();
     // SAFETY: the selectors come from the GDT just loaded.
     unsafe {
@@ -390,6 +381,11 @@ pub fn init() {
         load_tss(sel.tss);
     }
     IDT.load();
+}
+
+/// Loads the GDT, TSS and IDT and starts the PIC with the timer and COM1 unmasked.
+pub fn init() {
+    load_tables(&GDT);
     // SAFETY: the address of the TSS's rsp0 slot, a static; only `user` writes it.
     crate::arch::user::init_cpu(0, unsafe { &raw mut TSS.privilege_stack_table[0] }.cast::<u64>());
     init_local_apic();

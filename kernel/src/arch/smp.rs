@@ -223,6 +223,9 @@ fn wait_for_ap(ms: u64) -> bool {
 /// Where an AP arrives in long mode, on its own stack, with interrupts off.
 extern "C" fn ap_entry(index: u64) -> ! {
     let index = index as usize;
+    // Which CPU this is, before anything per-CPU is touched (the heap's lock-order slot, the
+    // first allocations of `init_ap`): until then `cpu()` would say 0.
+    crate::arch::user::set_cpu_index(index);
     cpu::init_ap(index);
     // SAFETY: fninit resets x87 state; ldmxcsr loads the default SSE control word.
     unsafe {

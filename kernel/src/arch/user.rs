@@ -63,6 +63,14 @@ pub fn cpu_index() -> usize {
     (((p - base) / core::mem::size_of::<PerCpu>() as u64) as usize).min(MAX_CPUS - 1)
 }
 
+/// Points this CPU's `KERNEL_GS_BASE` at block `index` (an AP's first step; `init_cpu` does
+/// the rest).
+pub fn set_cpu_index(index: usize) {
+    let index = index.min(MAX_CPUS - 1);
+    // SAFETY: the address of an element of the static array; only this CPU's MSR changes.
+    unsafe { KernelGsBase::write(VirtAddr::new((&raw mut PERCPU).cast::<PerCpu>().add(index) as u64)) };
+}
+
 /// This CPU's block. Only this CPU uses it, with interrupts off.
 fn percpu() -> *mut PerCpu {
     // SAFETY: an index below MAX_CPUS into the static array.

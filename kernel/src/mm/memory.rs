@@ -156,6 +156,7 @@ unsafe impl GlobalAlloc for KernelHeap {
             return alloc_large(layout);
         }
         interrupts::without_interrupts(|| {
+            let _heap = crate::sched::lock::Held::new(Rank::Heap);
             // SAFETY: forwarded with the caller's guarantees.
             unsafe { self.0.alloc(layout) }
         })
@@ -166,6 +167,7 @@ unsafe impl GlobalAlloc for KernelHeap {
             return free_large(ptr, layout.size());
         }
         interrupts::without_interrupts(|| {
+            let _heap = crate::sched::lock::Held::new(Rank::Heap);
             // SAFETY: forwarded with the caller's guarantees.
             unsafe { self.0.dealloc(ptr, layout) }
         })
@@ -175,6 +177,7 @@ unsafe impl GlobalAlloc for KernelHeap {
         let (old_large, new_large) = (layout.size() >= LARGE, new_size >= LARGE);
         if !old_large && !new_large {
             return interrupts::without_interrupts(|| {
+                let _heap = crate::sched::lock::Held::new(Rank::Heap);
                 // SAFETY: forwarded with the caller's guarantees.
                 unsafe { self.0.realloc(ptr, layout, new_size) }
             });
@@ -608,12 +611,15 @@ pub fn vm_protect(addr: u64, bytes: u64, access: Access) -> bool {
         if !unmapped.is_empty() || narrowed {
             crate::arch::smp::shootdown(addr + done * PAGE_SIZE, n * PAGE_SIZE);
         }
+        // By reference: the list's own memory goes back to the heap after FRAMES is let go (the
+        // heap takes FRAMES when it grows; freeing heap memory under FRAMES could deadlock).
         interrupts::without_interrupts(|| {
             let mut frames = FRAMES.lock();
-            for f in unmapped {
-                let _ = frames.free(f, 1);
+            for f in &unmapped {
+                let _ = frames.free(*f, 1);
             }
         });
+        drop(unmapped);
         if !ok {
             return false;
         }

@@ -69,6 +69,25 @@ impl<T> DerefMut for Guard<'_, T> {
     }
 }
 
+/// A lock the kernel does not own as an `Ordered` (the heap's, inside talc) taking part in the
+/// order: hold one of these for as long as that lock is held.
+pub struct Held {
+    rank: Rank,
+}
+
+impl Held {
+    pub fn new(rank: Rank) -> Held {
+        check::acquire(rank);
+        Held { rank }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        check::release(self.rank);
+    }
+}
+
 /// The set the running task holds, for the scheduler to keep with the task across a switch.
 pub fn save() -> u32 {
     check::save()
