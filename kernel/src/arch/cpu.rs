@@ -269,8 +269,8 @@ pub(crate) fn lapic_read(reg: u64) -> u32 {
 static LAPIC_PER_TICK: AtomicU32 = AtomicU32::new(0);
 
 /// Starts this CPU's local APIC timer, periodic at `hz`: its rate is measured once against the
-/// (already calibrated) clock over 10 ms, with `wait_ms`; later CPUs reuse the measure.
-pub fn start_lapic_timer(hz: u64, wait_ms: impl Fn(u64)) {
+/// (already calibrated) clock over 10 ms; later CPUs reuse the measure.
+pub fn start_lapic_timer(hz: u64) {
     // Divide by 16.
     lapic_write(0x3e0, 0x3);
     let mut per_tick = LAPIC_PER_TICK.load(Ordering::Relaxed);
@@ -278,7 +278,7 @@ pub fn start_lapic_timer(hz: u64, wait_ms: impl Fn(u64)) {
         // Masked, one-shot from the top: count down for 10 ms.
         lapic_write(0x320, 1 << 16);
         lapic_write(0x380, u32::MAX);
-        wait_ms(10);
+        crate::arch::time::spin_ns(10_000_000);
         let counted = u64::from(u32::MAX - lapic_read(0x390));
         per_tick = (counted * 100 / hz).clamp(1, u64::from(u32::MAX)) as u32;
         LAPIC_PER_TICK.store(per_tick, Ordering::Relaxed);
@@ -287,16 +287,6 @@ pub fn start_lapic_timer(hz: u64, wait_ms: impl Fn(u64)) {
     // Periodic, unmasked.
     lapic_write(0x320, u32::from(LAPIC_TIMER_VECTOR) | (1 << 17));
     lapic_write(0x380, per_tick);
-}
-
-/// Starts an AP's tick: its local APIC timer at the boot CPU's rate.
-pub fn start_ap_timer() {
-    start_lapic_timer(crate::arch::time::TICK_HZ, |ms| {
-        let end = crate::arch::time::uptime_ns() + ms * 1_000_000;
-        while crate::arch::time::uptime_ns() < end {
-            core::hint::spin_loop();
-        }
-    });
 }
 
 extern "x86-interrupt" fn lapic_timer_interrupt(mut frame: InterruptStackFrame) {
@@ -311,10 +301,9 @@ extern "x86-interrupt" fn lapic_timer_interrupt(mut frame: InterruptStackFrame) 
     stop_killed_user(&mut frame);
 }
 
-extern "x86-interrupt" fn reschedule_interrupt(mut frame: InterruptStackFrame) {
+extern "x86-interrupt" fn reschedule_interrupt(_frame: InterruptStackFrame) {
     lapic_write(0xb0, 0);
     crate::sched::task::on_reschedule();
-    stop_killed_user(&mut frame);
 }
 
 extern "x86-interrupt" fn nmi(mut frame: InterruptStackFrame) {
@@ -426,7 +415,7 @@ extern "x86-interrupt" fn timer_interrupt(mut frame: InterruptStackFrame) {
 /// A native program killed (Ctrl-C, `kill`) while it computes in user mode is stopped at the
 /// next tick: it leaves user mode as if it had trapped.
 fn stop_killed_user(frame: &mut InterruptStackFrame) {
-    if frame.code_segment.0 & 3 == 3 && crate::sched::task::killed_now() {
+    if frame.code_segment.0 & 3 == 3 && crate::sched::task::killed() {
         crate::arch::user::trap_from_user(frame, crate::arch::user::KILLED, 0);
     }
 }

@@ -150,10 +150,7 @@ pub fn halt_after_fault() -> ! {
 
 /// Busy-waits (interrupts may be off, so the TSC clock is used).
 fn wait_ms(ms: u64) {
-    let end = crate::arch::time::uptime_ns() + ms * 1_000_000;
-    while crate::arch::time::uptime_ns() < end {
-        core::hint::spin_loop();
-    }
+    crate::arch::time::spin_ns(ms * 1_000_000);
 }
 
 /// Halts the CPU for good.

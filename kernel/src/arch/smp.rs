@@ -188,7 +188,7 @@ pub fn start_aps(wanted: usize) -> usize {
         APIC_IDS[index].store(id, Ordering::Relaxed);
         // INIT, then twice SIPI with the trampoline's page number (Intel SDM, MP initialization).
         cpu::send_ipi(id, 0x4500);
-        wait_us(10_000);
+        time::spin_ns(10_000_000);
         let sipi = 0x4600 | (TRAMPOLINE >> 12) as u32;
         cpu::send_ipi(id, sipi);
         if !wait_for_ap(1) {
@@ -200,13 +200,6 @@ pub fn start_aps(wanted: usize) -> usize {
         }
     }
     online()
-}
-
-fn wait_us(us: u64) {
-    let end = time::uptime_ns() + us * 1000;
-    while time::uptime_ns() < end {
-        core::hint::spin_loop();
-    }
 }
 
 fn wait_for_ap(ms: u64) -> bool {
@@ -233,7 +226,8 @@ extern "C" fn ap_entry(index: u64) -> ! {
         core::arch::asm!("fninit", "ldmxcsr [{0}]", in(reg) &mxcsr, options(nostack));
     }
     crate::sched::task::init_ap(index);
-    cpu::start_ap_timer();
+    // Its tick: the local APIC timer at the rate the first measure found.
+    cpu::start_lapic_timer(time::TICK_HZ);
     ONLINE.fetch_add(1, Ordering::AcqRel);
     AP_UP.store(true, Ordering::SeqCst);
     crate::sched::task::idle_loop()

@@ -65,12 +65,15 @@ fn pit_counts() -> bool {
 /// Starts the local APIC timer as the tick when there is no PIT (the TSC is calibrated by now).
 pub fn start_tick() {
     if LAPIC_TICK.load(Ordering::Relaxed) {
-        crate::arch::cpu::start_lapic_timer(TICK_HZ, |ms| {
-            let end = uptime_ns() + ms * 1_000_000;
-            while uptime_ns() < end {
-                core::hint::spin_loop();
-            }
-        });
+        crate::arch::cpu::start_lapic_timer(TICK_HZ);
+    }
+}
+
+/// Busy-waits `ns` nanoseconds on the TSC clock (works with interrupts off; calibrated first).
+pub fn spin_ns(ns: u64) {
+    let end = uptime_ns() + ns;
+    while uptime_ns() < end {
+        core::hint::spin_loop();
     }
 }
 

@@ -321,14 +321,10 @@ static READY: AtomicBool = AtomicBool::new(false);
 /// Enables `syscall`/`sysret`, SMEP and SMAP where the CPU has them, and the CPU's per-CPU
 /// block (`index`: 0 for the boot CPU).
 pub fn init_cpu(index: usize, tss_rsp0: *mut u64) {
-    let index = index.min(MAX_CPUS - 1);
+    set_cpu_index(index);
     // SAFETY: called once per CPU as it starts, before it runs any task; the pointer is that
     // CPU's TSS's rsp0 slot, which lives as long as the kernel; the block is that CPU's alone.
-    unsafe {
-        let p = (&raw mut PERCPU).cast::<PerCpu>().add(index);
-        (*p).tss_rsp0 = tss_rsp0;
-        KernelGsBase::write(VirtAddr::new(p as u64));
-    }
+    unsafe { (*percpu()).tss_rsp0 = tss_rsp0 };
     // STAR: kernel CS 0x08 (SS 0x10) on syscall; on sysret, SS = 0x10 + 8 and CS = 0x10 + 16,
     // both with RPL 3 (the GDT orders user data before user code for this).
     let star: u64 = (0x10u64 << 48) | (0x08u64 << 32);

@@ -79,7 +79,7 @@ unsafe impl Hal for KeelHal {
 /// A virtio-9p device as the 9P client's transport.
 pub struct NinePTransport(VirtIO9p<KeelHal, SomeTransport<'static>>);
 
-// SAFETY: Keel runs on one CPU and the device is only used under the P9Fs mutex, so moving it
+// SAFETY: the device is only used under the P9Fs mutex (on any CPU), so moving it
 // between tasks cannot race.
 unsafe impl Send for NinePTransport {}
 

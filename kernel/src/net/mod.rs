@@ -38,7 +38,7 @@ pub struct Nic {
     counters: RefCell<Counters>,
 }
 
-// SAFETY: Keel runs on one CPU and the card is only used under the NET lock.
+// SAFETY: the card is only used under the NET lock, from whichever CPU holds it.
 unsafe impl Send for Nic {}
 
 pub struct Rx(Vec<u8>);

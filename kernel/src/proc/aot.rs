@@ -281,7 +281,7 @@ pub fn redirect_trap(frame: &mut InterruptStackFrame, faulting_addr: Option<u64>
 }
 
 // wasmtime's locks: a word each, zero when free. Keel's tasks are preempted, so a guest can find
-// a lock held by another guest's task: it then yields until the holder lets go (one CPU).
+// a lock held by another guest's task: it then yields until the holder lets go.
 
 /// The lock word wasmtime passes.
 fn lock_word<'a>(lock: *mut usize) -> &'a AtomicUsize {

@@ -181,6 +181,13 @@ fn with_sched<R>(f: impl FnOnce(&mut Scheduler) -> R) -> Option<R> {
     interrupts::without_interrupts(|| SCHED.lock().as_mut().map(f))
 }
 
+impl Cpu {
+    /// A CPU running `current`, its idle task `idle`, from now.
+    fn new(current: Pid, idle: Pid) -> Cpu {
+        Cpu { current, idle, slice_start: time::uptime_ns(), ticks: 0, busy_ns: 0 }
+    }
+}
+
 impl Scheduler {
     fn cpu(&self, cpu: usize) -> &Cpu {
         &self.cpus[cpu.min(self.cpus.len() - 1)]
@@ -229,13 +236,8 @@ pub fn init(name: &str) {
     interrupts::without_interrupts(|| {
         let mut queues = RunQueues::new(1);
         queues.set_busy(0, true);
-        *SCHED.lock() = Some(Scheduler {
-            tasks,
-            queues,
-            cpus: alloc::vec![Cpu { current: 1, idle: 0, slice_start: time::uptime_ns(), ticks: 0, busy_ns: 0 }],
-            next_pid: 2,
-            reap: Vec::new(),
-        });
+        *SCHED.lock() =
+            Some(Scheduler { tasks, queues, cpus: alloc::vec![Cpu::new(1, 0)], next_pid: 2, reap: Vec::new() });
     });
     let Some(idle) = spawn_on("idle", Box::new(|| idle_loop()), Some(0), false) else {
         panic!("cannot start the idle task");
@@ -254,10 +256,11 @@ pub fn init_ap(cpu: usize) {
         t.pinned = Some(cpu);
         t.on_cpu = true;
         s.tasks.insert(pid, t);
-        while s.cpus.len() <= cpu {
-            s.cpus.push(Cpu { current: pid, idle: pid, slice_start: time::uptime_ns(), ticks: 0, busy_ns: 0 });
+        let me = Cpu::new(pid, pid);
+        if s.cpus.len() <= cpu {
+            s.cpus.resize(cpu + 1, me);
         }
-        s.cpus[cpu] = Cpu { current: pid, idle: pid, slice_start: time::uptime_ns(), ticks: 0, busy_ns: 0 };
+        s.cpus[cpu] = me;
         s.queues.set_cpus(s.cpus.len());
         s.queues.set_busy(cpu, false);
     });
@@ -758,11 +761,6 @@ pub fn kill(pid: Pid) -> bool {
         true
     })
     .unwrap_or(false)
-}
-
-/// Like [`killed`], from an interrupt handler.
-pub fn killed_now() -> bool {
-    killed()
 }
 
 /// The running task's pid.
